@@ -1,0 +1,482 @@
+//! The command line: the only place that prints or drives indicatif. Exit codes are mapped here.
+
+mod progress;
+
+use crate::arch::Arch;
+use crate::run::{self, Roots};
+use crate::scenario::{self, Overrides, Scenario};
+use crate::{image, kernel, process};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Exit codes. 0/1/125 follow `git bisect run` (good / bad / skip); everything else is above 127
+/// so that `git bisect run` aborts instead of marking a commit.
+pub mod exit {
+    pub const NOT_REPRODUCED: i32 = 0;
+    pub const REPRODUCED: i32 = 1;
+    pub const CANNOT_TEST: i32 = 125;
+    /// Bad usage, or a scenario/kernel/image definition that does not parse.
+    pub const USAGE: i32 = 128;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "repro",
+    version,
+    about = "Reproduce kernel crashes in QEMU guests, on real kernels and real filesystems"
+)]
+struct Cli {
+    /// The project directory holding scenarios/, kernels/ and images/ [default: the current
+    /// directory if it has scenarios/, else the checkout this binary was built in]
+    #[arg(long, global = true, env = "REPRO_ROOT")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Boot the scenario's guests, run its workload and report a verdict.
+    Run {
+        /// A scenario name (file stem in scenarios/) or a path to a .toml file.
+        scenario: String,
+        /// Use this kernel definition (from kernels/) on every node.
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Run every node on this arch.
+        #[arg(long)]
+        arch: Option<Arch>,
+        /// Print report.json on stdout instead of a summary.
+        #[arg(long)]
+        json: bool,
+        /// Where to put the run directory [default: runs/<scenario>/<time>-<arch>]
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+    },
+    /// Validate scenarios without booting anything (all of them if none are named).
+    Check { scenarios: Vec<String> },
+    /// List scenarios with their summaries.
+    List,
+    /// Kernel definitions.
+    Kernel {
+        #[command(subcommand)]
+        command: KernelCmd,
+    },
+    /// Guest images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCmd,
+    },
+    /// Fetch kernels and build images for scenarios, without booting (warms the cache).
+    Prepare {
+        scenarios: Vec<String>,
+        /// Prepare for these arches instead of the scenarios' own.
+        #[arg(long = "arch")]
+        arches: Vec<Arch>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KernelCmd {
+    /// List kernel definitions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch (or locate) a kernel's artifacts for an arch.
+    Fetch {
+        name: String,
+        #[arg(long, default_value = "x86_64")]
+        arch: Arch,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCmd {
+    /// Build an image (cached).
+    Build {
+        name: String,
+        #[arg(long, default_value = "x86_64")]
+        arch: Arch,
+    },
+}
+
+/// Parses arguments, runs, and returns the process exit code.
+pub fn main() -> i32 {
+    process::install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REPRO_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let root = find_root(cli.root.as_deref());
+    let roots = Roots::at(&root);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::CANNOT_TEST;
+        }
+    };
+    let code = rt.block_on(dispatch(cli.command, roots));
+    process::kill_all();
+    code
+}
+
+fn find_root(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        if cwd.join("scenarios").is_dir() {
+            return cwd;
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn err(msg: impl std::fmt::Display) {
+    eprintln!("error: {msg}");
+}
+
+async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
+    match cmd {
+        Cmd::Run {
+            scenario,
+            kernel,
+            arch,
+            json,
+            run_dir,
+        } => run_cmd(&roots, &scenario, Overrides { kernel, arch }, json, run_dir).await,
+        Cmd::Check { scenarios } => check(&roots, &scenarios),
+        Cmd::List => list(&roots),
+        Cmd::Kernel {
+            command: KernelCmd::List { json },
+        } => kernel_list(&roots, json),
+        Cmd::Kernel {
+            command: KernelCmd::Fetch { name, arch },
+        } => {
+            let r = tokio::task::spawn_blocking(move || {
+                kernel::find(&roots.kernels, &name)
+                    .and_then(|d| d.resolve(arch, &|m| eprintln!("{m}")))
+            })
+            .await;
+            match r {
+                Ok(Ok(a)) => {
+                    println!("{} {} {}", a.name, a.arch, a.origin);
+                    println!("image: {}", a.image.display());
+                    if let Some(m) = &a.modules {
+                        println!("modules: {}", m.display());
+                    }
+                    0
+                }
+                Ok(Err(e)) => {
+                    err(crate::error_chain(&e));
+                    exit::CANNOT_TEST
+                }
+                Err(e) => {
+                    err(e);
+                    exit::CANNOT_TEST
+                }
+            }
+        }
+        Cmd::Image {
+            command: ImageCmd::Build { name, arch },
+        } => {
+            let r = tokio::task::spawn_blocking(move || {
+                image::find(&roots.images, &name)
+                    .and_then(|d| image::build(&d, arch, &|m| eprintln!("{m}")))
+            })
+            .await;
+            match r {
+                Ok(Ok(b)) => {
+                    println!("{}", b.rootfs.display());
+                    0
+                }
+                Ok(Err(e)) => {
+                    err(crate::error_chain(&e));
+                    exit::CANNOT_TEST
+                }
+                Err(e) => {
+                    err(e);
+                    exit::CANNOT_TEST
+                }
+            }
+        }
+        Cmd::Prepare { scenarios, arches } => prepare(&roots, &scenarios, &arches).await,
+    }
+}
+
+fn load_scenario(roots: &Roots, arg: &str) -> Result<Scenario, scenario::Error> {
+    let path = scenario::resolve(&roots.scenarios, arg)?;
+    Scenario::load(
+        &path,
+        &kernel::names(&roots.kernels),
+        &image::names(&roots.images),
+    )
+}
+
+fn report_scenario_error(e: &scenario::Error) {
+    match e {
+        scenario::Error::Invalid(d) => eprintln!("error: {d}"),
+        other => err(crate::error_chain(other)),
+    }
+}
+
+fn check(roots: &Roots, names: &[String]) -> i32 {
+    let args: Vec<String> = if names.is_empty() {
+        scenario::list_files(&roots.scenarios)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect()
+    } else {
+        names.to_vec()
+    };
+    let mut bad = 0;
+    for a in &args {
+        match load_scenario(roots, a) {
+            Ok(s) => println!("ok: {} ({})", s.name, s.path.display()),
+            Err(e) => {
+                bad += 1;
+                report_scenario_error(&e);
+            }
+        }
+    }
+    if bad > 0 {
+        exit::USAGE
+    } else {
+        0
+    }
+}
+
+fn list(roots: &Roots) -> i32 {
+    let files = match scenario::list_files(&roots.scenarios) {
+        Ok(f) => f,
+        Err(e) => {
+            err(format!("cannot read {}: {e}", roots.scenarios.display()));
+            return exit::USAGE;
+        }
+    };
+    let mut code = 0;
+    let mut out = std::io::stdout().lock();
+    for f in files {
+        match Scenario::load(
+            &f,
+            &kernel::names(&roots.kernels),
+            &image::names(&roots.images),
+        ) {
+            Ok(s) => {
+                let arches: Vec<&str> = s.nodes.iter().map(|n| n.arch.as_str()).collect();
+                let _ = writeln!(out, "{:<28} {:<8} {}", s.name, arches.join(","), s.summary);
+            }
+            Err(e) => {
+                report_scenario_error(&e);
+                code = exit::USAGE;
+            }
+        }
+    }
+    code
+}
+
+fn kernel_list(roots: &Roots, json: bool) -> i32 {
+    match kernel::load_all(&roots.kernels) {
+        Ok(defs) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&defs).unwrap_or_default()
+                );
+            } else {
+                for d in defs {
+                    let arches: Vec<&str> = d.arches().iter().map(|a| a.as_str()).collect();
+                    println!(
+                        "{:<24} {:<7} {:<15} {}",
+                        d.name,
+                        kernel::kind_name(d.kind),
+                        arches.join(","),
+                        d.summary
+                    );
+                }
+            }
+            0
+        }
+        Err(kernel::Error::Invalid(d)) => {
+            eprintln!("error: {d}");
+            exit::USAGE
+        }
+        Err(e) => {
+            err(crate::error_chain(&e));
+            exit::USAGE
+        }
+    }
+}
+
+async fn prepare(roots: &Roots, names: &[String], arches: &[Arch]) -> i32 {
+    for name in names {
+        let s = match load_scenario(roots, name) {
+            Ok(s) => s,
+            Err(e) => {
+                report_scenario_error(&e);
+                return exit::USAGE;
+            }
+        };
+        let mut pairs: Vec<(String, Arch)> = Vec::new();
+        for n in &s.nodes {
+            let list = if arches.is_empty() {
+                vec![n.arch]
+            } else {
+                arches.to_vec()
+            };
+            for a in list {
+                if !pairs.contains(&(n.kernel.clone(), a)) {
+                    pairs.push((n.kernel.clone(), a));
+                }
+            }
+        }
+        for (k, a) in pairs {
+            let (roots, image) = (roots.clone(), s.image.clone());
+            let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                let log = |m: &str| eprintln!("{m}");
+                let kd = kernel::find(&roots.kernels, &k).map_err(|e| crate::error_chain(&e))?;
+                let ka = kd.resolve(a, &log).map_err(|e| crate::error_chain(&e))?;
+                let id = image::find(&roots.images, &image).map_err(|e| crate::error_chain(&e))?;
+                let b = image::build(&id, a, &log).map_err(|e| crate::error_chain(&e))?;
+                image::boot_initramfs(&ka, &b).map_err(|e| crate::error_chain(&e))?;
+                image::modules_disk(&ka).map_err(|e| crate::error_chain(&e))?;
+                eprintln!(
+                    "prepared {k} on {a}: {} + {}",
+                    ka.origin,
+                    b.rootfs.display()
+                );
+                Ok(())
+            })
+            .await;
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    err(e);
+                    return exit::CANNOT_TEST;
+                }
+                Err(e) => {
+                    err(e);
+                    return exit::CANNOT_TEST;
+                }
+            }
+        }
+    }
+    0
+}
+
+fn default_run_dir(s: &Scenario) -> PathBuf {
+    let arch = s.nodes.first().map_or("x", |n| n.arch.as_str());
+    let stamp = progress::timestamp();
+    PathBuf::from("runs")
+        .join(&s.name)
+        .join(format!("{stamp}-{arch}"))
+}
+
+async fn run_cmd(
+    roots: &Roots,
+    name: &str,
+    o: Overrides,
+    json: bool,
+    run_dir: Option<PathBuf>,
+) -> i32 {
+    let mut s = match load_scenario(roots, name) {
+        Ok(s) => s,
+        Err(e) => {
+            report_scenario_error(&e);
+            return exit::USAGE;
+        }
+    };
+    if let Some(k) = &o.kernel {
+        if !kernel::names(&roots.kernels).contains(k) {
+            err(format!(
+                "--kernel: no kernel named `{k}` in {}",
+                roots.kernels.display()
+            ));
+            return exit::USAGE;
+        }
+    }
+    s.apply(&o);
+    let run_dir = run_dir.unwrap_or_else(|| default_run_dir(&s));
+    if let Err(e) = std::fs::create_dir_all(&run_dir) {
+        err(format!(
+            "cannot create the run directory {}: {e}",
+            run_dir.display()
+        ));
+        return exit::CANNOT_TEST;
+    }
+    let run_dir = run_dir.canonicalize().unwrap_or(run_dir);
+
+    let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
+    tokio::spawn(signals(cancel_tx));
+    let (ptx, prx) = tokio::sync::mpsc::unbounded_channel();
+    let ui = tokio::spawn(progress::drive(prx, s.name.clone()));
+    let report = run::run(run::Options {
+        scenario: s,
+        roots: roots.clone(),
+        run_dir,
+        progress: ptx,
+        cancel: cancel.clone(),
+    })
+    .await;
+    let _ = ui.await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        progress::summary(&report);
+    }
+    if *cancel.borrow() {
+        return exit::INTERRUPTED;
+    }
+    report.exit_code
+}
+
+/// First SIGINT/SIGTERM/SIGHUP: cancel the run (guests are torn down, the report is written).
+/// A second one: kill every guest and exit now.
+async fn signals(cancel: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return;
+    };
+    let mut seen = 0;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        seen += 1;
+        if seen == 1 {
+            eprintln!("\ninterrupted: stopping the guests (again to kill them at once)");
+            let _ = cancel.send(true);
+        } else {
+            process::kill_all();
+            std::process::exit(exit::INTERRUPTED);
+        }
+    }
+}

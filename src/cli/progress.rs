@@ -1,0 +1,119 @@
+//! Progress on stderr: an indicatif spinner per phase on a terminal, plain lines otherwise.
+
+use crate::report::RunReport;
+use crate::run::{Phase, Progress};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+pub async fn drive(mut rx: mpsc::UnboundedReceiver<Progress>, scenario: String) {
+    let tty = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut bar: Option<(Phase, ProgressBar)> = None;
+    let style = ProgressStyle::with_template("{spinner} {prefix:<10} {elapsed:>4} {wide_msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    if !tty {
+        eprintln!("[{:6.1}s] run {scenario}", 0.0);
+    }
+    while let Some(p) = rx.recv().await {
+        let t = start.elapsed().as_secs_f64();
+        match p {
+            Progress::Phase { phase, detail } => {
+                if tty {
+                    if let Some((_, b)) = bar.take() {
+                        b.finish();
+                    }
+                    let b = ProgressBar::new_spinner()
+                        .with_style(style.clone())
+                        .with_prefix(phase.as_str())
+                        .with_message(detail);
+                    b.enable_steady_tick(Duration::from_millis(100));
+                    bar = Some((phase, b));
+                } else {
+                    eprintln!("[{t:6.1}s] {}: {detail}", phase.as_str());
+                }
+            }
+            Progress::PhaseDone { phase, elapsed } => {
+                if tty {
+                    if let Some((p, b)) = bar.take() {
+                        if p == phase {
+                            b.finish_with_message(format!("done in {:.1}s", elapsed.as_secs_f64()));
+                        } else {
+                            bar = Some((p, b));
+                        }
+                    }
+                } else {
+                    eprintln!(
+                        "[{t:6.1}s] {} done in {:.1}s",
+                        phase.as_str(),
+                        elapsed.as_secs_f64()
+                    );
+                }
+            }
+            Progress::Note(m) => match &bar {
+                Some((_, b)) if tty => b.println(format!("  {m}")),
+                _ => eprintln!("[{t:6.1}s]   {m}"),
+            },
+        }
+    }
+    if let Some((_, b)) = bar.take() {
+        b.finish();
+    }
+}
+
+pub fn summary(r: &RunReport) {
+    println!("{}: {}", r.scenario, r.verdict.as_str());
+    if let Some(c) = &r.crash {
+        println!("  crash: {}", c.title);
+    }
+    println!("  reason: {}", r.reason.lines().next().unwrap_or(""));
+    for l in r.reason.lines().skip(1) {
+        println!("    {l}");
+    }
+    if let Some(k) = &r.kernel {
+        println!(
+            "  kernel: {} {} ({}) on {} {}",
+            k.name,
+            k.release.as_deref().unwrap_or("?"),
+            k.origin,
+            r.arch,
+            r.accel.map_or("-".to_string(), |a| a.to_string())
+        );
+    }
+    let t = &r.timings;
+    let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}s"));
+    println!(
+        "  timings: image {} boot-to-ssh {} workload {} detection {} total {:.1}s",
+        f(t.image),
+        f(t.boot_to_ssh),
+        f(t.workload),
+        f(t.detection),
+        t.total
+    );
+    println!("  run dir: {}", r.run_dir);
+}
+
+/// UTC `YYYYmmdd-HHMMSS` for run directory names.
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Howard Hinnant's civil-from-days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,141 @@
+//! The serial console: captured to `console.log` and streamed live to the crash detector.
+
+mod tail;
+
+pub use tail::Tail;
+
+use repro_oops::{Detector, Report};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What the console tells the run.
+#[derive(Debug, Clone)]
+pub enum ConsoleEvent {
+    /// The guest's userland came up (`repro-guest: up <release>`).
+    GuestUp { release: String },
+    /// sshd printed that it listens.
+    SshdListening,
+    /// A crash report has begun; it is not complete yet.
+    CrashStarted { at: Instant },
+    /// A complete crash report.
+    Crash { report: Box<Report>, at: Instant },
+    /// The console closed (QEMU exited).
+    Eof,
+}
+
+/// A report still incomplete after this long without console output is flushed as it is.
+const REPORT_QUIET_FLUSH: Duration = Duration::from_secs(3);
+
+/// Markers printed by the guest's init scripts, matched on whole lines.
+fn marker(line: &str) -> Option<ConsoleEvent> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if let Some(rel) = line.strip_prefix("repro-guest: up ") {
+        return Some(ConsoleEvent::GuestUp {
+            release: rel.trim().to_string(),
+        });
+    }
+    if line.contains("Server listening on 0.0.0.0 port 22") {
+        return Some(ConsoleEvent::SshdListening);
+    }
+    None
+}
+
+/// Reads `src` to its end: appends to `log`, keeps `tail`, runs the detector, reports events.
+pub fn capture<R>(
+    mut src: R,
+    log: &Path,
+    tail: Arc<Mutex<Tail>>,
+) -> std::io::Result<mpsc::UnboundedReceiver<ConsoleEvent>>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let mut file = std::fs::File::create(log)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut detector = Detector::new();
+        let mut line = Vec::<u8>::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut started = false;
+        loop {
+            let read = if detector.in_report() {
+                match tokio::time::timeout(REPORT_QUIET_FLUSH, src.read(&mut buf)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        for report in detector.finish() {
+                            let _ = tx.send(ConsoleEvent::Crash {
+                                report: Box::new(report),
+                                at: Instant::now(),
+                            });
+                        }
+                        started = false;
+                        continue;
+                    }
+                }
+            } else {
+                src.read(&mut buf).await
+            };
+            let n = match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let chunk = &buf[..n];
+            let _ = file.write_all(chunk);
+            if let Ok(mut t) = tail.lock() {
+                t.push(chunk);
+            }
+            for &b in chunk {
+                if b == b'\n' {
+                    if let Some(ev) = marker(&String::from_utf8_lossy(&line)) {
+                        let _ = tx.send(ev);
+                    }
+                    line.clear();
+                } else if line.len() < 4096 {
+                    line.push(b);
+                }
+            }
+            let reports = detector.feed(chunk);
+            let now = Instant::now();
+            if !started && (detector.in_report() || !reports.is_empty()) {
+                let _ = tx.send(ConsoleEvent::CrashStarted { at: now });
+            }
+            started = detector.in_report();
+            for report in reports {
+                let _ = tx.send(ConsoleEvent::Crash {
+                    report: Box::new(report),
+                    at: now,
+                });
+            }
+        }
+        let _ = file.flush();
+        for report in detector.finish() {
+            let _ = tx.send(ConsoleEvent::Crash {
+                report: Box::new(report),
+                at: Instant::now(),
+            });
+        }
+        let _ = tx.send(ConsoleEvent::Eof);
+    });
+    Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers() {
+        assert!(
+            matches!(marker("repro-guest: up 6.1.0-56-cloud-amd64\r\n"), Some(ConsoleEvent::GuestUp { release }) if release == "6.1.0-56-cloud-amd64")
+        );
+        assert!(matches!(
+            marker("Server listening on 0.0.0.0 port 22."),
+            Some(ConsoleEvent::SshdListening)
+        ));
+        assert!(marker("[    1.0] random kernel line").is_none());
+    }
+}

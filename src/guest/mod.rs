@@ -1,0 +1,182 @@
+//! SSH into guests with the `ssh2` crate: connect with a per-run key, run commands with their
+//! exit status and output, copy files in. Blocking; callers run it on blocking threads.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot connect to {addr}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("SSH handshake with {addr}")]
+    Handshake {
+        addr: SocketAddr,
+        #[source]
+        source: ssh2::Error,
+    },
+    #[error("SSH authentication as {user} at {addr} with {}", key.display())]
+    Auth {
+        user: String,
+        addr: SocketAddr,
+        key: PathBuf,
+        #[source]
+        source: ssh2::Error,
+    },
+    #[error("SSH channel for `{command}`")]
+    Channel {
+        command: String,
+        #[source]
+        source: ssh2::Error,
+    },
+    #[error("SSH I/O while running `{command}`")]
+    Io {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run ssh-keygen")]
+    Keygen(#[source] std::io::Error),
+    #[error("ssh-keygen failed: {0}")]
+    KeygenFailed(String),
+}
+
+/// What a command left behind.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+pub struct Session {
+    session: ssh2::Session,
+    pub addr: SocketAddr,
+}
+
+/// Generates an ed25519 key pair at `path` (and `path.pub`); returns the public key line.
+pub fn keygen(path: &Path) -> Result<String, Error> {
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "repro-run", "-f"])
+        .arg(path)
+        .output()
+        .map_err(Error::Keygen)?;
+    if !out.status.success() {
+        return Err(Error::KeygenFailed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    std::fs::read_to_string(path.with_extension("pub")).map_err(Error::Keygen)
+}
+
+impl Session {
+    /// One attempt: TCP connect, handshake, public-key authentication as root.
+    pub fn connect(port: u16, key: &Path, timeout: Duration) -> Result<Session, Error> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let tcp = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|source| Error::Connect { addr, source })?;
+        let _ = tcp.set_nodelay(true);
+        let mut session =
+            ssh2::Session::new().map_err(|source| Error::Handshake { addr, source })?;
+        session.set_tcp_stream(tcp);
+        session.set_timeout(timeout.as_millis() as u32);
+        session
+            .handshake()
+            .map_err(|source| Error::Handshake { addr, source })?;
+        session
+            .userauth_pubkey_file("root", None, key, None)
+            .map_err(|source| Error::Auth {
+                user: "root".into(),
+                addr,
+                key: key.to_path_buf(),
+                source,
+            })?;
+        // Commands may run for a long time; their deadline is the caller's.
+        session.set_timeout(0);
+        session.set_keepalive(true, 5);
+        Ok(Session { session, addr })
+    }
+
+    /// Runs `command`, feeding `stdin`, and collects both output streams separately.
+    pub fn exec(&self, command: &str, stdin: &[u8]) -> Result<Output, Error> {
+        let start = Instant::now();
+        let ch_err = |source| Error::Channel {
+            command: command.to_string(),
+            source,
+        };
+        let io_err = |source| Error::Io {
+            command: command.to_string(),
+            source,
+        };
+        let mut ch = self.session.channel_session().map_err(ch_err)?;
+        ch.exec(command).map_err(ch_err)?;
+        ch.write_all(stdin).map_err(io_err)?;
+        ch.send_eof().map_err(ch_err)?;
+        // Read both streams without blocking on either, so neither can fill its window and stall.
+        self.session.set_blocking(false);
+        let result = (|| {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let mut buf = [0u8; 16384];
+            loop {
+                let mut progressed = false;
+                for stream in [0, 1] {
+                    let r = if stream == 0 {
+                        ch.read(&mut buf)
+                    } else {
+                        ch.stderr().read(&mut buf)
+                    };
+                    match r {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            progressed = true;
+                            if stream == 0 { &mut out } else { &mut err }
+                                .extend_from_slice(&buf[..n]);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(io_err(e)),
+                    }
+                }
+                if ch.eof() && !progressed {
+                    break;
+                }
+                if !progressed {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            Ok((out, err))
+        })();
+        self.session.set_blocking(true);
+        let (stdout, stderr) = result?;
+        ch.wait_close().map_err(ch_err)?;
+        let status = ch.exit_status().map_err(ch_err)?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// Writes `data` to `path` in the guest with mode `mode`.
+    pub fn write_file(&self, path: &str, data: &[u8], mode: u32) -> Result<(), Error> {
+        let cmd = format!("cat > '{path}' && chmod {mode:o} '{path}'");
+        let out = self.exec(&cmd, data)?;
+        if out.status != 0 {
+            return Err(Error::Io {
+                command: cmd,
+                source: std::io::Error::other(format!(
+                    "exit status {}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,21 @@
+#!/bin/sh
+# repro guest bring-up, run once by busybox init: filesystems, network, SSH key.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc 2>/dev/null
+mount -t sysfs sysfs /sys 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+mount -t tmpfs -o mode=755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+. /etc/repro/run/env
+echo "$REPRO_NODE" > /proc/sys/kernel/hostname
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+mkdir -p -m 700 /root/.ssh
+cp /etc/repro/run/authorized_keys /root/.ssh/authorized_keys
+chmod 600 /root/.ssh/authorized_keys
+mkdir -p -m 755 /run/sshd /run/repro
+echo "repro-guest: up $(uname -r)"

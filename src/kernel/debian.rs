@@ -1,0 +1,207 @@
+//! Debian kernel packages: resolved with apt-cache, fetched with `apt-get download`, unpacked
+//! with dpkg-deb into the cache (never installed on the host), with modules.dep generated.
+
+use super::Artifacts;
+use crate::arch::Arch;
+use crate::cache;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("`{command}` failed: {stderr}")]
+    Tool { command: String, stderr: String },
+    #[error("cannot run `{command}` (is it installed?)")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot resolve Debian package `{package}`: {why}")]
+    Resolve { package: String, why: String },
+    #[error("unpacked {} has no {what}", dir.display())]
+    Layout { dir: PathBuf, what: &'static str },
+    #[error("cache I/O on {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cache(#[from] cache::Error),
+}
+
+fn run(cmd: &mut Command) -> Result<String, Error> {
+    let command = format!("{cmd:?}").replace('"', "");
+    let out = cmd.output().map_err(|source| Error::Spawn {
+        command: command.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr)
+            .trim()
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join(" / ");
+        return Err(Error::Tool { command, stderr });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Resolves `pattern` for `arch` to (image package, version). A metapackage is followed to the
+/// `linux-image-*` package it depends on.
+fn resolve(pattern: &str, arch: Arch) -> Result<(String, String), Error> {
+    let mut pkg = pattern.replace("{debarch}", arch.debian());
+    for _ in 0..3 {
+        let spec = format!("{pkg}:{}", arch.debian());
+        let show = run(Command::new("apt-cache").args(["show", "--no-all-versions", &spec]))?;
+        let field = |name: &str| {
+            show.lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+        };
+        let version = field("Version:").ok_or_else(|| Error::Resolve {
+            package: spec.clone(),
+            why: "apt-cache show printed no Version".into(),
+        })?;
+        // A real image package ships the kernel itself; a metapackage only depends on one.
+        let depends = field("Depends:").unwrap_or_default();
+        let next = depends
+            .split(',')
+            .map(|d| d.trim().split([' ', ':']).next().unwrap_or(""))
+            .find(|d| versioned(d));
+        match next {
+            Some(n) if !versioned(&pkg) => pkg = n.to_string(),
+            _ => return Ok((pkg, version)),
+        }
+    }
+    Err(Error::Resolve {
+        package: pattern.to_string(),
+        why: "metapackage chain too deep".into(),
+    })
+}
+
+/// `linux-image-6.1.0-56-cloud-amd64` is a real image package; `linux-image-cloud-amd64` is not.
+fn versioned(pkg: &str) -> bool {
+    pkg.strip_prefix("linux-image-")
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// Newest complete cache entry for a package name prefix, for offline use.
+fn cached_fallback(dir: &Path, arch: Arch) -> Option<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy()
+                    .ends_with(&format!("_{}", arch.debian()))
+            })
+        })
+        .filter(|p| cache::is_complete(p))
+        .collect();
+    v.sort();
+    v.pop()
+}
+
+pub fn fetch(
+    name: &str,
+    pattern: &str,
+    arch: Arch,
+    log: &dyn Fn(&str),
+) -> Result<Artifacts, Error> {
+    let dir = cache::dir("kernels/debian")?;
+    let entry = match resolve(pattern, arch) {
+        Ok((pkg, version)) => dir.join(format!("{pkg}_{version}_{}", arch.debian())),
+        Err(e) => match cached_fallback(&dir, arch) {
+            Some(p) => {
+                log(&format!("warning: {e}; using cached {}", p.display()));
+                p
+            }
+            None => return Err(e),
+        },
+    };
+    let _lock = cache::lock(&entry)?;
+    if !cache::is_complete(&entry) {
+        let entry_name = entry
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let mut parts = entry_name.splitn(3, '_');
+        let (pkg, version) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        log(&format!("fetching {pkg} {version} ({})", arch.debian()));
+        let tmp = dir.join(format!(".tmp-{entry_name}"));
+        let io = |source, path: &Path| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| io(e, &tmp))?;
+        run(Command::new("apt-get").current_dir(&tmp).args([
+            "download",
+            "-q",
+            &format!("{pkg}:{}={version}", arch.debian()),
+        ]))?;
+        let deb = std::fs::read_dir(&tmp)
+            .map_err(|e| io(e, &tmp))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .ok_or(Error::Layout {
+                dir: tmp.clone(),
+                what: ".deb after apt-get download",
+            })?;
+        let root = tmp.join("root");
+        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+        std::fs::remove_file(&deb).map_err(|e| io(e, &deb))?;
+        let release = release_of(&root)?;
+        run(Command::new("depmod").arg("-b").arg(&root).arg(&release))?;
+        std::fs::write(tmp.join(cache::COMPLETE), format!("{pkg} {version}\n"))
+            .map_err(|e| io(e, &tmp))?;
+        let _ = std::fs::remove_dir_all(&entry);
+        std::fs::rename(&tmp, &entry).map_err(|e| io(e, &entry))?;
+    }
+    let root = entry.join("root");
+    let release = release_of(&root)?;
+    let image = root.join("boot").join(format!("vmlinuz-{release}"));
+    if !image.is_file() {
+        return Err(Error::Layout {
+            dir: root,
+            what: "boot/vmlinuz-*",
+        });
+    }
+    let origin = std::fs::read_to_string(entry.join(cache::COMPLETE))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    Ok(Artifacts {
+        name: name.to_string(),
+        arch,
+        release: Some(release.clone()),
+        origin: format!("debian {origin}"),
+        image,
+        modules: Some(root.join("lib/modules").join(&release)),
+        vmlinux: None,
+        id: cache::key(&[origin.as_bytes(), arch.debian().as_bytes()]),
+    })
+}
+
+fn release_of(root: &Path) -> Result<String, Error> {
+    let m = root.join("lib/modules");
+    std::fs::read_dir(&m)
+        .map_err(|source| Error::Io {
+            path: m.clone(),
+            source,
+        })?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .ok_or(Error::Layout {
+            dir: root.to_path_buf(),
+            what: "lib/modules/<release>",
+        })
+}

@@ -1,0 +1,74 @@
+//! The record of a run, written as `report.json` in its run directory. Data only: no I/O here
+//! beyond serialization.
+
+use crate::arch::Arch;
+use crate::run::verdict::Verdict;
+use crate::vm::Accel;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub repro_version: &'static str,
+    pub scenario: String,
+    pub scenario_file: String,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub exit_code: i32,
+    /// The crash the verdict is about.
+    pub crash: Option<repro_oops::Report>,
+    /// Every crash report seen, in console order (including `crash`).
+    pub crashes: Vec<repro_oops::Report>,
+    /// The workload node's kernel.
+    pub kernel: Option<KernelInfo>,
+    pub arch: Arch,
+    pub accel: Option<Accel>,
+    pub accel_reason: Option<String>,
+    pub nodes: Vec<NodeInfo>,
+    pub workload: WorkloadInfo,
+    pub timings: Timings,
+    pub run_dir: String,
+    /// Seconds since the Unix epoch.
+    pub started_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelInfo {
+    pub name: String,
+    pub release: Option<String>,
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub arch: Arch,
+    pub kernel: Option<KernelInfo>,
+    pub accel: Option<Accel>,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    pub qemu_command: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadInfo {
+    pub node: String,
+    pub iterations: u32,
+    pub parallel: u32,
+    pub timeout_s: u64,
+    pub iterations_completed: u32,
+    pub outcome: String,
+}
+
+/// Phase timings in seconds. A phase that did not happen is `null`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    /// Kernel fetch, image build (both cached), and the per-run layers.
+    pub image: Option<f64>,
+    /// QEMU start to an authenticated SSH session on every node.
+    pub boot_to_ssh: Option<f64>,
+    pub workload: Option<f64>,
+    /// First console line of the crash report to the report being complete.
+    pub detection: Option<f64>,
+    pub teardown: Option<f64>,
+    pub total: f64,
+}

@@ -1,0 +1,508 @@
+//! `repro run`: prepare each node's kernel and image, boot the guests, run the workload over
+//! SSH while the console detector watches, and decide a verdict.
+
+mod prepare;
+pub mod verdict;
+mod workload;
+
+pub use prepare::{prepare_node, Prepared, Roots};
+
+use crate::console::ConsoleEvent;
+use crate::report::{KernelInfo, NodeInfo, RunReport, Timings, WorkloadInfo};
+use crate::scenario::Scenario;
+use crate::vm::{qmp, Instance};
+use repro_oops::Report;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use verdict::{Observed, WorkloadOutcome};
+
+/// The phases a run goes through, for progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Image,
+    Boot,
+    Workload,
+    Detection,
+    Teardown,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Image => "image",
+            Phase::Boot => "boot",
+            Phase::Workload => "workload",
+            Phase::Detection => "detection",
+            Phase::Teardown => "teardown",
+        }
+    }
+}
+
+/// Progress, consumed by the CLI (the only place that prints).
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Phase { phase: Phase, detail: String },
+    PhaseDone { phase: Phase, elapsed: Duration },
+    Note(String),
+}
+
+pub struct Options {
+    pub scenario: Scenario,
+    pub roots: Roots,
+    pub run_dir: PathBuf,
+    pub progress: mpsc::UnboundedSender<Progress>,
+    /// Becomes true when the user interrupts.
+    pub cancel: watch::Receiver<bool>,
+}
+
+/// Files in the run directory.
+pub const REPORT_JSON: &str = "report.json";
+
+enum NodeEvent {
+    Console(ConsoleEvent),
+    Qmp(qmp::Event),
+    Exited(Option<std::process::ExitStatus>),
+    SshReady(Result<(), String>),
+}
+
+struct Observer {
+    crashes: Vec<Report>,
+    guest_panicked: bool,
+    crash_started: Option<Instant>,
+    detection: Option<Duration>,
+    /// Set when a report that ends the run has completed.
+    done: bool,
+    exited: Option<(usize, String)>,
+}
+
+impl Observer {
+    fn new() -> Self {
+        Observer {
+            crashes: Vec::new(),
+            guest_panicked: false,
+            crash_started: None,
+            detection: None,
+            done: false,
+            exited: None,
+        }
+    }
+
+    fn on(
+        &mut self,
+        s: &Scenario,
+        node: usize,
+        ev: &NodeEvent,
+        progress: &mpsc::UnboundedSender<Progress>,
+    ) {
+        match ev {
+            NodeEvent::Console(ConsoleEvent::CrashStarted { at }) => {
+                if self.crash_started.is_none() {
+                    self.crash_started = Some(*at);
+                    let _ = progress.send(Progress::Phase {
+                        phase: Phase::Detection,
+                        detail: "crash report on the console".into(),
+                    });
+                }
+            }
+            NodeEvent::Console(ConsoleEvent::Crash { report, at }) => {
+                let ends = verdict::ends_run(&s.expect, report);
+                let _ = progress.send(Progress::Note(format!(
+                    "{}: {}",
+                    s.nodes[node].name, report.title
+                )));
+                if ends && !self.done {
+                    self.done = true;
+                    self.detection = self.crash_started.map(|t| at.saturating_duration_since(t));
+                }
+                self.crashes.push((**report).clone());
+                self.crash_started = None;
+            }
+            NodeEvent::Qmp(qmp::Event::GuestPanicked { .. }) => self.guest_panicked = true,
+            NodeEvent::Exited(status) => {
+                if self.exited.is_none() {
+                    self.exited = Some((
+                        node,
+                        status.map_or("unknown status".into(), |s| s.to_string()),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn in_report(&self) -> bool {
+        self.crash_started.is_some()
+    }
+}
+
+/// Runs the scenario and writes `report.json`. Never fails: every failure is a verdict.
+pub async fn run(mut o: Options) -> RunReport {
+    let t0 = Instant::now();
+    let started_at = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let s = o.scenario.clone();
+    let mut timings = Timings::default();
+    let mut obs = Observer::new();
+    let mut workload_outcome = WorkloadOutcome::NotRun;
+    let mut completed = 0u32;
+    let mut infra: Option<String> = None;
+    let mut prepared: Vec<Option<Prepared>> = s.nodes.iter().map(|_| None).collect();
+    let mut instances: Vec<Instance> = Vec::new();
+    let progress = o.progress.clone();
+    let note = |p: Progress| {
+        let _ = progress.send(p);
+    };
+
+    // Phase 1: kernels, images and the per-run layers.
+    note(Progress::Phase {
+        phase: Phase::Image,
+        detail: "kernel and image".into(),
+    });
+    let key_path = o.run_dir.join("id_ed25519");
+    let pubkey = match crate::guest::keygen(&key_path) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            infra = Some(format!(
+                "generating the run's SSH key: {}",
+                crate::error_chain(&e)
+            ));
+            None
+        }
+    };
+    if let Some(pubkey) = &pubkey {
+        for (i, node) in s.nodes.iter().enumerate() {
+            let dir = node_dir(&o.run_dir, &s, i);
+            let (roots, node_c, scenario, pk) =
+                (o.roots.clone(), node.clone(), s.clone(), pubkey.clone());
+            let p2 = progress.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                prepare_node(&roots, &scenario, &node_c, &dir, &pk, &|m| {
+                    let _ = p2.send(Progress::Note(m.to_string()));
+                })
+            })
+            .await;
+            match r {
+                Ok(Ok(p)) => prepared[i] = Some(p),
+                Ok(Err(e)) => {
+                    infra = Some(format!(
+                        "preparing node `{}`: {}",
+                        node.name,
+                        crate::error_chain(&*e)
+                    ));
+                    break;
+                }
+                Err(e) => {
+                    infra = Some(format!("preparing node `{}`: {e}", node.name));
+                    break;
+                }
+            }
+        }
+    }
+    let image_elapsed = t0.elapsed();
+    timings.image = Some(image_elapsed.as_secs_f64());
+    note(Progress::PhaseDone {
+        phase: Phase::Image,
+        elapsed: image_elapsed,
+    });
+
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<(usize, NodeEvent)>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut interrupted = *o.cancel.borrow();
+
+    // Phase 2: boot every node in parallel and wait for SSH on each.
+    if infra.is_none() && !interrupted {
+        let t_boot = Instant::now();
+        note(Progress::Phase {
+            phase: Phase::Boot,
+            detail: format!("{} node(s), {}", s.nodes.len(), accel_summary(&prepared)),
+        });
+        let launches = prepared.iter().enumerate().map(|(i, p)| {
+            let p = p.as_ref().expect("prepared");
+            let dir = node_dir(&o.run_dir, &s, i);
+            let name = s.nodes[i].name.clone();
+            let cfg = p.config.clone();
+            async move { Instance::launch(&name, cfg, &dir).await }
+        });
+        let results = futures::future::join_all(launches).await;
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(mut inst) => {
+                    forward(i, &mut inst, ev_tx.clone());
+                    instances.push(inst);
+                }
+                Err(e) => {
+                    infra.get_or_insert(format!(
+                        "starting QEMU for node `{}`: {}",
+                        s.nodes[i].name,
+                        crate::error_chain(&e)
+                    ));
+                }
+            }
+        }
+        if infra.is_none() {
+            for (i, inst) in instances.iter().enumerate() {
+                let port = inst.config.ssh_port;
+                let (key, stop, tx) = (key_path.clone(), stop.clone(), ev_tx.clone());
+                let deadline = std::time::Instant::now() + s.boot_timeout;
+                std::thread::spawn(move || {
+                    let r = workload::wait_ssh(port, &key, deadline, &stop)
+                        .map_err(|e| crate::error_chain(&*e));
+                    let _ = tx.send((i, NodeEvent::SshReady(r)));
+                });
+            }
+            let deadline = t_boot + s.boot_timeout;
+            let mut ready = 0;
+            while ready < instances.len() && infra.is_none() && !obs.done {
+                tokio::select! {
+                    Some((i, ev)) = ev_rx.recv() => {
+                        obs.on(&s, i, &ev, &progress);
+                        match ev {
+                            NodeEvent::SshReady(Ok(())) => ready += 1,
+                            NodeEvent::SshReady(Err(e)) => infra = Some(format!("SSH to node `{}` never came up: {e}\nconsole tail:\n{}", s.nodes[i].name, instances[i].console_tail(15))),
+                            NodeEvent::Exited(st) => infra = Some(format!("QEMU for node `{}` exited during boot ({})\nstderr:\n{}\nconsole tail:\n{}", s.nodes[i].name, st.map_or("?".into(), |s| s.to_string()), instances[i].stderr_tail(), instances[i].console_tail(15))),
+                            _ => {}
+                        }
+                    }
+                    _ = tokio::time::sleep_until(deadline + Duration::from_secs(5)) => {
+                        infra = Some(format!("SSH did not come up within {}s", s.boot_timeout.as_secs()));
+                    }
+                    _ = o.cancel.changed() => { interrupted = true; break; }
+                }
+            }
+            if obs.done || obs.in_report() {
+                infra = None; // a crash during boot is the story, not the missing SSH
+            }
+        }
+        let boot = t_boot.elapsed();
+        timings.boot_to_ssh = Some(boot.as_secs_f64());
+        note(Progress::PhaseDone {
+            phase: Phase::Boot,
+            elapsed: boot,
+        });
+    }
+
+    // Phase 3: the workload, watched by the console detector.
+    if infra.is_none() && !interrupted && !obs.done && !obs.in_report() {
+        let t_work = Instant::now();
+        let w = s.workload.clone();
+        note(Progress::Phase {
+            phase: Phase::Workload,
+            detail: format!(
+                "{} iteration(s), {} in parallel, on {}",
+                w.iterations, w.parallel, s.nodes[w.node].name
+            ),
+        });
+        let port = instances[w.node].config.ssh_port;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let job = workload::Job::new(
+            port,
+            key_path.clone(),
+            w.clone(),
+            o.run_dir.clone(),
+            stop.clone(),
+        );
+        let counter = job.counter();
+        std::thread::spawn(move || {
+            let _ = tx.send(job.run());
+        });
+        let deadline = t_work + w.timeout;
+        let mut settle: Option<Instant> = None;
+        loop {
+            if obs.done {
+                workload_outcome = WorkloadOutcome::Interrupted;
+                break;
+            }
+            if let Some((i, st)) = &obs.exited {
+                // The console's last words are flushed before Eof; give them a moment.
+                if settle.is_none() {
+                    settle = Some(Instant::now() + Duration::from_millis(500));
+                    infra = Some(format!(
+                        "QEMU for node `{}` exited during the workload ({st})",
+                        s.nodes[*i].name
+                    ));
+                }
+            }
+            let settle_at = settle.map(|t| {
+                if obs.in_report() {
+                    t + Duration::from_secs(5)
+                } else {
+                    t
+                }
+            });
+            tokio::select! {
+                Some((i, ev)) = ev_rx.recv() => obs.on(&s, i, &ev, &progress),
+                r = &mut rx, if settle.is_none() => {
+                    workload_outcome = r.unwrap_or(WorkloadOutcome::Lost { why: "the workload thread died".into() });
+                    // Late console output from the last iteration: a short settle, longer if a
+                    // report is being printed.
+                    settle = Some(Instant::now() + Duration::from_millis(200));
+                }
+                _ = sleep_until_opt(settle_at) => break,
+                _ = tokio::time::sleep_until(deadline), if settle.is_none() => {
+                    workload_outcome = WorkloadOutcome::TimedOut { after_secs: w.timeout.as_secs() };
+                    settle = Some(Instant::now() + Duration::from_millis(200));
+                }
+                _ = o.cancel.changed() => { interrupted = true; break; }
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        completed = counter.load(Ordering::SeqCst);
+        let e = t_work.elapsed();
+        timings.workload = Some(e.as_secs_f64());
+        note(Progress::PhaseDone {
+            phase: Phase::Workload,
+            elapsed: e,
+        });
+    }
+    // A report still being printed: wait for it to complete (the detector flushes a stalled one).
+    let grace = Instant::now() + Duration::from_secs(6);
+    while obs.in_report() && !interrupted && Instant::now() < grace {
+        tokio::select! {
+            Some((i, ev)) = ev_rx.recv() => obs.on(&s, i, &ev, &progress),
+            _ = tokio::time::sleep_until(grace) => break,
+        }
+    }
+    if let Some(d) = obs.detection {
+        timings.detection = Some(d.as_secs_f64());
+        note(Progress::PhaseDone {
+            phase: Phase::Detection,
+            elapsed: d,
+        });
+    }
+    stop.store(true, Ordering::SeqCst);
+    if interrupted {
+        infra = Some("interrupted".into());
+    }
+
+    // Phase 4: tear down.
+    let t_down = Instant::now();
+    note(Progress::Phase {
+        phase: Phase::Teardown,
+        detail: String::new(),
+    });
+    let qemu_commands: Vec<Option<String>> = (0..s.nodes.len())
+        .map(|i| instances.get(i).map(|x| x.command_line()))
+        .collect();
+    for inst in instances.iter_mut() {
+        inst.shutdown(Duration::from_secs(2)).await;
+    }
+    drop(instances);
+    timings.teardown = Some(t_down.elapsed().as_secs_f64());
+
+    let observed = Observed {
+        crashes: obs.crashes.clone(),
+        workload: workload_outcome.clone(),
+        infra,
+        guest_panicked: obs.guest_panicked,
+    };
+    let decision = verdict::decide(&s.expect, &observed);
+    timings.total = t0.elapsed().as_secs_f64();
+    let kernel_info = |p: &Prepared| KernelInfo {
+        name: p.kernel.name.clone(),
+        release: p.kernel.release.clone(),
+        origin: p.kernel.origin.clone(),
+    };
+    let w = &s.workload;
+    let report = RunReport {
+        repro_version: env!("CARGO_PKG_VERSION"),
+        scenario: s.name.clone(),
+        scenario_file: s.path.display().to_string(),
+        verdict: decision.verdict,
+        reason: decision.reason.clone(),
+        exit_code: decision.verdict.exit_code(),
+        crash: decision.crash.map(|i| observed.crashes[i].clone()),
+        crashes: observed.crashes.clone(),
+        kernel: prepared[w.node].as_ref().map(kernel_info),
+        arch: s.nodes[w.node].arch,
+        accel: prepared[w.node].as_ref().map(|p| p.accel.accel),
+        accel_reason: prepared[w.node].as_ref().map(|p| p.accel.reason.clone()),
+        nodes: s
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeInfo {
+                name: n.name.clone(),
+                arch: n.arch,
+                kernel: prepared[i].as_ref().map(kernel_info),
+                accel: prepared[i].as_ref().map(|p| p.accel.accel),
+                cpus: n.cpus,
+                memory_mib: n.memory_mib,
+                qemu_command: qemu_commands[i].clone(),
+            })
+            .collect(),
+        workload: WorkloadInfo {
+            node: s.nodes[w.node].name.clone(),
+            iterations: w.iterations,
+            parallel: w.parallel,
+            timeout_s: w.timeout.as_secs(),
+            iterations_completed: completed,
+            outcome: format!("{workload_outcome:?}"),
+        },
+        timings,
+        run_dir: o.run_dir.display().to_string(),
+        started_at,
+    };
+    if let Ok(json) = serde_json::to_string_pretty(&report) {
+        let _ = std::fs::write(o.run_dir.join(REPORT_JSON), json + "\n");
+    }
+    report
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn accel_summary(p: &[Option<Prepared>]) -> String {
+    p.iter()
+        .flatten()
+        .map(|p| format!("{} {}", p.config.arch, p.accel.accel))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One node: files go straight into the run directory; several: one subdirectory each.
+pub fn node_dir(run_dir: &Path, s: &Scenario, i: usize) -> PathBuf {
+    if s.nodes.len() == 1 {
+        run_dir.to_path_buf()
+    } else {
+        run_dir.join(&s.nodes[i].name)
+    }
+}
+
+/// Forwards an instance's console, QMP and exit into the run's single event stream.
+fn forward(i: usize, inst: &mut Instance, tx: mpsc::UnboundedSender<(usize, NodeEvent)>) {
+    if let Some(mut c) = inst.console.take() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = c.recv().await {
+                if tx.send((i, NodeEvent::Console(ev))).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    if let Some(mut q) = inst.qmp_events.take() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = q.recv().await {
+                if tx.send((i, NodeEvent::Qmp(ev))).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let exit = inst.exit_watch();
+    tokio::spawn(async move {
+        let mut exit = exit;
+        let status = exit.wait_for(|s| s.is_some()).await.ok().and_then(|s| *s);
+        let _ = tx.send((i, NodeEvent::Exited(status)));
+    });
+}

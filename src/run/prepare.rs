@@ -1,0 +1,139 @@
+//! Preparing one node: its kernel, its image, and the per-run layers (blocking work).
+
+use crate::image::{self, RunLayer};
+use crate::kernel::{self, Artifacts};
+use crate::scenario::{Node, Scenario};
+use crate::vm::{self, accel, argv, Disk};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where definitions live.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    pub scenarios: PathBuf,
+    pub kernels: PathBuf,
+    pub images: PathBuf,
+}
+
+impl Roots {
+    pub fn at(root: &Path) -> Self {
+        Roots {
+            scenarios: root.join("scenarios"),
+            kernels: root.join("kernels"),
+            images: root.join("images"),
+        }
+    }
+}
+
+pub struct Prepared {
+    pub kernel: Artifacts,
+    pub image: image::Built,
+    pub accel: vm::Choice,
+    /// Complete except for the QMP socket, which the instance places.
+    pub config: vm::Config,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kernel(#[from] kernel::Error),
+    #[error(transparent)]
+    Image(#[from] image::Error),
+    #[error("cannot create {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed: {stderr}")]
+    Tool { command: String, stderr: String },
+}
+
+/// Fetches/builds what `node` needs (cached) and writes its per-run layers into `dir`.
+pub fn prepare_node(
+    roots: &Roots,
+    s: &Scenario,
+    node: &Node,
+    dir: &Path,
+    pubkey: &str,
+    log: &dyn Fn(&str),
+) -> Result<Prepared, Box<Error>> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let kdef = kernel::find(&roots.kernels, &node.kernel).map_err(Error::from)?;
+    let kernel = kdef.resolve(node.arch, log).map_err(Error::from)?;
+    let idef = image::find(&roots.images, &s.image).map_err(Error::from)?;
+    let built = image::build(&idef, node.arch, log).map_err(Error::from)?;
+    let boot = image::boot_initramfs(&kernel, &built).map_err(Error::from)?;
+    let mods = image::modules_disk(&kernel).map_err(Error::from)?;
+
+    let overlay = dir.join("root.qcow2");
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+        .arg(&built.rootfs)
+        .arg(&overlay)
+        .output()
+        .map_err(|source| Error::Io {
+            path: overlay.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(Box::new(Error::Tool {
+            command: "qemu-img create".into(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }));
+    }
+    let mut disks = vec![Disk {
+        path: overlay,
+        format: "qcow2",
+        readonly: false,
+    }];
+    if let Some(m) = &mods {
+        disks.push(Disk {
+            path: m.clone(),
+            format: "raw",
+            readonly: true,
+        });
+    }
+    let initrd = dir.join("initrd.img");
+    let layer = RunLayer {
+        node: node.name.clone(),
+        authorized_key: pubkey.to_string(),
+        modules_dev: mods.as_ref().map(|_| "/dev/vdb".to_string()),
+    };
+    image::run_initrd(&boot, &layer, &initrd).map_err(Error::from)?;
+
+    let choice = accel::choose(node.arch);
+    let mut extra = kdef.cmdline.clone();
+    extra.extend(s.cmdline.iter().cloned());
+    let ssh_port = free_port().map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let config = vm::Config {
+        arch: node.arch,
+        accel: choice.accel,
+        cpus: node.cpus,
+        memory_mib: node.memory_mib,
+        kernel: kernel.image.clone(),
+        initrd,
+        cmdline: argv::cmdline(node.arch, &extra),
+        disks,
+        qmp_socket: dir.join("qmp.sock"),
+        ssh_port,
+    };
+    Ok(Prepared {
+        kernel,
+        image: built,
+        accel: choice,
+        config,
+    })
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}

@@ -1,0 +1,217 @@
+//! Running the workload over SSH: upload the script once, then run its iterations on
+//! `parallel` sessions. Blocking; runs on plain threads that a crash may leave stuck (they end
+//! when QEMU goes away and the connection drops).
+
+use super::verdict::WorkloadOutcome;
+use crate::guest::{self, Session};
+use crate::scenario::Workload;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SCRIPT: &str = "/run/repro/workload.sh";
+pub const STDOUT: &str = "workload.stdout";
+pub const STDERR: &str = "workload.stderr";
+
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+const RETRY: Duration = Duration::from_millis(150);
+
+/// Retries SSH until it authenticates, `deadline` passes, or `stop` is set.
+pub fn wait_ssh(
+    port: u16,
+    key: &Path,
+    deadline: Instant,
+    stop: &AtomicBool,
+) -> Result<(), Box<guest::Error>> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match Session::connect(
+            port,
+            key,
+            ATTEMPT_TIMEOUT.min(left.max(Duration::from_millis(100))),
+        ) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline || stop.load(Ordering::SeqCst) => {
+                return Err(Box::new(e))
+            }
+            Err(_) => std::thread::sleep(RETRY),
+        }
+    }
+}
+
+pub struct Job {
+    pub port: u16,
+    pub key: PathBuf,
+    pub workload: Workload,
+    pub run_dir: PathBuf,
+    pub stop: Arc<AtomicBool>,
+    completed: Arc<AtomicU32>,
+}
+
+impl Job {
+    pub fn new(
+        port: u16,
+        key: PathBuf,
+        workload: Workload,
+        run_dir: PathBuf,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        Job {
+            port,
+            key,
+            workload,
+            run_dir,
+            stop,
+            completed: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// Iterations completed so far.
+    pub fn counter(&self) -> Arc<AtomicU32> {
+        self.completed.clone()
+    }
+
+    pub fn run(self) -> WorkloadOutcome {
+        let first = match Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT) {
+            Ok(s) => s,
+            Err(e) => {
+                return WorkloadOutcome::CouldNotStart {
+                    why: crate::error_chain(&e),
+                }
+            }
+        };
+        let setup = format!("mkdir -p /run/repro && cat > {SCRIPT} && chmod 755 {SCRIPT}");
+        match first.exec(&setup, self.workload.script.as_bytes()) {
+            Ok(o) if o.status == 0 => {}
+            Ok(o) => {
+                return WorkloadOutcome::CouldNotStart {
+                    why: format!(
+                        "uploading the script exited {}: {}",
+                        o.status,
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    ),
+                }
+            }
+            Err(e) => {
+                return WorkloadOutcome::CouldNotStart {
+                    why: crate::error_chain(&e),
+                }
+            }
+        }
+        let out = Arc::new(Mutex::new(Files::open(&self.run_dir)));
+        let next = Arc::new(AtomicU32::new(0));
+        let result: Arc<Mutex<Option<WorkloadOutcome>>> = Arc::new(Mutex::new(None));
+        let mut sessions = vec![first];
+        for _ in 1..self.workload.parallel {
+            match Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT) {
+                Ok(s) => sessions.push(s),
+                Err(e) => {
+                    return WorkloadOutcome::CouldNotStart {
+                        why: crate::error_chain(&e),
+                    }
+                }
+            }
+        }
+        let threads: Vec<_> = sessions
+            .into_iter()
+            .map(|session| {
+                let (w, next, result, out, stop, completed) = (
+                    self.workload.clone(),
+                    next.clone(),
+                    result.clone(),
+                    out.clone(),
+                    self.stop.clone(),
+                    self.completed.clone(),
+                );
+                std::thread::spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= w.iterations || stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let cmd = format!("REPRO_ITERATION={i} {} {SCRIPT}", w.shell);
+                    let fail = |o: WorkloadOutcome| {
+                        result.lock().map(|mut r| r.get_or_insert(o).clone()).ok();
+                        stop.store(true, Ordering::SeqCst);
+                    };
+                    match session.exec(&cmd, b"") {
+                        Ok(o) => {
+                            if let Ok(mut f) = out.lock() {
+                                f.record(i, &o);
+                            }
+                            if o.status != 0 {
+                                let tail = String::from_utf8_lossy(&o.stderr)
+                                    .trim()
+                                    .lines()
+                                    .rev()
+                                    .take(3)
+                                    .collect::<Vec<_>>()
+                                    .into_iter()
+                                    .rev()
+                                    .collect::<Vec<_>>()
+                                    .join(" / ");
+                                return fail(WorkloadOutcome::Failed {
+                                    iteration: i,
+                                    status: o.status,
+                                    stderr_tail: tail,
+                                });
+                            }
+                            completed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => {
+                            return fail(WorkloadOutcome::Lost {
+                                why: crate::error_chain(&e),
+                            })
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            let _ = t.join();
+        }
+        let r = result.lock().ok().and_then(|r| r.clone());
+        r.unwrap_or(WorkloadOutcome::Passed {
+            iterations: self.completed.load(Ordering::SeqCst),
+        })
+    }
+}
+
+struct Files {
+    stdout: Option<std::fs::File>,
+    stderr: Option<std::fs::File>,
+}
+
+impl Files {
+    fn open(dir: &Path) -> Self {
+        let open = |n: &str| {
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(dir.join(n))
+                .ok()
+        };
+        Files {
+            stdout: open(STDOUT),
+            stderr: open(STDERR),
+        }
+    }
+
+    fn record(&mut self, i: u32, o: &guest::Output) {
+        let header = format!(
+            "=== iteration {i}: exit {} after {:.2}s ===\n",
+            o.status,
+            o.elapsed.as_secs_f64()
+        );
+        for (f, data) in [(&mut self.stdout, &o.stdout), (&mut self.stderr, &o.stderr)] {
+            if let Some(f) = f {
+                let _ = f.write_all(header.as_bytes());
+                let _ = f.write_all(data);
+                if !data.is_empty() && !data.ends_with(b"\n") {
+                    let _ = f.write_all(b"\n");
+                }
+            }
+        }
+    }
+}

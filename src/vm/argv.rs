@@ -1,0 +1,229 @@
+//! Pure builders for the QEMU command line. Nothing here touches the system.
+
+use super::accel::Accel;
+use super::table::spec;
+use crate::arch::Arch;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    pub path: PathBuf,
+    pub format: &'static str,
+    pub readonly: bool,
+}
+
+/// Everything needed to start one guest.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub arch: Arch,
+    pub accel: Accel,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+    /// In order: vda, vdb, ...
+    pub disks: Vec<Disk>,
+    pub qmp_socket: PathBuf,
+    /// Host port on 127.0.0.1 forwarded to the guest's port 22.
+    pub ssh_port: u16,
+}
+
+/// The kernel command line: console, quiet boot noise off, plus the extras in order.
+pub fn cmdline(arch: Arch, extra: &[String]) -> String {
+    let mut v = vec![
+        format!("console={}", spec(arch).console),
+        "rdinit=/init".to_string(),
+        "panic=-1".to_string(),
+        "printk.time=1".to_string(),
+        "net.ifnames=0".to_string(),
+    ];
+    v.extend(extra.iter().cloned());
+    v.join(" ")
+}
+
+pub fn accel_args(arch: Arch, accel: Accel) -> Vec<String> {
+    let s = spec(arch);
+    let accel = match accel {
+        Accel::Kvm => "kvm".to_string(),
+        Accel::Tcg => "tcg,thread=multi".to_string(),
+    };
+    vec!["-machine".into(), s.machine.into(), "-accel".into(), accel]
+}
+
+pub fn console_args() -> Vec<String> {
+    // The serial console is QEMU's stdout; repro reads it, logs it and parses it live.
+    [
+        "-chardev",
+        "stdio,id=con0,signal=off",
+        "-serial",
+        "chardev:con0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+pub fn qmp_args(socket: &std::path::Path) -> Vec<String> {
+    vec![
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", socket.display()),
+    ]
+}
+
+pub fn disk_args(disks: &[Disk]) -> Vec<String> {
+    let mut v = Vec::new();
+    for (i, d) in disks.iter().enumerate() {
+        v.push("-drive".into());
+        v.push(format!(
+            "file={},if=none,id=disk{i},format={},cache=unsafe{}",
+            d.path.display(),
+            d.format,
+            if d.readonly { ",readonly=on" } else { "" }
+        ));
+        v.push("-device".into());
+        v.push(format!("virtio-blk-pci,drive=disk{i}"));
+    }
+    v
+}
+
+/// User-mode networking, restricted: the guest reaches nothing but the one forward from
+/// 127.0.0.1 to its SSH port.
+pub fn net_args(ssh_port: u16) -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        format!("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"),
+        "-device".into(),
+        "virtio-net-pci,netdev=net0".into(),
+    ]
+}
+
+pub fn argv(c: &Config) -> Vec<String> {
+    let s = spec(c.arch);
+    let mut v: Vec<String> = vec![
+        s.qemu.into(),
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+        "-display".into(),
+        "none".into(),
+    ];
+    v.extend(accel_args(c.arch, c.accel));
+    v.extend(["-cpu".into(), s.cpu(c.accel).into()]);
+    v.extend([
+        "-smp".into(),
+        c.cpus.to_string(),
+        "-m".into(),
+        format!("{}M", c.memory_mib),
+    ]);
+    v.extend([
+        "-kernel".into(),
+        c.kernel.display().to_string(),
+        "-initrd".into(),
+        c.initrd.display().to_string(),
+    ]);
+    v.extend(["-append".into(), c.cmdline.clone()]);
+    v.extend(console_args());
+    v.extend(qmp_args(&c.qmp_socket));
+    v.extend(disk_args(&c.disks));
+    v.extend(net_args(c.ssh_port));
+    v.extend(["-device".into(), s.pvpanic.into()]);
+    // Keep a panicked guest paused (for a later memory dump) and never reboot it.
+    v.extend(["-action".into(), "panic=pause".into(), "-no-reboot".into()]);
+    // Start stopped: repro connects QMP first, so no event is missed, then sends `cont`.
+    v.push("-S".into());
+    v
+}
+
+/// The argv as one shell-quoted line, for `qemu.cmdline` and error messages.
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(arch: Arch, accel: Accel) -> Config {
+        Config {
+            arch,
+            accel,
+            cpus: 2,
+            memory_mib: 1024,
+            kernel: "/k/vmlinuz".into(),
+            initrd: "/r/initrd.img".into(),
+            cmdline: cmdline(arch, &["quiet".into()]),
+            disks: vec![
+                Disk {
+                    path: "/r/root.qcow2".into(),
+                    format: "qcow2",
+                    readonly: false,
+                },
+                Disk {
+                    path: "/c/mods.ext4".into(),
+                    format: "raw",
+                    readonly: true,
+                },
+            ],
+            qmp_socket: "/r/qmp.sock".into(),
+            ssh_port: 40022,
+        }
+    }
+
+    #[test]
+    fn x86_64_tcg() {
+        let line = shell_line(&argv(&config(Arch::X86_64, Accel::Tcg)));
+        assert_eq!(
+            line,
+            "qemu-system-x86_64 -nodefaults -no-user-config -display none -machine q35 -accel tcg,thread=multi \
+-cpu max -smp 2 -m 1024M -kernel /k/vmlinuz -initrd /r/initrd.img \
+-append 'console=ttyS0 rdinit=/init panic=-1 printk.time=1 net.ifnames=0 quiet' \
+-chardev stdio,id=con0,signal=off -serial chardev:con0 -qmp unix:/r/qmp.sock,server=on,wait=off \
+-drive file=/r/root.qcow2,if=none,id=disk0,format=qcow2,cache=unsafe -device virtio-blk-pci,drive=disk0 \
+-drive file=/c/mods.ext4,if=none,id=disk1,format=raw,cache=unsafe,readonly=on -device virtio-blk-pci,drive=disk1 \
+-netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22 -device virtio-net-pci,netdev=net0 \
+-device pvpanic -action panic=pause -no-reboot -S"
+        );
+    }
+
+    #[test]
+    fn aarch64_differs_only_where_the_table_says() {
+        let a = argv(&config(Arch::Aarch64, Accel::Tcg));
+        assert_eq!(a[0], "qemu-system-aarch64");
+        let after = |flag: &str| a[a.iter().position(|x| x == flag).unwrap() + 1].clone();
+        assert_eq!(after("-machine"), "virt,gic-version=max");
+        assert_eq!(after("-cpu"), "max,pauth-impdef=on");
+        assert!(after("-append").starts_with("console=ttyAMA0 "));
+        assert!(a
+            .windows(2)
+            .any(|w| w[0] == "-device" && w[1] == "pvpanic-pci"));
+    }
+
+    #[test]
+    fn kvm_uses_host_cpu() {
+        let a = argv(&config(Arch::X86_64, Accel::Kvm));
+        assert!(a.windows(2).any(|w| w[0] == "-accel" && w[1] == "kvm"));
+        assert!(a.windows(2).any(|w| w[0] == "-cpu" && w[1] == "host"));
+    }
+
+    #[test]
+    fn network_is_loopback_only() {
+        for arch in Arch::ALL {
+            let a = argv(&config(arch, Accel::Tcg));
+            let net: Vec<&String> = a.iter().filter(|x| x.contains("hostfwd")).collect();
+            assert_eq!(net.len(), 1);
+            assert!(net[0].contains("restrict=on"));
+            assert!(net[0].contains("hostfwd=tcp:127.0.0.1:"));
+        }
+    }
+}

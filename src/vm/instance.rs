@@ -1,0 +1,285 @@
+//! One running QEMU guest, owned: dropping it kills QEMU and its process group.
+
+use super::argv::{self, Config};
+use super::qmp::{self, Qmp};
+use crate::console::{self, ConsoleEvent, Tail};
+use crate::process;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot start `{command}`")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("QEMU exited ({status}) before QMP came up\ncommand: {command}\nstderr:\n{stderr}")]
+    EarlyExit {
+        status: String,
+        command: String,
+        stderr: String,
+    },
+    #[error("QMP did not come up within {}s\ncommand: {command}\nstderr:\n{stderr}", waited.as_secs())]
+    QmpTimeout {
+        waited: Duration,
+        command: String,
+        stderr: String,
+    },
+    #[error("QMP: {source}\ncommand: {command}\nstderr:\n{stderr}")]
+    Qmp {
+        command: String,
+        stderr: String,
+        #[source]
+        source: qmp::Error,
+    },
+    #[error("cannot write {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Files an instance writes into its directory.
+pub const CONSOLE_LOG: &str = "console.log";
+pub const QEMU_CMDLINE: &str = "qemu.cmdline";
+pub const QEMU_STDERR: &str = "qemu.stderr";
+pub const QEMU_PID: &str = "qemu.pid";
+pub const QMP_LOG: &str = "qmp.log";
+const QMP_SOCKET: &str = "qmp.sock";
+
+pub struct Instance {
+    pub node: String,
+    pub config: Config,
+    pub argv: Vec<String>,
+    pid: u32,
+    pub qmp: Qmp,
+    /// Taken by whoever watches the guest.
+    pub qmp_events: Option<mpsc::UnboundedReceiver<qmp::Event>>,
+    /// Taken by whoever watches the guest.
+    pub console: Option<mpsc::UnboundedReceiver<ConsoleEvent>>,
+    exit: watch::Receiver<Option<ExitStatus>>,
+    stderr_tail: Arc<Mutex<Tail>>,
+    console_tail: Arc<Mutex<Tail>>,
+}
+
+impl Instance {
+    /// Starts QEMU stopped, connects QMP, and lets the guest run.
+    pub async fn launch(node: &str, mut config: Config, dir: &Path) -> Result<Instance, Error> {
+        config.qmp_socket = dir.join(QMP_SOCKET);
+        let _ = std::fs::remove_file(&config.qmp_socket);
+        let argv = argv::argv(&config);
+        let line = argv::shell_line(&argv);
+        let io = |path: PathBuf| move |source| Error::Io { path, source };
+        std::fs::write(dir.join(QEMU_CMDLINE), format!("{line}\n"))
+            .map_err(io(dir.join(QEMU_CMDLINE)))?;
+
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = process::spawn_guarded(cmd).map_err(|source| Error::Spawn {
+            command: line.clone(),
+            source,
+        })?;
+        let pid = child.id();
+        std::fs::write(dir.join(QEMU_PID), format!("{pid}\n")).map_err(io(dir.join(QEMU_PID)))?;
+
+        let stdout =
+            tokio::process::ChildStdout::from_std(child.stdout.take().expect("piped stdout"))
+                .map_err(io(dir.join(CONSOLE_LOG)))?;
+        let stderr =
+            tokio::process::ChildStderr::from_std(child.stderr.take().expect("piped stderr"))
+                .map_err(io(dir.join(QEMU_STDERR)))?;
+        let (exit_tx, exit) = watch::channel(None);
+        std::thread::Builder::new()
+            .name(format!("wait-{node}"))
+            .spawn(move || {
+                let status = child.wait();
+                process::forget(pid);
+                let _ = exit_tx.send(status.ok());
+            })
+            .map_err(io(dir.to_path_buf()))?;
+
+        let console_tail = Arc::new(Mutex::new(Tail::new(64 * 1024)));
+        let console = console::capture(stdout, &dir.join(CONSOLE_LOG), console_tail.clone())
+            .map_err(io(dir.join(CONSOLE_LOG)))?;
+        let stderr_tail = Arc::new(Mutex::new(Tail::new(16 * 1024)));
+        spawn_stderr(stderr, dir.join(QEMU_STDERR), stderr_tail.clone());
+
+        let mut partial = Partial {
+            pid,
+            exit: exit.clone(),
+            stderr_tail: stderr_tail.clone(),
+            line: line.clone(),
+        };
+        let (qmp, qmp_events) = partial
+            .connect_qmp(&config.qmp_socket, &dir.join(QMP_LOG))
+            .await?;
+        qmp.cont().await.map_err(|source| Error::Qmp {
+            command: line.clone(),
+            stderr: partial.stderr(),
+            source,
+        })?;
+        partial.pid = 0; // ownership moves to the Instance
+        Ok(Instance {
+            node: node.to_string(),
+            config,
+            argv,
+            pid,
+            qmp,
+            qmp_events: Some(qmp_events),
+            console: Some(console),
+            exit,
+            stderr_tail,
+            console_tail,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The exit status, once QEMU has exited.
+    pub fn exited(&self) -> Option<ExitStatus> {
+        *self.exit.borrow()
+    }
+
+    /// A receiver that holds the exit status once QEMU has exited.
+    pub fn exit_watch(&self) -> watch::Receiver<Option<ExitStatus>> {
+        self.exit.clone()
+    }
+
+    /// Resolves when QEMU exits.
+    pub async fn wait_exit(&self) -> Option<ExitStatus> {
+        let mut rx = self.exit.clone();
+        let r = rx.wait_for(|s| s.is_some()).await.ok().and_then(|s| *s);
+        r
+    }
+
+    pub fn stderr_tail(&self) -> String {
+        self.stderr_tail
+            .lock()
+            .map(|t| t.lines(20))
+            .unwrap_or_default()
+    }
+
+    pub fn console_tail(&self, lines: usize) -> String {
+        self.console_tail
+            .lock()
+            .map(|t| t.lines(lines))
+            .unwrap_or_default()
+    }
+
+    pub fn command_line(&self) -> String {
+        argv::shell_line(&self.argv)
+    }
+
+    /// Asks QEMU to quit, and kills it if it has not gone within `grace`.
+    pub async fn shutdown(&mut self, grace: Duration) {
+        if self.exited().is_none() {
+            let _ = tokio::time::timeout(grace, self.qmp.quit()).await;
+            let _ = tokio::time::timeout(grace, self.wait_exit()).await;
+        }
+        process::kill_group(self.pid);
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        process::kill_group(self.pid);
+    }
+}
+
+/// A QEMU that has been spawned but is not yet an [`Instance`]: killed on drop too.
+struct Partial {
+    pid: u32,
+    exit: watch::Receiver<Option<ExitStatus>>,
+    stderr_tail: Arc<Mutex<Tail>>,
+    line: String,
+}
+
+const QMP_DEADLINE: Duration = Duration::from_secs(15);
+
+impl Partial {
+    fn stderr(&self) -> String {
+        // Give the stderr reader a moment to catch QEMU's last words.
+        std::thread::sleep(Duration::from_millis(50));
+        self.stderr_tail
+            .lock()
+            .map(|t| t.lines(20))
+            .unwrap_or_default()
+    }
+
+    async fn connect_qmp(
+        &mut self,
+        socket: &Path,
+        log: &Path,
+    ) -> Result<(Qmp, mpsc::UnboundedReceiver<qmp::Event>), Error> {
+        let start = tokio::time::Instant::now();
+        loop {
+            if let Some(status) = *self.exit.borrow() {
+                return Err(Error::EarlyExit {
+                    status: status.to_string(),
+                    command: self.line.clone(),
+                    stderr: self.stderr(),
+                });
+            }
+            if socket.exists() {
+                match Qmp::connect(socket, log).await {
+                    Ok(q) => return Ok(q),
+                    Err(e) if start.elapsed() > QMP_DEADLINE => {
+                        return Err(Error::Qmp {
+                            command: self.line.clone(),
+                            stderr: self.stderr(),
+                            source: e,
+                        });
+                    }
+                    Err(_) => {}
+                }
+            }
+            if start.elapsed() > QMP_DEADLINE {
+                return Err(Error::QmpTimeout {
+                    waited: QMP_DEADLINE,
+                    command: self.line.clone(),
+                    stderr: self.stderr(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if self.pid != 0 {
+            process::kill_group(self.pid);
+        }
+    }
+}
+
+fn spawn_stderr(mut src: tokio::process::ChildStderr, path: PathBuf, tail: Arc<Mutex<Tail>>) {
+    tokio::spawn(async move {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&path).ok();
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = src.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            if let Some(f) = file.as_mut() {
+                let _ = f.write_all(&buf[..n]);
+            }
+            if let Ok(mut t) = tail.lock() {
+                t.push(&buf[..n]);
+            }
+        }
+    });
+}

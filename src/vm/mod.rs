@@ -1,0 +1,12 @@
+//! Guests under QEMU: the per-arch table, pure argv builders, the accelerator probe, the QMP
+//! client, and [`Instance`], an owned guest that is killed (with its process group) on drop.
+
+pub mod accel;
+pub mod argv;
+mod instance;
+pub mod qmp;
+pub mod table;
+
+pub use accel::{Accel, Choice};
+pub use argv::{Config, Disk};
+pub use instance::{Error, Instance};

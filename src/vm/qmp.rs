@@ -1,0 +1,193 @@
+//! A QMP client on the `qapi` crate over tokio: handshake, commands, and the event stream.
+//! Every command and event is appended to the run's QMP log as one JSON line.
+
+use futures::StreamExt;
+use qapi::futures::{QapiService, QmpStreamTokio};
+use qapi::qmp;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::io::WriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+type Service = QapiService<QmpStreamTokio<WriteHalf<UnixStream>>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("QMP handshake on {}", socket.display())]
+    Handshake {
+        socket: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("QMP command `{command}`: {message}")]
+    Command {
+        command: &'static str,
+        message: String,
+    },
+}
+
+/// The guest-lifecycle events repro acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Shutdown { guest: bool, reason: String },
+    Reset,
+    GuestPanicked { action: String },
+    Stop,
+    Resume,
+    Other(String),
+}
+
+pub struct Qmp {
+    service: Service,
+    log: Arc<Mutex<std::fs::File>>,
+}
+
+fn log_line(log: &Mutex<std::fs::File>, v: serde_json::Value) {
+    if let Ok(mut f) = log.lock() {
+        let _ = writeln!(f, "{v}");
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn classify(e: &qmp::Event) -> Event {
+    match e {
+        qmp::Event::SHUTDOWN { data, .. } => Event::Shutdown {
+            guest: data.guest,
+            reason: format!("{:?}", data.reason).to_lowercase(),
+        },
+        qmp::Event::RESET { .. } => Event::Reset,
+        qmp::Event::GUEST_PANICKED { data, .. } => Event::GuestPanicked {
+            action: format!("{:?}", data.action).to_lowercase(),
+        },
+        qmp::Event::STOP { .. } => Event::Stop,
+        qmp::Event::RESUME { .. } => Event::Resume,
+        other => Event::Other(
+            serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_string))
+                .unwrap_or_else(|| "?".into()),
+        ),
+    }
+}
+
+impl Qmp {
+    /// Connects and negotiates. Events go to the returned channel until QEMU closes the socket.
+    pub async fn connect(
+        socket: &Path,
+        log_path: &Path,
+    ) -> Result<(Qmp, mpsc::UnboundedReceiver<Event>), Error> {
+        let hs = |source| Error::Handshake {
+            socket: socket.to_path_buf(),
+            source,
+        };
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .map_err(hs)?;
+        let log = Arc::new(Mutex::new(log));
+        let negotiation = QmpStreamTokio::open_uds(socket).await.map_err(hs)?;
+        log_line(
+            &log,
+            serde_json::json!({"t": now(), "greeting": serde_json::to_value(&negotiation.capabilities).unwrap_or_default()}),
+        );
+        let stream = negotiation.negotiate().await.map_err(hs)?;
+        let (service, mut events) = stream.into_parts();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let elog = log.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = events.next().await {
+                match ev {
+                    Ok(ev) => {
+                        log_line(
+                            &elog,
+                            serde_json::json!({"t": now(), "event": serde_json::to_value(&ev).unwrap_or_default()}),
+                        );
+                        if tx.send(classify(&ev)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        log_line(
+                            &elog,
+                            serde_json::json!({"t": now(), "error": e.to_string()}),
+                        );
+                        break;
+                    }
+                }
+            }
+        });
+        Ok((Qmp { service, log }, rx))
+    }
+
+    async fn exec<C>(&self, name: &'static str, cmd: C) -> Result<C::Ok, Error>
+    where
+        C: qapi::Command + qmp::QmpCommand + serde::Serialize + Send + 'static,
+        C::Ok: serde::Serialize,
+    {
+        log_line(
+            &self.log,
+            serde_json::json!({"t": now(), "execute": name, "arguments": serde_json::to_value(&cmd).unwrap_or_default()}),
+        );
+        let r = self.service.execute(cmd).await;
+        match r {
+            Ok(v) => {
+                log_line(
+                    &self.log,
+                    serde_json::json!({"t": now(), "return": serde_json::to_value(&v).unwrap_or_default()}),
+                );
+                Ok(v)
+            }
+            Err(e) => {
+                log_line(
+                    &self.log,
+                    serde_json::json!({"t": now(), "error": e.to_string()}),
+                );
+                Err(Error::Command {
+                    command: name,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+
+    pub async fn cont(&self) -> Result<(), Error> {
+        self.exec("cont", qmp::cont {}).await.map(drop)
+    }
+
+    pub async fn stop(&self) -> Result<(), Error> {
+        self.exec("stop", qmp::stop {}).await.map(drop)
+    }
+
+    /// The run state, e.g. `running`, `paused`, `guest-panicked`.
+    pub async fn status(&self) -> Result<String, Error> {
+        let s = self.exec("query-status", qmp::query_status {}).await?;
+        Ok(serde_json::to_value(s.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default())
+    }
+
+    pub async fn set_link(&self, name: &str, up: bool) -> Result<(), Error> {
+        self.exec(
+            "set_link",
+            qmp::set_link {
+                name: name.to_string(),
+                up,
+            },
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn quit(&self) -> Result<(), Error> {
+        self.exec("quit", qmp::quit {}).await.map(drop)
+    }
+}

@@ -1,0 +1,7 @@
+//! Fast tests of the repro binary: no guests are booted.
+
+mod fixture;
+
+mod check;
+mod kernel;
+mod usage;
