@@ -60,9 +60,7 @@ impl FromStr for Arch {
         match s {
             "x86_64" | "amd64" => Ok(Arch::X86_64),
             "aarch64" | "arm64" => Ok(Arch::Aarch64),
-            _ => Err(format!(
-                "unknown arch `{s}`, expected `x86_64` or `aarch64`"
-            )),
+            _ => Err(format!("unknown arch `{s}`, expected `x86_64` or `aarch64`")),
         }
     }
 }

@@ -67,11 +67,7 @@ pub fn spawn_guarded(mut cmd: Command) -> std::io::Result<Child> {
 /// Kills the process group led by `pid` and forgets it.
 pub fn kill_group(pid: u32) {
     let pgid = pid as i32;
-    if live()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&pgid)
-    {
+    if live().lock().unwrap_or_else(|e| e.into_inner()).remove(&pgid) {
         // SAFETY: plain syscall; the group was created by us and not yet reaped.
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
@@ -81,19 +77,12 @@ pub fn kill_group(pid: u32) {
 
 /// Forgets a group whose leader has been reaped (it must not be killed by id any more).
 pub fn forget(pid: u32) {
-    live()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&(pid as i32));
+    live().lock().unwrap_or_else(|e| e.into_inner()).remove(&(pid as i32));
 }
 
 /// Kills every live group. Used by the signal handler and the panic hook.
 pub fn kill_all() {
-    let groups: Vec<i32> = live()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .drain()
-        .collect();
+    let groups: Vec<i32> = live().lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
     for g in groups {
         // SAFETY: plain syscall on groups we created.
         unsafe {

@@ -11,12 +11,7 @@ pub struct Timeout {
 }
 
 /// Retries `op` every `interval` until it returns `Some`, or fails after `timeout`.
-pub async fn until<T, F, Fut>(
-    what: &str,
-    timeout: Duration,
-    interval: Duration,
-    mut op: F,
-) -> Result<T, Timeout>
+pub async fn until<T, F, Fut>(what: &str, timeout: Duration, interval: Duration, mut op: F) -> Result<T, Timeout>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -37,17 +32,11 @@ where
 }
 
 /// Runs `fut` with a deadline.
-pub async fn within<T>(
-    what: &str,
-    timeout: Duration,
-    fut: impl Future<Output = T>,
-) -> Result<T, Timeout> {
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| Timeout {
-            what: what.to_string(),
-            waited: timeout,
-        })
+pub async fn within<T>(what: &str, timeout: Duration, fut: impl Future<Output = T>) -> Result<T, Timeout> {
+    tokio::time::timeout(timeout, fut).await.map_err(|_| Timeout {
+        what: what.to_string(),
+        waited: timeout,
+    })
 }
 
 #[cfg(test)]
@@ -73,16 +62,11 @@ mod tests {
     #[tokio::test]
     async fn until_returns_value() {
         let mut n = 0;
-        let v = until(
-            "n to reach 3",
-            Duration::from_secs(5),
-            Duration::from_millis(1),
-            || {
-                n += 1;
-                let r = (n >= 3).then_some(n);
-                async move { r }
-            },
-        )
+        let v = until("n to reach 3", Duration::from_secs(5), Duration::from_millis(1), || {
+            n += 1;
+            let r = (n >= 3).then_some(n);
+            async move { r }
+        })
         .await
         .unwrap();
         assert_eq!(v, 3);

@@ -115,18 +115,12 @@ pub fn main() -> i32 {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REPRO_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("REPRO_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let root = find_root(cli.root.as_deref());
+    let root = relative_to_cwd(find_root(cli.root.as_deref()));
     let roots = Roots::at(&root);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -136,6 +130,21 @@ pub fn main() -> i32 {
     let code = rt.block_on(dispatch(cli.command, roots));
     process::kill_all();
     code
+}
+
+/// Paths under the current directory are shown (and used) relative to it, so diagnostics read
+/// `scenarios/x.toml:3:1` rather than a long absolute path.
+fn relative_to_cwd(p: PathBuf) -> PathBuf {
+    let Ok(cwd) = std::env::current_dir() else { return p };
+    let abs = if p.is_absolute() { p.clone() } else { cwd.join(&p) };
+    match abs
+        .canonicalize()
+        .ok()
+        .and_then(|a| a.strip_prefix(cwd.canonicalize().ok()?).ok().map(Path::to_path_buf))
+    {
+        Some(rel) => rel,
+        None => p,
+    }
 }
 
 fn find_root(explicit: Option<&Path>) -> PathBuf {
@@ -172,8 +181,7 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
             command: KernelCmd::Fetch { name, arch },
         } => {
             let r = tokio::task::spawn_blocking(move || {
-                kernel::find(&roots.kernels, &name)
-                    .and_then(|d| d.resolve(arch, &|m| eprintln!("{m}")))
+                kernel::find(&roots.kernels, &name).and_then(|d| d.resolve(arch, &|m| eprintln!("{m}")))
             })
             .await;
             match r {
@@ -199,8 +207,7 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
             command: ImageCmd::Build { name, arch },
         } => {
             let r = tokio::task::spawn_blocking(move || {
-                image::find(&roots.images, &name)
-                    .and_then(|d| image::build(&d, arch, &|m| eprintln!("{m}")))
+                image::find(&roots.images, &name).and_then(|d| image::build(&d, arch, &|m| eprintln!("{m}")))
             })
             .await;
             match r {
@@ -224,11 +231,7 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
 
 fn load_scenario(roots: &Roots, arg: &str) -> Result<Scenario, scenario::Error> {
     let path = scenario::resolve(&roots.scenarios, arg)?;
-    Scenario::load(
-        &path,
-        &kernel::names(&roots.kernels),
-        &image::names(&roots.images),
-    )
+    Scenario::load(&path, &kernel::names(&roots.kernels), &image::names(&roots.images))
 }
 
 fn report_scenario_error(e: &scenario::Error) {
@@ -276,11 +279,7 @@ fn list(roots: &Roots) -> i32 {
     let mut code = 0;
     let mut out = std::io::stdout().lock();
     for f in files {
-        match Scenario::load(
-            &f,
-            &kernel::names(&roots.kernels),
-            &image::names(&roots.images),
-        ) {
+        match Scenario::load(&f, &kernel::names(&roots.kernels), &image::names(&roots.images)) {
             Ok(s) => {
                 let arches: Vec<&str> = s.nodes.iter().map(|n| n.arch.as_str()).collect();
                 let _ = writeln!(out, "{:<28} {:<8} {}", s.name, arches.join(","), s.summary);
@@ -298,10 +297,7 @@ fn kernel_list(roots: &Roots, json: bool) -> i32 {
     match kernel::load_all(&roots.kernels) {
         Ok(defs) => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&defs).unwrap_or_default()
-                );
+                println!("{}", serde_json::to_string_pretty(&defs).unwrap_or_default());
             } else {
                 for d in defs {
                     let arches: Vec<&str> = d.arches().iter().map(|a| a.as_str()).collect();
@@ -359,11 +355,7 @@ async fn prepare(roots: &Roots, names: &[String], arches: &[Arch]) -> i32 {
                 let b = image::build(&id, a, &log).map_err(|e| crate::error_chain(&e))?;
                 image::boot_initramfs(&ka, &b).map_err(|e| crate::error_chain(&e))?;
                 image::modules_disk(&ka).map_err(|e| crate::error_chain(&e))?;
-                eprintln!(
-                    "prepared {k} on {a}: {} + {}",
-                    ka.origin,
-                    b.rootfs.display()
-                );
+                eprintln!("prepared {k} on {a}: {} + {}", ka.origin, b.rootfs.display());
                 Ok(())
             })
             .await;
@@ -386,18 +378,10 @@ async fn prepare(roots: &Roots, names: &[String], arches: &[Arch]) -> i32 {
 fn default_run_dir(s: &Scenario) -> PathBuf {
     let arch = s.nodes.first().map_or("x", |n| n.arch.as_str());
     let stamp = progress::timestamp();
-    PathBuf::from("runs")
-        .join(&s.name)
-        .join(format!("{stamp}-{arch}"))
+    PathBuf::from("runs").join(&s.name).join(format!("{stamp}-{arch}"))
 }
 
-async fn run_cmd(
-    roots: &Roots,
-    name: &str,
-    o: Overrides,
-    json: bool,
-    run_dir: Option<PathBuf>,
-) -> i32 {
+async fn run_cmd(roots: &Roots, name: &str, o: Overrides, json: bool, run_dir: Option<PathBuf>) -> i32 {
     let mut s = match load_scenario(roots, name) {
         Ok(s) => s,
         Err(e) => {
@@ -417,10 +401,7 @@ async fn run_cmd(
     s.apply(&o);
     let run_dir = run_dir.unwrap_or_else(|| default_run_dir(&s));
     if let Err(e) = std::fs::create_dir_all(&run_dir) {
-        err(format!(
-            "cannot create the run directory {}: {e}",
-            run_dir.display()
-        ));
+        err(format!("cannot create the run directory {}: {e}", run_dir.display()));
         return exit::CANNOT_TEST;
     }
     let run_dir = run_dir.canonicalize().unwrap_or(run_dir);
@@ -439,10 +420,7 @@ async fn run_cmd(
     .await;
     let _ = ui.await;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
         progress::summary(&report);
     }

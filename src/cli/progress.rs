@@ -44,11 +44,7 @@ pub async fn drive(mut rx: mpsc::UnboundedReceiver<Progress>, scenario: String) 
                         }
                     }
                 } else {
-                    eprintln!(
-                        "[{t:6.1}s] {} done in {:.1}s",
-                        phase.as_str(),
-                        elapsed.as_secs_f64()
-                    );
+                    eprintln!("[{t:6.1}s] {} done in {:.1}s", phase.as_str(), elapsed.as_secs_f64());
                 }
             }
             Progress::Note(m) => match &bar {

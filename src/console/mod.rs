@@ -46,39 +46,69 @@ fn marker(line: &str) -> Option<ConsoleEvent> {
 }
 
 /// Reads `src` to its end: appends to `log`, keeps `tail`, runs the detector, reports events.
+/// After a flush request (the guest stopped: nothing more will come), bytes already in flight
+/// are still read for this long before the report in progress is closed.
+const FLUSH_DRAIN: Duration = Duration::from_millis(100);
+
+/// Tells the capture that the guest has stopped (for example QMP reported GUEST_PANICKED), so a
+/// report in progress is complete as it stands.
+#[derive(Clone)]
+pub struct Flush(mpsc::UnboundedSender<()>);
+
+impl Flush {
+    pub fn request(&self) {
+        let _ = self.0.send(());
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads `src` to its end: appends to `log`, keeps `tail`, runs the detector, reports events.
 pub fn capture<R>(
     mut src: R,
     log: &Path,
     tail: Arc<Mutex<Tail>>,
-) -> std::io::Result<mpsc::UnboundedReceiver<ConsoleEvent>>
+) -> std::io::Result<(mpsc::UnboundedReceiver<ConsoleEvent>, Flush)>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let mut file = std::fs::File::create(log)?;
     let (tx, rx) = mpsc::unbounded_channel();
+    let (flush_tx, mut flush_rx) = mpsc::unbounded_channel::<()>();
     tokio::spawn(async move {
         let mut detector = Detector::new();
         let mut line = Vec::<u8>::new();
         let mut buf = vec![0u8; 16 * 1024];
         let mut started = false;
+        let mut last_byte = Instant::now();
+        let mut flush_at: Option<Instant> = None;
         loop {
-            let read = if detector.in_report() {
-                match tokio::time::timeout(REPORT_QUIET_FLUSH, src.read(&mut buf)).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        for report in detector.finish() {
-                            let _ = tx.send(ConsoleEvent::Crash {
-                                report: Box::new(report),
-                                at: Instant::now(),
-                            });
-                        }
-                        started = false;
-                        continue;
-                    }
-                }
-            } else {
-                src.read(&mut buf).await
+            let close_at = match (detector.in_report(), flush_at) {
+                (false, _) => None,
+                (true, Some(f)) => Some(f.min(last_byte + REPORT_QUIET_FLUSH)),
+                (true, None) => Some(last_byte + REPORT_QUIET_FLUSH),
             };
+            let read = tokio::select! {
+                r = src.read(&mut buf) => r,
+                Some(()) = flush_rx.recv() => {
+                    flush_at = Some(Instant::now() + FLUSH_DRAIN);
+                    continue;
+                }
+                _ = sleep_until_opt(close_at) => {
+                    for report in detector.finish() {
+                        let _ = tx.send(ConsoleEvent::Crash { report: Box::new(report), at: Instant::now() });
+                    }
+                    started = false;
+                    flush_at = None;
+                    continue;
+                }
+            };
+            last_byte = Instant::now();
             let n = match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
@@ -120,7 +150,7 @@ where
         }
         let _ = tx.send(ConsoleEvent::Eof);
     });
-    Ok(rx)
+    Ok((rx, Flush(flush_tx)))
 }
 
 #[cfg(test)]

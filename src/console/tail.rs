@@ -8,10 +8,7 @@ pub struct Tail {
 
 impl Tail {
     pub fn new(cap: usize) -> Self {
-        Tail {
-            buf: Vec::new(),
-            cap,
-        }
+        Tail { buf: Vec::new(), cap }
     }
 
     pub fn push(&mut self, b: &[u8]) {

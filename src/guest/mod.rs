@@ -79,11 +79,9 @@ impl Session {
     /// One attempt: TCP connect, handshake, public-key authentication as root.
     pub fn connect(port: u16, key: &Path, timeout: Duration) -> Result<Session, Error> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let tcp = TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|source| Error::Connect { addr, source })?;
+        let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|source| Error::Connect { addr, source })?;
         let _ = tcp.set_nodelay(true);
-        let mut session =
-            ssh2::Session::new().map_err(|source| Error::Handshake { addr, source })?;
+        let mut session = ssh2::Session::new().map_err(|source| Error::Handshake { addr, source })?;
         session.set_tcp_stream(tcp);
         session.set_timeout(timeout.as_millis() as u32);
         session
@@ -135,8 +133,7 @@ impl Session {
                         Ok(0) => {}
                         Ok(n) => {
                             progressed = true;
-                            if stream == 0 { &mut out } else { &mut err }
-                                .extend_from_slice(&buf[..n]);
+                            if stream == 0 { &mut out } else { &mut err }.extend_from_slice(&buf[..n]);
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                         Err(e) => return Err(io_err(e)),

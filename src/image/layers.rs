@@ -15,20 +15,8 @@ const INIT: &str = include_str!("guest/init.sh");
 /// modules; built-in or absent ones are skipped.
 fn boot_modules(arch: Arch) -> &'static [&'static str] {
     match arch {
-        Arch::X86_64 => &[
-            "virtio_pci",
-            "virtio_blk",
-            "virtio_net",
-            "ext4",
-            "pvpanic_mmio",
-        ],
-        Arch::Aarch64 => &[
-            "virtio_pci",
-            "virtio_blk",
-            "virtio_net",
-            "ext4",
-            "pvpanic_pci",
-        ],
+        Arch::X86_64 => &["virtio_pci", "virtio_blk", "virtio_net", "ext4", "pvpanic_mmio"],
+        Arch::Aarch64 => &["virtio_pci", "virtio_blk", "virtio_net", "ext4", "pvpanic_pci"],
     }
 }
 
@@ -50,10 +38,7 @@ fn parse_dep(text: &str) -> BTreeMap<String, (String, Vec<String>)> {
         let name = norm(name.split(".ko").next().unwrap_or(""));
         m.insert(
             name,
-            (
-                path.to_string(),
-                deps.split_whitespace().map(str::to_string).collect(),
-            ),
+            (path.to_string(), deps.split_whitespace().map(str::to_string).collect()),
         );
     }
     m
@@ -62,10 +47,7 @@ fn parse_dep(text: &str) -> BTreeMap<String, (String, Vec<String>)> {
 /// The module files to load, dependencies first.
 pub(crate) fn load_order(dep_text: &str, wanted: &[&str]) -> Vec<String> {
     let deps = parse_dep(dep_text);
-    let by_path: BTreeMap<&str, &str> = deps
-        .iter()
-        .map(|(n, (p, _))| (p.as_str(), n.as_str()))
-        .collect();
+    let by_path: BTreeMap<&str, &str> = deps.iter().map(|(n, (p, _))| (p.as_str(), n.as_str())).collect();
     let mut order = Vec::new();
     let mut seen = HashSet::new();
     fn visit(
@@ -131,10 +113,7 @@ pub fn boot_initramfs(kernel: &Artifacts, image: &Built) -> Result<PathBuf, Erro
         let dep_path = mods.join("modules.dep");
         let dep = std::fs::read_to_string(&dep_path).map_err(io_err(&dep_path))?;
         let mut order = String::new();
-        for (i, rel) in load_order(&dep, boot_modules(kernel.arch))
-            .iter()
-            .enumerate()
-        {
+        for (i, rel) in load_order(&dep, boot_modules(kernel.arch)).iter().enumerate() {
             let src = mods.join(rel);
             let data = std::fs::read(&src).map_err(io_err(&src))?;
             let base = Path::new(rel)
@@ -142,13 +121,11 @@ pub fn boot_initramfs(kernel: &Artifacts, image: &Built) -> Result<PathBuf, Erro
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let name = format!("{i:02}-{base}");
-            w.file(&format!("lib/modules/boot/{name}"), 0o644, &data)
-                .map_err(wr)?;
+            w.file(&format!("lib/modules/boot/{name}"), 0o644, &data).map_err(wr)?;
             order.push_str(&name);
             order.push('\n');
         }
-        w.file("lib/modules/boot/order", 0o644, order.as_bytes())
-            .map_err(wr)?;
+        w.file("lib/modules/boot/order", 0o644, order.as_bytes()).map_err(wr)?;
     }
     let bytes = w.finish().map_err(wr)?;
     let tmp = out.with_extension("tmp");
@@ -163,10 +140,7 @@ pub fn modules_disk(kernel: &Artifacts) -> Result<Option<PathBuf>, Error> {
         return Ok(None);
     };
     let dir = cache::dir("modules")?;
-    let out = dir.join(format!(
-        "{}-{}-{}.ext4",
-        kernel.name, kernel.arch, kernel.id
-    ));
+    let out = dir.join(format!("{}-{}-{}.ext4", kernel.name, kernel.arch, kernel.id));
     let _lock = cache::lock(&out)?;
     if out.is_file() {
         return Ok(Some(out));
@@ -240,12 +214,8 @@ pub fn run_initrd(boot: &Path, layer: &RunLayer, out: &Path) -> Result<(), Error
         layer.modules_dev.as_deref().unwrap_or("")
     );
     w.file("repro/env", 0o644, env.as_bytes()).map_err(wr)?;
-    w.file(
-        "repro/authorized_keys",
-        0o600,
-        layer.authorized_key.as_bytes(),
-    )
-    .map_err(wr)?;
+    w.file("repro/authorized_keys", 0o600, layer.authorized_key.as_bytes())
+        .map_err(wr)?;
     bytes.extend(w.finish().map_err(wr)?);
     std::fs::write(out, bytes).map_err(io_err(out))
 }

@@ -197,10 +197,7 @@ pub fn build(def: &Definition, arch: Arch, log: &dyn Fn(&str)) -> Result<Built, 
     let tar = tmp.join("base.tar");
 
     let mut mm = Command::new("mmdebstrap");
-    mm.args([
-        "--variant=extract",
-        &format!("--architectures={}", arch.debian()),
-    ]);
+    mm.args(["--variant=extract", &format!("--architectures={}", arch.debian())]);
     mm.arg(format!("--include={}", def.packages.join(",")));
     mm.arg(&def.suite).arg(&tar);
     if let Some(m) = &def.mirror {
@@ -251,8 +248,7 @@ pub fn build(def: &Definition, arch: Arch, log: &dyn Fn(&str)) -> Result<Built, 
     std::fs::copy(&bb, tmp.join("busybox")).map_err(io_err(&bb))?;
     remove_tree(&stage)?;
     std::fs::remove_file(&tar).map_err(io_err(&tar))?;
-    std::fs::write(tmp.join(cache::COMPLETE), format!("{} {arch}\n", def.name))
-        .map_err(io_err(&tmp))?;
+    std::fs::write(tmp.join(cache::COMPLETE), format!("{} {arch}\n", def.name)).map_err(io_err(&tmp))?;
     remove_tree(&entry)?;
     std::fs::rename(&tmp, &entry).map_err(io_err(&entry))?;
     Ok(built)

@@ -51,35 +51,67 @@ fn run(cmd: &mut Command) -> Result<String, Error> {
 }
 
 /// Resolves `pattern` for `arch` to (image package, version). A metapackage is followed to the
-/// `linux-image-*` package it depends on.
-fn resolve(pattern: &str, arch: Arch) -> Result<(String, String), Error> {
-    let mut pkg = pattern.replace("{debarch}", arch.debian());
-    for _ in 0..3 {
-        let spec = format!("{pkg}:{}", arch.debian());
-        let show = run(Command::new("apt-cache").args(["show", "--no-all-versions", &spec]))?;
-        let field = |name: &str| {
-            show.lines()
-                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
-        };
-        let version = field("Version:").ok_or_else(|| Error::Resolve {
-            package: spec.clone(),
-            why: "apt-cache show printed no Version".into(),
-        })?;
-        // A real image package ships the kernel itself; a metapackage only depends on one.
-        let depends = field("Depends:").unwrap_or_default();
-        let next = depends
-            .split(',')
-            .map(|d| d.trim().split([' ', ':']).next().unwrap_or(""))
-            .find(|d| versioned(d));
-        match next {
-            Some(n) if !versioned(&pkg) => pkg = n.to_string(),
-            _ => return Ok((pkg, version)),
+/// `linux-image-*` package it depends on. apt-cache takes about a second, so the answer is
+/// remembered for as long as the apt lists it came from are unchanged.
+fn resolve(pattern: &str, arch: Arch, dir: &Path) -> Result<(String, String), Error> {
+    let lists = std::fs::metadata("/var/lib/apt/lists")
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let memo = dir.join(format!(
+        ".resolved-{}",
+        cache::key(&[pattern.as_bytes(), arch.debian().as_bytes()])
+    ));
+    if let Ok(text) = std::fs::read_to_string(&memo) {
+        let f: Vec<&str> = text.split_whitespace().collect();
+        if let [stamp, pkg, version] = f[..] {
+            if stamp == lists.to_string() {
+                return Ok((pkg.to_string(), version.to_string()));
+            }
         }
     }
-    Err(Error::Resolve {
-        package: pattern.to_string(),
-        why: "metapackage chain too deep".into(),
-    })
+    let r = resolve_with_apt(pattern, arch)?;
+    let _ = std::fs::write(&memo, format!("{lists} {} {}\n", r.0, r.1));
+    Ok(r)
+}
+
+fn resolve_with_apt(pattern: &str, arch: Arch) -> Result<(String, String), Error> {
+    let mut pkg = pattern.replace("{debarch}", arch.debian());
+    let spec = format!("{pkg}:{}", arch.debian());
+    let show = run(Command::new("apt-cache").args(["show", "--no-all-versions", &spec]))?;
+    let field = |name: &str| {
+        show.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+    };
+    let mut version = field("Version:").ok_or_else(|| Error::Resolve {
+        package: spec.clone(),
+        why: "apt-cache show printed no Version".into(),
+    })?;
+    if !versioned(&pkg) {
+        // A metapackage: `Depends: linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)`.
+        let depends = field("Depends:").unwrap_or_default();
+        let (dep, ver) = depends
+            .split(',')
+            .map(str::trim)
+            .find_map(|d| {
+                let name = d.split([' ', ':']).next().unwrap_or("");
+                let ver = d
+                    .split_once("(=")
+                    .map(|(_, v)| v.trim_end_matches(')').trim().to_string());
+                versioned(name).then(|| (name.to_string(), ver))
+            })
+            .ok_or_else(|| Error::Resolve {
+                package: spec.clone(),
+                why: format!("no linux-image-<version> package among its dependencies ({depends})"),
+            })?;
+        pkg = dep;
+        version = match ver {
+            Some(v) => v,
+            None => resolve_with_apt(&pkg, arch)?.1,
+        };
+    }
+    Ok((pkg, version))
 }
 
 /// `linux-image-6.1.0-56-cloud-amd64` is a real image package; `linux-image-cloud-amd64` is not.
@@ -94,10 +126,8 @@ fn cached_fallback(dir: &Path, arch: Arch) -> Option<PathBuf> {
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name().is_some_and(|n| {
-                n.to_string_lossy()
-                    .ends_with(&format!("_{}", arch.debian()))
-            })
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(&format!("_{}", arch.debian())))
         })
         .filter(|p| cache::is_complete(p))
         .collect();
@@ -105,14 +135,9 @@ fn cached_fallback(dir: &Path, arch: Arch) -> Option<PathBuf> {
     v.pop()
 }
 
-pub fn fetch(
-    name: &str,
-    pattern: &str,
-    arch: Arch,
-    log: &dyn Fn(&str),
-) -> Result<Artifacts, Error> {
+pub fn fetch(name: &str, pattern: &str, arch: Arch, log: &dyn Fn(&str)) -> Result<Artifacts, Error> {
     let dir = cache::dir("kernels/debian")?;
-    let entry = match resolve(pattern, arch) {
+    let entry = match resolve(pattern, arch, &dir) {
         Ok((pkg, version)) => dir.join(format!("{pkg}_{version}_{}", arch.debian())),
         Err(e) => match cached_fallback(&dir, arch) {
             Some(p) => {
@@ -124,16 +149,9 @@ pub fn fetch(
     };
     let _lock = cache::lock(&entry)?;
     if !cache::is_complete(&entry) {
-        let entry_name = entry
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let entry_name = entry.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let mut parts = entry_name.splitn(3, '_');
-        let (pkg, version) = (
-            parts.next().unwrap_or_default(),
-            parts.next().unwrap_or_default(),
-        );
+        let (pkg, version) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
         log(&format!("fetching {pkg} {version} ({})", arch.debian()));
         let tmp = dir.join(format!(".tmp-{entry_name}"));
         let io = |source, path: &Path| Error::Io {
@@ -160,8 +178,7 @@ pub fn fetch(
         std::fs::remove_file(&deb).map_err(|e| io(e, &deb))?;
         let release = release_of(&root)?;
         run(Command::new("depmod").arg("-b").arg(&root).arg(&release))?;
-        std::fs::write(tmp.join(cache::COMPLETE), format!("{pkg} {version}\n"))
-            .map_err(|e| io(e, &tmp))?;
+        std::fs::write(tmp.join(cache::COMPLETE), format!("{pkg} {version}\n")).map_err(|e| io(e, &tmp))?;
         let _ = std::fs::remove_dir_all(&entry);
         std::fs::rename(&tmp, &entry).map_err(|e| io(e, &entry))?;
     }

@@ -24,11 +24,7 @@ pub enum Error {
     #[error("no kernel named `{name}` in {}", dir.display())]
     NotFound { name: String, dir: PathBuf },
     #[error("kernel `{name}` is for {have}, not {want}")]
-    WrongArch {
-        name: String,
-        have: Arch,
-        want: Arch,
-    },
+    WrongArch { name: String, have: Arch, want: Arch },
     #[error("kernel `{name}`: {what} {} does not exist", path.display())]
     Missing {
         name: String,
@@ -139,12 +135,7 @@ impl Definition {
             },
             Kind::Local => Source::Local {
                 arch: raw.arch.ok_or_else(|| missing("arch"))?,
-                image: base.join(
-                    raw.image
-                        .as_ref()
-                        .ok_or_else(|| missing("image"))?
-                        .get_ref(),
-                ),
+                image: base.join(raw.image.as_ref().ok_or_else(|| missing("image"))?.get_ref()),
                 modules: raw.modules.as_ref().map(|m| base.join(m)),
                 vmlinux: raw.vmlinux.as_ref().map(|m| base.join(m)),
             },

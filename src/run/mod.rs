@@ -91,29 +91,18 @@ impl Observer {
         }
     }
 
-    fn on(
-        &mut self,
-        s: &Scenario,
-        node: usize,
-        ev: &NodeEvent,
-        progress: &mpsc::UnboundedSender<Progress>,
-    ) {
+    fn on(&mut self, s: &Scenario, node: usize, ev: &NodeEvent, progress: &mpsc::UnboundedSender<Progress>) {
         match ev {
-            NodeEvent::Console(ConsoleEvent::CrashStarted { at }) => {
-                if self.crash_started.is_none() {
-                    self.crash_started = Some(*at);
-                    let _ = progress.send(Progress::Phase {
-                        phase: Phase::Detection,
-                        detail: "crash report on the console".into(),
-                    });
-                }
+            NodeEvent::Console(ConsoleEvent::CrashStarted { at }) if self.crash_started.is_none() => {
+                self.crash_started = Some(*at);
+                let _ = progress.send(Progress::Phase {
+                    phase: Phase::Detection,
+                    detail: "crash report on the console".into(),
+                });
             }
             NodeEvent::Console(ConsoleEvent::Crash { report, at }) => {
                 let ends = verdict::ends_run(&s.expect, report);
-                let _ = progress.send(Progress::Note(format!(
-                    "{}: {}",
-                    s.nodes[node].name, report.title
-                )));
+                let _ = progress.send(Progress::Note(format!("{}: {}", s.nodes[node].name, report.title)));
                 if ends && !self.done {
                     self.done = true;
                     self.detection = self.crash_started.map(|t| at.saturating_duration_since(t));
@@ -122,13 +111,8 @@ impl Observer {
                 self.crash_started = None;
             }
             NodeEvent::Qmp(qmp::Event::GuestPanicked { .. }) => self.guest_panicked = true,
-            NodeEvent::Exited(status) => {
-                if self.exited.is_none() {
-                    self.exited = Some((
-                        node,
-                        status.map_or("unknown status".into(), |s| s.to_string()),
-                    ));
-                }
+            NodeEvent::Exited(status) if self.exited.is_none() => {
+                self.exited = Some((node, status.map_or("unknown status".into(), |s| s.to_string())));
             }
             _ => {}
         }
@@ -167,18 +151,14 @@ pub async fn run(mut o: Options) -> RunReport {
     let pubkey = match crate::guest::keygen(&key_path) {
         Ok(k) => Some(k),
         Err(e) => {
-            infra = Some(format!(
-                "generating the run's SSH key: {}",
-                crate::error_chain(&e)
-            ));
+            infra = Some(format!("generating the run's SSH key: {}", crate::error_chain(&e)));
             None
         }
     };
     if let Some(pubkey) = &pubkey {
         for (i, node) in s.nodes.iter().enumerate() {
             let dir = node_dir(&o.run_dir, &s, i);
-            let (roots, node_c, scenario, pk) =
-                (o.roots.clone(), node.clone(), s.clone(), pubkey.clone());
+            let (roots, node_c, scenario, pk) = (o.roots.clone(), node.clone(), s.clone(), pubkey.clone());
             let p2 = progress.clone();
             let r = tokio::task::spawn_blocking(move || {
                 prepare_node(&roots, &scenario, &node_c, &dir, &pk, &|m| {
@@ -189,11 +169,7 @@ pub async fn run(mut o: Options) -> RunReport {
             match r {
                 Ok(Ok(p)) => prepared[i] = Some(p),
                 Ok(Err(e)) => {
-                    infra = Some(format!(
-                        "preparing node `{}`: {}",
-                        node.name,
-                        crate::error_chain(&*e)
-                    ));
+                    infra = Some(format!("preparing node `{}`: {}", node.name, crate::error_chain(&*e)));
                     break;
                 }
                 Err(e) => {
@@ -250,8 +226,7 @@ pub async fn run(mut o: Options) -> RunReport {
                 let (key, stop, tx) = (key_path.clone(), stop.clone(), ev_tx.clone());
                 let deadline = std::time::Instant::now() + s.boot_timeout;
                 std::thread::spawn(move || {
-                    let r = workload::wait_ssh(port, &key, deadline, &stop)
-                        .map_err(|e| crate::error_chain(&*e));
+                    let r = workload::wait_ssh(port, &key, deadline, &stop).map_err(|e| crate::error_chain(&*e));
                     let _ = tx.send((i, NodeEvent::SshReady(r)));
                 });
             }
@@ -299,13 +274,7 @@ pub async fn run(mut o: Options) -> RunReport {
         });
         let port = instances[w.node].config.ssh_port;
         let (tx, mut rx) = tokio::sync::oneshot::channel();
-        let job = workload::Job::new(
-            port,
-            key_path.clone(),
-            w.clone(),
-            o.run_dir.clone(),
-            stop.clone(),
-        );
+        let job = workload::Job::new(port, key_path.clone(), w.clone(), o.run_dir.clone(), stop.clone());
         let counter = job.counter();
         std::thread::spawn(move || {
             let _ = tx.send(job.run());
@@ -327,13 +296,7 @@ pub async fn run(mut o: Options) -> RunReport {
                     ));
                 }
             }
-            let settle_at = settle.map(|t| {
-                if obs.in_report() {
-                    t + Duration::from_secs(5)
-                } else {
-                    t
-                }
-            });
+            let settle_at = settle.map(|t| if obs.in_report() { t + Duration::from_secs(5) } else { t });
             tokio::select! {
                 Some((i, ev)) = ev_rx.recv() => obs.on(&s, i, &ev, &progress),
                 r = &mut rx, if settle.is_none() => {
@@ -491,8 +454,13 @@ fn forward(i: usize, inst: &mut Instance, tx: mpsc::UnboundedSender<(usize, Node
     }
     if let Some(mut q) = inst.qmp_events.take() {
         let tx = tx.clone();
+        let flush = inst.flush.clone();
         tokio::spawn(async move {
             while let Some(ev) = q.recv().await {
+                if matches!(ev, qmp::Event::GuestPanicked { .. }) {
+                    // The guest is paused: whatever report is on the console is all there is.
+                    flush.request();
+                }
                 if tx.send((i, NodeEvent::Qmp(ev))).is_err() {
                     break;
                 }

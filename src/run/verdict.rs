@@ -149,7 +149,8 @@ pub fn decide(expect: &Expect, o: &Observed) -> Decision {
     if o.guest_panicked {
         return Decision {
             verdict: Verdict::InfraError,
-            reason: "the guest panicked (QMP GUEST_PANICKED) but no crash report could be parsed from the console".into(),
+            reason: "the guest panicked (QMP GUEST_PANICKED) but no crash report could be parsed from the console"
+                .into(),
             crash: None,
         };
     }
@@ -171,14 +172,26 @@ pub fn decide(expect: &Expect, o: &Observed) -> Decision {
             reason: format!("{iterations} workload iteration(s) completed with no crash on the console"),
             crash: None,
         },
-        WorkloadOutcome::Failed { iteration, status, stderr_tail } => infra(format!(
+        WorkloadOutcome::Failed {
+            iteration,
+            status,
+            stderr_tail,
+        } => infra(format!(
             "workload iteration {iteration} exited with status {status} and no crash was seen{}",
-            if stderr_tail.is_empty() { String::new() } else { format!(": {stderr_tail}") }
+            if stderr_tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {stderr_tail}")
+            }
         )),
         WorkloadOutcome::CouldNotStart { why } => infra(format!("the workload could not start: {why}")),
         WorkloadOutcome::Lost { why } => infra(format!("lost the SSH connection with no crash on the console: {why}")),
-        WorkloadOutcome::TimedOut { after_secs } => infra(format!("the workload did not finish within {after_secs}s and the console shows no crash (hung guest?)")),
-        WorkloadOutcome::Interrupted => infra("the run ended before the workload finished, with no crash on the console".into()),
+        WorkloadOutcome::TimedOut { after_secs } => infra(format!(
+            "the workload did not finish within {after_secs}s and the console shows no crash (hung guest?)"
+        )),
+        WorkloadOutcome::Interrupted => {
+            infra("the run ended before the workload finished, with no crash on the console".into())
+        }
         WorkloadOutcome::NotRun => infra("the workload never ran".into()),
     }
 }

@@ -19,23 +19,12 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_millis(150);
 
 /// Retries SSH until it authenticates, `deadline` passes, or `stop` is set.
-pub fn wait_ssh(
-    port: u16,
-    key: &Path,
-    deadline: Instant,
-    stop: &AtomicBool,
-) -> Result<(), Box<guest::Error>> {
+pub fn wait_ssh(port: u16, key: &Path, deadline: Instant, stop: &AtomicBool) -> Result<(), Box<guest::Error>> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match Session::connect(
-            port,
-            key,
-            ATTEMPT_TIMEOUT.min(left.max(Duration::from_millis(100))),
-        ) {
+        match Session::connect(port, key, ATTEMPT_TIMEOUT.min(left.max(Duration::from_millis(100)))) {
             Ok(_) => return Ok(()),
-            Err(e) if Instant::now() >= deadline || stop.load(Ordering::SeqCst) => {
-                return Err(Box::new(e))
-            }
+            Err(e) if Instant::now() >= deadline || stop.load(Ordering::SeqCst) => return Err(Box::new(e)),
             Err(_) => std::thread::sleep(RETRY),
         }
     }
@@ -51,13 +40,7 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(
-        port: u16,
-        key: PathBuf,
-        workload: Workload,
-        run_dir: PathBuf,
-        stop: Arc<AtomicBool>,
-    ) -> Self {
+    pub fn new(port: u16, key: PathBuf, workload: Workload, run_dir: PathBuf, stop: Arc<AtomicBool>) -> Self {
         Job {
             port,
             key,

@@ -23,24 +23,14 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// Builds a diagnostic from a byte span into `source`.
-    pub fn at(
-        path: &Path,
-        source: &str,
-        span: Option<Range<usize>>,
-        key: &str,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn at(path: &Path, source: &str, span: Option<Range<usize>>, key: &str, message: impl Into<String>) -> Self {
         let span = span.unwrap_or(0..0);
         let start = span.start.min(source.len());
         let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = source[start..]
-            .find('\n')
-            .map_or(source.len(), |i| start + i);
+        let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
         let line = source[..start].matches('\n').count() + 1;
         let col = source[line_start..start].chars().count() + 1;
-        let source_line = source[line_start..line_end]
-            .trim_end_matches('\r')
-            .to_string();
+        let source_line = source[line_start..line_end].trim_end_matches('\r').to_string();
         let end = span.end.clamp(start, line_end);
         let width = source[start..end].trim_end().chars().count().max(1);
         Diagnostic {
@@ -78,13 +68,11 @@ impl fmt::Display for Diagnostic {
 impl std::error::Error for Diagnostic {}
 
 /// Deserializes TOML into `T`, turning any failure into a [`Diagnostic`] naming the key.
-pub fn from_toml<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    source: &str,
-) -> Result<T, Diagnostic> {
+pub fn from_toml<T: serde::de::DeserializeOwned>(path: &Path, source: &str) -> Result<T, Diagnostic> {
     let de = toml::Deserializer::new(source);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
+        // `Spanned<T>` fields add a private segment to the path; it is not the user's key.
+        let key = e.path().to_string().replace(".$__serde_spanned_private_value", "");
         let key = if key == "." { String::new() } else { key };
         let inner = e.into_inner();
         let message = inner.message().trim_end().to_string();

@@ -165,12 +165,7 @@ pub struct Overrides {
 impl Scenario {
     /// Parses and validates `source`, read from `path`. `known_kernels` and `known_images` are
     /// the names defined in `kernels/` and `images/`.
-    pub fn parse(
-        path: &Path,
-        source: &str,
-        known_kernels: &[String],
-        known_images: &[String],
-    ) -> Result<Self, Error> {
+    pub fn parse(path: &Path, source: &str, known_kernels: &[String], known_images: &[String]) -> Result<Self, Error> {
         let raw: Raw = from_toml(path, source)?;
         let diag = |span: std::ops::Range<usize>, key: &str, msg: String| {
             Error::from(Diagnostic::at(path, source, Some(span), key, msg))
@@ -245,12 +240,13 @@ impl Scenario {
         }
         for (i, n) in raw.nodes.iter().enumerate() {
             let name = n.name.get_ref();
-            let valid = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !valid {
-                return Err(diag(n.name.span(), &format!("nodes[{i}].name"), format!("node name `{name}` must be non-empty and use only letters, digits, `-` and `_`")));
+                return Err(diag(
+                    n.name.span(),
+                    &format!("nodes[{i}].name"),
+                    format!("node name `{name}` must be non-empty and use only letters, digits, `-` and `_`"),
+                ));
             }
             if nodes.iter().any(|m: &Node| &m.name == name) {
                 return Err(diag(
@@ -280,13 +276,7 @@ impl Scenario {
             Some(n) => nodes
                 .iter()
                 .position(|m| &m.name == n.get_ref())
-                .ok_or_else(|| {
-                    diag(
-                        n.span(),
-                        "workload.node",
-                        format!("no node named `{}`", n.get_ref()),
-                    )
-                })?,
+                .ok_or_else(|| diag(n.span(), "workload.node", format!("no node named `{}`", n.get_ref())))?,
         };
         let positive = |v: &Option<Spanned<u32>>, key: &str| -> Result<u32, Error> {
             match v {
@@ -310,10 +300,7 @@ impl Scenario {
                 diag(
                     r.span(),
                     "expect.title_regex",
-                    format!(
-                        "invalid regex: {}",
-                        e.to_string().lines().last().unwrap_or("")
-                    ),
+                    format!("invalid regex: {}", e.to_string().lines().last().unwrap_or("")),
                 )
             })?),
         };
@@ -341,11 +328,7 @@ impl Scenario {
     }
 
     /// Reads and parses a scenario file.
-    pub fn load(
-        path: &Path,
-        known_kernels: &[String],
-        known_images: &[String],
-    ) -> Result<Self, Error> {
+    pub fn load(path: &Path, known_kernels: &[String], known_images: &[String]) -> Result<Self, Error> {
         let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,

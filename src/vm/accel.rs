@@ -33,12 +33,7 @@ pub struct Choice {
 
 /// Picks the accelerator for a guest of `arch`. `REPRO_ACCEL=tcg|kvm` overrides the probe.
 pub fn choose(arch: Arch) -> Choice {
-    decide(
-        arch,
-        Arch::host(),
-        std::env::var("REPRO_ACCEL").ok().as_deref(),
-        probe,
-    )
+    decide(arch, Arch::host(), std::env::var("REPRO_ACCEL").ok().as_deref(), probe)
 }
 
 /// The pure decision: an explicit override wins, a foreign guest always gets TCG, and KVM needs
@@ -96,11 +91,7 @@ fn probe_uncached() -> Result<(), String> {
     if Arch::host() != Some(Arch::X86_64) {
         return Err("the KVM probe is only implemented for x86_64 hosts".into());
     }
-    if let Err(e) = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
+    if let Err(e) = std::fs::File::options().read(true).write(true).open("/dev/kvm") {
         return Err(format!("cannot open /dev/kvm: {e}"));
     }
     let dir = tempdir().map_err(|e| format!("cannot create a probe directory: {e}"))?;
@@ -145,9 +136,7 @@ fn probe_uncached() -> Result<(), String> {
             .to_string();
         Err(format!(
             "a KVM test guest ended with {} ({why})",
-            code.map_or("a signal or a hang".to_string(), |c| format!(
-                "exit code {c}"
-            ))
+            code.map_or("a signal or a hang".to_string(), |c| format!("exit code {c}"))
         ))
     }
 }
@@ -164,8 +153,7 @@ fn run_with_deadline(
     deadline: std::time::Duration,
 ) -> Result<(Option<i32>, String), String> {
     use std::io::Read;
-    let mut child = crate::process::spawn_guarded(cmd)
-        .map_err(|e| format!("cannot start the KVM probe: {e}"))?;
+    let mut child = crate::process::spawn_guarded(cmd).map_err(|e| format!("cannot start the KVM probe: {e}"))?;
     let start = std::time::Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -194,9 +182,7 @@ mod tests {
 
     #[test]
     fn foreign_guest_is_tcg_without_probing() {
-        let c = decide(Arch::Aarch64, Some(Arch::X86_64), None, || {
-            panic!("must not probe")
-        });
+        let c = decide(Arch::Aarch64, Some(Arch::X86_64), None, || panic!("must not probe"));
         assert_eq!(c.accel, Accel::Tcg);
         assert_eq!(c.reason, "guest aarch64 differs from the host arch");
     }

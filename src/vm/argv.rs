@@ -53,21 +53,13 @@ pub fn accel_args(arch: Arch, accel: Accel) -> Vec<String> {
 
 pub fn console_args() -> Vec<String> {
     // The serial console is QEMU's stdout; repro reads it, logs it and parses it live.
-    [
-        "-chardev",
-        "stdio,id=con0,signal=off",
-        "-serial",
-        "chardev:con0",
-    ]
-    .map(String::from)
-    .to_vec()
+    ["-chardev", "stdio,id=con0,signal=off", "-serial", "chardev:con0"]
+        .map(String::from)
+        .to_vec()
 }
 
 pub fn qmp_args(socket: &std::path::Path) -> Vec<String> {
-    vec![
-        "-qmp".into(),
-        format!("unix:{},server=on,wait=off", socket.display()),
-    ]
+    vec!["-qmp".into(), format!("unix:{},server=on,wait=off", socket.display())]
 }
 
 pub fn disk_args(disks: &[Disk]) -> Vec<String> {
@@ -137,10 +129,7 @@ pub fn argv(c: &Config) -> Vec<String> {
 pub fn shell_line(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c))
-            {
+            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c)) {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))
@@ -204,9 +193,7 @@ mod tests {
         assert_eq!(after("-machine"), "virt,gic-version=max");
         assert_eq!(after("-cpu"), "max,pauth-impdef=on");
         assert!(after("-append").starts_with("console=ttyAMA0 "));
-        assert!(a
-            .windows(2)
-            .any(|w| w[0] == "-device" && w[1] == "pvpanic-pci"));
+        assert!(a.windows(2).any(|w| w[0] == "-device" && w[1] == "pvpanic-pci"));
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct Instance {
     /// Taken by whoever watches the guest.
     pub console: Option<mpsc::UnboundedReceiver<ConsoleEvent>>,
     exit: watch::Receiver<Option<ExitStatus>>,
+    /// Closes a crash report in progress once the guest has stopped.
+    pub flush: console::Flush,
     stderr_tail: Arc<Mutex<Tail>>,
     console_tail: Arc<Mutex<Tail>>,
 }
@@ -77,8 +79,7 @@ impl Instance {
         let argv = argv::argv(&config);
         let line = argv::shell_line(&argv);
         let io = |path: PathBuf| move |source| Error::Io { path, source };
-        std::fs::write(dir.join(QEMU_CMDLINE), format!("{line}\n"))
-            .map_err(io(dir.join(QEMU_CMDLINE)))?;
+        std::fs::write(dir.join(QEMU_CMDLINE), format!("{line}\n")).map_err(io(dir.join(QEMU_CMDLINE)))?;
 
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
@@ -92,12 +93,10 @@ impl Instance {
         let pid = child.id();
         std::fs::write(dir.join(QEMU_PID), format!("{pid}\n")).map_err(io(dir.join(QEMU_PID)))?;
 
-        let stdout =
-            tokio::process::ChildStdout::from_std(child.stdout.take().expect("piped stdout"))
-                .map_err(io(dir.join(CONSOLE_LOG)))?;
-        let stderr =
-            tokio::process::ChildStderr::from_std(child.stderr.take().expect("piped stderr"))
-                .map_err(io(dir.join(QEMU_STDERR)))?;
+        let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().expect("piped stdout"))
+            .map_err(io(dir.join(CONSOLE_LOG)))?;
+        let stderr = tokio::process::ChildStderr::from_std(child.stderr.take().expect("piped stderr"))
+            .map_err(io(dir.join(QEMU_STDERR)))?;
         let (exit_tx, exit) = watch::channel(None);
         std::thread::Builder::new()
             .name(format!("wait-{node}"))
@@ -109,7 +108,7 @@ impl Instance {
             .map_err(io(dir.to_path_buf()))?;
 
         let console_tail = Arc::new(Mutex::new(Tail::new(64 * 1024)));
-        let console = console::capture(stdout, &dir.join(CONSOLE_LOG), console_tail.clone())
+        let (console, flush) = console::capture(stdout, &dir.join(CONSOLE_LOG), console_tail.clone())
             .map_err(io(dir.join(CONSOLE_LOG)))?;
         let stderr_tail = Arc::new(Mutex::new(Tail::new(16 * 1024)));
         spawn_stderr(stderr, dir.join(QEMU_STDERR), stderr_tail.clone());
@@ -120,9 +119,7 @@ impl Instance {
             stderr_tail: stderr_tail.clone(),
             line: line.clone(),
         };
-        let (qmp, qmp_events) = partial
-            .connect_qmp(&config.qmp_socket, &dir.join(QMP_LOG))
-            .await?;
+        let (qmp, qmp_events) = partial.connect_qmp(&config.qmp_socket, &dir.join(QMP_LOG)).await?;
         qmp.cont().await.map_err(|source| Error::Qmp {
             command: line.clone(),
             stderr: partial.stderr(),
@@ -138,6 +135,7 @@ impl Instance {
             qmp_events: Some(qmp_events),
             console: Some(console),
             exit,
+            flush,
             stderr_tail,
             console_tail,
         })
@@ -165,17 +163,11 @@ impl Instance {
     }
 
     pub fn stderr_tail(&self) -> String {
-        self.stderr_tail
-            .lock()
-            .map(|t| t.lines(20))
-            .unwrap_or_default()
+        self.stderr_tail.lock().map(|t| t.lines(20)).unwrap_or_default()
     }
 
     pub fn console_tail(&self, lines: usize) -> String {
-        self.console_tail
-            .lock()
-            .map(|t| t.lines(lines))
-            .unwrap_or_default()
+        self.console_tail.lock().map(|t| t.lines(lines)).unwrap_or_default()
     }
 
     pub fn command_line(&self) -> String {
@@ -212,10 +204,7 @@ impl Partial {
     fn stderr(&self) -> String {
         // Give the stderr reader a moment to catch QEMU's last words.
         std::thread::sleep(Duration::from_millis(50));
-        self.stderr_tail
-            .lock()
-            .map(|t| t.lines(20))
-            .unwrap_or_default()
+        self.stderr_tail.lock().map(|t| t.lines(20)).unwrap_or_default()
     }
 
     async fn connect_qmp(

@@ -22,10 +22,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("QMP command `{command}`: {message}")]
-    Command {
-        command: &'static str,
-        message: String,
-    },
+    Command { command: &'static str, message: String },
 }
 
 /// The guest-lifecycle events repro acts on.
@@ -79,10 +76,7 @@ fn classify(e: &qmp::Event) -> Event {
 
 impl Qmp {
     /// Connects and negotiates. Events go to the returned channel until QEMU closes the socket.
-    pub async fn connect(
-        socket: &Path,
-        log_path: &Path,
-    ) -> Result<(Qmp, mpsc::UnboundedReceiver<Event>), Error> {
+    pub async fn connect(socket: &Path, log_path: &Path) -> Result<(Qmp, mpsc::UnboundedReceiver<Event>), Error> {
         let hs = |source| Error::Handshake {
             socket: socket.to_path_buf(),
             source,
@@ -115,10 +109,7 @@ impl Qmp {
                         }
                     }
                     Err(e) => {
-                        log_line(
-                            &elog,
-                            serde_json::json!({"t": now(), "error": e.to_string()}),
-                        );
+                        log_line(&elog, serde_json::json!({"t": now(), "error": e.to_string()}));
                         break;
                     }
                 }
@@ -146,10 +137,7 @@ impl Qmp {
                 Ok(v)
             }
             Err(e) => {
-                log_line(
-                    &self.log,
-                    serde_json::json!({"t": now(), "error": e.to_string()}),
-                );
+                log_line(&self.log, serde_json::json!({"t": now(), "error": e.to_string()}));
                 Err(Error::Command {
                     command: name,
                     message: e.to_string(),

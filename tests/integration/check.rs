@@ -49,7 +49,7 @@ fn unknown_key_names_it() {
         .args(&["check", "typo"])
         .status(128)
         .stderr(
-            "error: scenarios/typo.toml:9:1: key `workload.timeuot`: unknown field `timeuot`, expected one of `script`, `node`, `timeout`, `iterations`, `parallel`, `shell`\n  |\n9 | timeuot = \"5m\"\n  | ^^^^^^^\n",
+            "error: scenarios/typo.toml:8:1: key `workload.timeuot`: unknown field `timeuot`, expected one of `script`, `node`, `timeout`, `iterations`, `parallel`, `shell`\n  |\n8 | timeuot = \"5m\"\n  | ^^^^^^^\n",
         )
         .run();
 }
@@ -67,25 +67,19 @@ fn unknown_kernel_is_pointed_at() {
 
 #[test]
 fn bad_duration_is_explained() {
-    let bad = GOOD.replace(
-        "script = \"true\"",
-        "script = \"true\"\ntimeout = \"5 parsecs\"",
-    );
+    let bad = GOOD.replace("script = \"true\"", "script = \"true\"\ntimeout = \"5 parsecs\"");
     Test::new()
         .file("scenarios/d.toml", &bad)
         .args(&["check", "d"])
         .status(128)
-        .stderr("error: scenarios/d.toml:9:11: key `workload.timeout`: invalid value: string \"5 parsecs\", expected a duration: whole seconds, or a string like \"90s\", \"5m\", \"1h\"\n  |\n9 | timeout = \"5 parsecs\"\n  |           ^^^^^^^^^^^\n")
+        .stderr("error: scenarios/d.toml:8:11: key `workload.timeout`: invalid value: string \"5 parsecs\", expected a duration: whole seconds, or a string like \"90s\", \"5m\", \"1h\"\n  |\n8 | timeout = \"5 parsecs\"\n  |           ^^^^^^^^^^^\n")
         .run();
 }
 
 #[test]
 fn missing_scenario_is_a_usage_error() {
     let (_, err) = Test::new().args(&["check", "nope"]).status(128).run();
-    assert!(
-        err.starts_with("error: no scenario named `nope` in "),
-        "{err}"
-    );
+    assert!(err.starts_with("error: no scenario named `nope` in "), "{err}");
 }
 
 #[test]

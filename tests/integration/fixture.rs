@@ -46,10 +46,7 @@ impl Test {
 
     /// Also copies the repo's scenarios.
     pub fn with_repo_scenarios(self) -> Self {
-        copy_dir(
-            &repo().join("scenarios"),
-            &self.dir.path().join("scenarios"),
-        );
+        copy_dir(&repo().join("scenarios"), &self.dir.path().join("scenarios"));
         self
     }
 

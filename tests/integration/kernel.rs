@@ -24,10 +24,7 @@ fn kernel_list_json_has_name_and_kind() {
         .iter()
         .map(|k| (k["name"].as_str().unwrap(), k["kind"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        names,
-        vec![("debian-6.1-cloud", "debian"), ("mine", "local")]
-    );
+    assert_eq!(names, vec![("debian-6.1-cloud", "debian"), ("mine", "local")]);
 }
 
 #[test]

@@ -7,10 +7,7 @@ fn unknown_subcommand_exits_128_so_git_bisect_run_aborts() {
 
 #[test]
 fn help_exits_0() {
-    Test::new()
-        .args(&["--help"])
-        .stdout_contains("Usage: repro")
-        .run();
+    Test::new().args(&["--help"]).stdout_contains("Usage: repro").run();
 }
 
 #[test]

@@ -1,1 +1,199 @@
+use super::*;
+use repro_oops::Frame;
 
+fn report(title: &str, kind: CrashKind, frames: &[&str]) -> Report {
+    Report {
+        title: title.into(),
+        kind,
+        start: 0,
+        end: 1,
+        text: String::new(),
+        frames: frames
+            .iter()
+            .map(|f| Frame {
+                function: f.to_string(),
+                offset: None,
+                size: None,
+                module: None,
+                reliable: true,
+            })
+            .collect(),
+        faulting_function: None,
+        release: None,
+        taint: None,
+        comm: None,
+        pid: None,
+        corrupted: false,
+    }
+}
+
+fn expect_title(t: &str) -> Expect {
+    Expect {
+        title: Some(t.into()),
+        ..Default::default()
+    }
+}
+
+fn observed(crashes: Vec<Report>, workload: WorkloadOutcome, infra: Option<&str>) -> Observed {
+    Observed {
+        crashes,
+        workload,
+        infra: infra.map(str::to_string),
+        guest_panicked: false,
+    }
+}
+
+const NFS: &str = "BUG: kernel NULL pointer dereference in nfs_updatepage";
+
+#[test]
+fn matching_crash_is_reproduced_even_after_infra_trouble() {
+    let o = observed(
+        vec![report(NFS, CrashKind::NullDeref, &["nfs_updatepage"])],
+        WorkloadOutcome::Lost { why: "eof".into() },
+        Some("QEMU exited"),
+    );
+    let d = decide(&expect_title(NFS), &o);
+    assert_eq!(d.verdict, Verdict::Reproduced);
+    assert_eq!(d.crash, Some(0));
+    assert_eq!(d.verdict.exit_code(), 1);
+}
+
+#[test]
+fn other_crash_is_crashed_differently_never_reproduced() {
+    let o = observed(
+        vec![report("WARNING in free_client", CrashKind::Warning, &[])],
+        WorkloadOutcome::Passed { iterations: 1 },
+        None,
+    );
+    let d = decide(&expect_title(NFS), &o);
+    assert_eq!(d.verdict, Verdict::CrashedDifferently);
+    assert_eq!(d.verdict.exit_code(), 125);
+}
+
+#[test]
+fn fatal_crash_is_preferred_as_the_story() {
+    let o = observed(
+        vec![
+            report("WARNING in free_client", CrashKind::Warning, &[]),
+            report(
+                "BUG: kernel NULL pointer dereference in __queue_work",
+                CrashKind::NullDeref,
+                &[],
+            ),
+        ],
+        WorkloadOutcome::Interrupted,
+        None,
+    );
+    let d = decide(&expect_title(NFS), &o);
+    assert_eq!((d.verdict, d.crash), (Verdict::CrashedDifferently, Some(1)));
+}
+
+#[test]
+fn any_crash_counts_without_an_expectation() {
+    let o = observed(
+        vec![report("kernel panic: sysrq triggered crash", CrashKind::Panic, &[])],
+        WorkloadOutcome::Interrupted,
+        None,
+    );
+    assert_eq!(decide(&Expect::default(), &o).verdict, Verdict::Reproduced);
+}
+
+#[test]
+fn frames_must_all_appear() {
+    let e = Expect {
+        frames: vec!["nfs_updatepage".into(), "nfs_write_end".into()],
+        ..Default::default()
+    };
+    assert!(matches(
+        &e,
+        &report(
+            NFS,
+            CrashKind::NullDeref,
+            &["do_raw_spin_lock", "nfs_updatepage.isra.0", "nfs_write_end"]
+        )
+    ));
+    assert!(!matches(&e, &report(NFS, CrashKind::NullDeref, &["nfs_updatepage"])));
+}
+
+#[test]
+fn regex_expectation() {
+    let e = Expect {
+        title_regex: Some(regex::Regex::new("NULL pointer dereference in nfs_").unwrap()),
+        ..Default::default()
+    };
+    assert!(matches(&e, &report(NFS, CrashKind::NullDeref, &[])));
+    assert!(!matches(
+        &e,
+        &report("WARNING in iomap_page_mkwrite", CrashKind::Warning, &[])
+    ));
+}
+
+#[test]
+fn infra_failures_are_never_not_reproduced() {
+    let cases = [
+        observed(vec![], WorkloadOutcome::NotRun, Some("SSH did not come up within 90s")),
+        observed(vec![], WorkloadOutcome::TimedOut { after_secs: 60 }, None),
+        observed(
+            vec![],
+            WorkloadOutcome::Lost {
+                why: "connection reset".into(),
+            },
+            None,
+        ),
+        observed(
+            vec![],
+            WorkloadOutcome::CouldNotStart {
+                why: "upload failed".into(),
+            },
+            None,
+        ),
+        observed(
+            vec![],
+            WorkloadOutcome::Failed {
+                iteration: 2,
+                status: 1,
+                stderr_tail: "x".into(),
+            },
+            None,
+        ),
+        observed(vec![], WorkloadOutcome::Interrupted, None),
+        observed(vec![], WorkloadOutcome::Passed { iterations: 3 }, Some("interrupted")),
+    ];
+    for o in cases {
+        let d = decide(&expect_title(NFS), &o);
+        assert_eq!(d.verdict, Verdict::InfraError, "{o:?}");
+        assert_eq!(d.verdict.exit_code(), 125);
+    }
+}
+
+#[test]
+fn panic_without_parsed_report_is_not_trusted() {
+    let mut o = observed(vec![], WorkloadOutcome::Interrupted, None);
+    o.guest_panicked = true;
+    assert_eq!(decide(&Expect::default(), &o).verdict, Verdict::InfraError);
+}
+
+#[test]
+fn clean_run_is_not_reproduced() {
+    let d = decide(
+        &expect_title(NFS),
+        &observed(vec![], WorkloadOutcome::Passed { iterations: 3 }, None),
+    );
+    assert_eq!(d.verdict, Verdict::NotReproduced);
+    assert_eq!(
+        d.reason,
+        "3 workload iteration(s) completed with no crash on the console"
+    );
+    assert_eq!(d.verdict.exit_code(), 0);
+}
+
+#[test]
+fn warnings_do_not_end_the_run_unless_expected() {
+    let w = report("WARNING in free_client", CrashKind::Warning, &[]);
+    assert!(!ends_run(&expect_title(NFS), &w));
+    assert!(ends_run(&expect_title("WARNING in free_client"), &w));
+    assert!(ends_run(
+        &expect_title("WARNING in free_client"),
+        &report(NFS, CrashKind::NullDeref, &[])
+    ));
+}

@@ -1,0 +1,386 @@
+//! Every pattern the parser knows, as data: report headers, line shapes, and the tables of
+//! functions that never name a crash. Code elsewhere only walks these tables.
+//!
+//! All regexes are for the `regex` crate, which matches in time linear in the input (no
+//! backtracking), so no line can make the parser slow.
+
+use crate::report::CrashKind;
+use regex::{Regex, RegexSet};
+use std::sync::OnceLock;
+
+/// Where the `FUNC` of a title comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FuncRule {
+    /// No function in the title.
+    None,
+    /// The faulting instruction (`RIP:` / `pc :`), then `lr :`, then the call trace.
+    Fault,
+    /// The function in the header's capture group N, then as [`FuncRule::Fault`].
+    Header(usize),
+    /// The call trace only.
+    Trace,
+    /// The call trace of a blocked task, skipping scheduler and sleeping-lock frames.
+    Hung,
+    /// The interrupted context of a stalled CPU: `RIP:`/`pc :` lines and frames outside
+    /// interrupt sections, after the last interrupt-entry frame.
+    Stall,
+    /// The first `, at: FUNC+0x..` line after a line containing this text, then the trace.
+    Lockdep(&'static str),
+}
+
+/// How a report of this header ends naturally (besides `---[ end trace` and a panic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndRule {
+    /// `---[ end trace ... ]---` (oops, WARN, BUG).
+    Marker,
+    /// A closing `=====` line (KASAN, KFENCE).
+    Sanitizer,
+    /// The end of its call trace (hung task, stalls, lockdep, UBSAN, panic).
+    Trace,
+    /// The header line is the whole report.
+    Line,
+}
+
+/// One kind of report header.
+pub(crate) struct HeaderDef {
+    /// Regex matched against the cleaned line.
+    pub re: &'static str,
+    pub kind: CrashKind,
+    /// Title without the ` in FUNC` part; `{1}`, `{2}` are capture groups of `re`, `{access}`
+    /// is ` Read` / ` Write` from a KASAN access line (or nothing).
+    pub title: &'static str,
+    pub func: FuncRule,
+    pub end: EndRule,
+    /// Only starts a report when none is in progress: inside a report it is part of it (e.g.
+    /// `Oops: 0002 [#1] SMP` after `BUG: kernel NULL pointer dereference`).
+    pub continuation: bool,
+}
+
+const fn h(re: &'static str, kind: CrashKind, title: &'static str, func: FuncRule, end: EndRule) -> HeaderDef {
+    HeaderDef {
+        re,
+        kind,
+        title,
+        func,
+        end,
+        continuation: false,
+    }
+}
+
+const fn cont(re: &'static str, kind: CrashKind, title: &'static str) -> HeaderDef {
+    HeaderDef {
+        re,
+        kind,
+        title,
+        func: FuncRule::Fault,
+        end: EndRule::Marker,
+        continuation: true,
+    }
+}
+
+/// A function name as the kernel prints it in `name+0xoff/0xsize`.
+macro_rules! sym {
+    () => {
+        r"(?:\[<[0-9a-fA-F]+>\]\s*)?([A-Za-z_.$][A-Za-z0-9_.$]*)"
+    };
+}
+
+use CrashKind as K;
+use EndRule as E;
+use FuncRule as F;
+
+/// Report headers, most specific first: the first that matches a line wins.
+#[rustfmt::skip]
+pub(crate) static HEADERS: &[HeaderDef] = &[
+    // Sanitizers.
+    h(concat!(r"^BUG: KASAN: ([a-z0-9-]*use-after-free) in ", sym!()), K::KasanUseAfterFree, "KASAN: {1}{access}", F::Header(2), E::Sanitizer),
+    h(concat!(r"^BUG: KASAN: ([a-z0-9-]*out-of-bounds) in ", sym!()), K::KasanOutOfBounds, "KASAN: {1}{access}", F::Header(2), E::Sanitizer),
+    h(concat!(r"^BUG: KASAN: ([a-z0-9-]+(?: or [a-z0-9-]+)?) in ", sym!()), K::Kasan, "KASAN: {1}{access}", F::Header(2), E::Sanitizer),
+    h(concat!(r"^BUG: KFENCE: ([a-z][a-z -]*?) in ", sym!()), K::Kfence, "KFENCE: {1}", F::Header(2), E::Sanitizer),
+    h(r"^UBSAN: (.+?) in \S+:\d+:\d+", K::Ubsan, "UBSAN: {1}", F::Trace, E::Trace),
+    // x86 page faults (5.x/6.x wording, then 4.x wording) and GPF.
+    h(r"^BUG: kernel NULL pointer dereference, address", K::NullDeref, "BUG: kernel NULL pointer dereference", F::Fault, E::Marker),
+    h(r"^BUG: unable to handle kernel NULL pointer dereference", K::NullDeref, "BUG: unable to handle kernel NULL pointer dereference", F::Fault, E::Marker),
+    h(r"^BUG: unable to handle page fault for address", K::PagingFault, "BUG: unable to handle page fault", F::Fault, E::Marker),
+    h(r"^BUG: unable to handle kernel paging request", K::PagingFault, "BUG: unable to handle kernel paging request", F::Fault, E::Marker),
+    h(r"^(?:Oops: )?general protection fault(?:[:,]|$)", K::GeneralProtection, "general protection fault", F::Fault, E::Marker),
+    // arm64 faults.
+    h(r"^Unable to handle kernel NULL pointer dereference at virtual address", K::NullDeref, "Unable to handle kernel NULL pointer dereference", F::Fault, E::Marker),
+    h(r"^Unable to handle kernel (.+?) at virtual address", K::PagingFault, "Unable to handle kernel {1}", F::Fault, E::Marker),
+    // BUG_ON / WARN_ON.
+    h(r"^kernel BUG at \S+", K::Bug, "kernel BUG", F::Fault, E::Marker),
+    h(concat!(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at \S+ ", sym!()), K::Warning, "WARNING", F::Header(1), E::Marker),
+    h(concat!(r"^WARNING: \S+:\d+ at ", sym!()), K::Warning, "WARNING", F::Header(1), E::Marker),
+    // Lockdep.
+    h(r"^WARNING: possible circular locking dependency detected", K::Lockdep, "possible deadlock", F::Lockdep("is trying to acquire lock"), E::Trace),
+    h(r"^WARNING: possible recursive locking detected", K::Lockdep, "possible deadlock", F::Lockdep("is trying to acquire lock"), E::Trace),
+    h(r"^WARNING: possible irq lock inversion dependency detected", K::Lockdep, "possible deadlock", F::Lockdep("just changed the state of lock"), E::Trace),
+    h(r"^WARNING: [A-Z]+-safe -> [A-Z]+-unsafe lock order detected", K::Lockdep, "possible deadlock", F::Lockdep("is trying to acquire"), E::Trace),
+    h(r"^WARNING: inconsistent lock state", K::Lockdep, "inconsistent lock state", F::Lockdep("takes:"), E::Trace),
+    h(r"^WARNING: suspicious RCU usage", K::Lockdep, "WARNING: suspicious RCU usage", F::Trace, E::Trace),
+    h(r"^WARNING: bad unlock balance detected", K::Lockdep, "WARNING: bad unlock balance", F::Trace, E::Trace),
+    h(r"^WARNING: held lock freed", K::Lockdep, "WARNING: held lock freed", F::Trace, E::Trace),
+    // Hangs and stalls.
+    h(r"^INFO: task (?P<comm>.+):(?P<pid>\d+) blocked for more than \d+ seconds", K::HungTask, "INFO: task hung", F::Hung, E::Trace),
+    h(r"^(?:rcu: )?INFO: rcu_(?:sched|preempt|bh) (?:self-detected stall|detected (?:expedited )?stalls?)", K::RcuStall, "INFO: rcu detected stall", F::Stall, E::Trace),
+    h(r"^(?:(?:NMI )?watchdog: )?BUG: soft lockup - CPU#\d+ stuck for \d+s! \[(?P<comm>.+):(?P<pid>\d+)\]", K::SoftLockup, "BUG: soft lockup", F::Stall, E::Trace),
+    h(r"^(?:(?:NMI )?watchdog: )?Watchdog detected hard LOCKUP on cpu \d+", K::Oops, "BUG: hard lockup", F::Stall, E::Trace),
+    // Other BUG: lines.
+    h(r"^BUG: sleeping function called from invalid context", K::Oops, "BUG: sleeping function called from invalid context", F::Trace, E::Trace),
+    h(r"^BUG: scheduling while atomic", K::Oops, "BUG: scheduling while atomic", F::Trace, E::Trace),
+    h(r"^BUG: using smp_processor_id\(\) in preemptible", K::Oops, "BUG: using smp_processor_id() in preemptible code", F::Trace, E::Trace),
+    h(r"^BUG: spinlock (.+?) on CPU#\d+", K::Oops, "BUG: spinlock {1}", F::Trace, E::Trace),
+    h(r"^BUG: Bad page state in process", K::Oops, "BUG: Bad page state", F::Trace, E::Trace),
+    h(r"^BUG: stack guard page was hit at", K::Oops, "BUG: stack guard page was hit", F::Fault, E::Marker),
+    h(r"^BUG: workqueue lockup", K::Oops, "BUG: workqueue lockup", F::None, E::Line),
+    h(r"^BUG: Bad rss-counter state", K::Oops, "BUG: Bad rss-counter state", F::None, E::Line),
+    // Panics. A panic that merely closes another report is handled by the detector.
+    h(r"^Kernel panic - not syncing: ?(.*)", K::Panic, "kernel panic: {1}", F::None, E::Trace),
+    // Lines that open a report only when none is in progress.
+    cont(r"^Internal error: Oops - BUG: ", K::Bug, "Internal error"),
+    cont(r"^Internal error: ", K::Oops, "Internal error"),
+    cont(r"^(?:Oops: )?invalid opcode: [0-9a-fA-F]+ \[#\d+\]", K::Oops, "invalid opcode"),
+    cont(r"^Oops: (?:Oops: )?[0-9a-fA-F]+ \[#\d+\]", K::Oops, "Oops"),
+];
+
+/// `Kernel panic - not syncing:` messages that close an earlier report rather than being a
+/// crash of their own (when a report ended shortly before them).
+const PANIC_TAIL: &str = r"(?i)fatal exception|panic_on_warn set|panic_on_oops|hung_task: blocked tasks|softlockup: hung tasks|rcu stall|hard lockup|attempted to kill the idle task|aiee, killing interrupt handler|attempted to kill init|fatal machine check";
+
+/// Rewrites applied to a standalone panic message so that two runs title alike.
+const PANIC_NORMALIZE: &[(&str, &str)] = &[
+    (r"^(Attempted to kill init!).*$", "$1"),
+    (r"^(Attempted to kill the idle task!).*$", "$1"),
+];
+
+/// A register dump line (x86 and arm64): continues a call trace instead of ending it.
+const REGDUMP: &str = r"^\s*(?:(?:RIP|EIP|RSP|ESP|RAX|EAX|RBX|EBX|RCX|ECX|RDX|EDX|RBP|EBP|RSI|ESI|RDI|EDI|R\d\d|FS|GS|CS|DS|ES|SS|CR\d|DR\d|Code|PKRU|ORIG_RAX|EFLAGS)\s*:|x\d{1,2}\s*:\s*[0-9a-fA-F]|(?:pc|lr|sp|pstate)\s*:|(?:PC|LR) is at )";
+
+/// Lines that may follow a report's natural end and still belong to it.
+const TAIL_LINES: &[&str] = &[
+    REGDUMP,
+    r"^---\[ end trace",
+    r"^={20,}\s*$",
+    r"^Modules linked in:",
+    r"^Kernel Offset:",
+    r"^PHYS_OFFSET:",
+    r"^CPU features:",
+    r"^Memory Limit:",
+    r"^Rebooting in \d+ seconds",
+    r"^SMP: stopping secondary CPUs",
+    r"^Shutting down cpus with NMI",
+    r"^Disabling lock debugging due to kernel taint",
+    r"^note: .* exited with ",
+    r"^Fixing recursive fault but reboot is needed",
+    r"^Dumping ftrace buffer:",
+    r"^\s*\(ftrace buffer empty\)",
+];
+
+/// Generic helpers: never the `FUNC` of a title. A trailing `*` matches any suffix.
+#[rustfmt::skip]
+pub(crate) static SKIP_GENERIC: &[&str] = &[
+    // Locking primitives.
+    "_raw_spin_*", "_raw_read_*", "_raw_write_*", "__raw_spin_*", "__raw_read_*", "__raw_write_*",
+    "do_raw_spin_*", "do_raw_read_*", "do_raw_write_*", "arch_spin_*", "spin_lock*", "spin_unlock*",
+    "queued_spin_lock_slowpath", "native_queued_spin_lock_slowpath*", "__pv_queued_spin_lock_slowpath",
+    "pv_queued_spin_lock_slowpath", "queued_read_lock_slowpath", "queued_write_lock_slowpath",
+    "_atomic_dec_and_lock*", "mutex_lock*", "mutex_unlock*", "mutex_trylock*", "__mutex_lock*",
+    "__mutex_unlock_slowpath*", "mutex_spin_on_owner", "down_read*", "down_write*", "up_read", "up_write",
+    "__down_read*", "__down_write*", "__up_read", "__up_write", "rwsem_down_*", "rwsem_optimistic_spin",
+    "rt_mutex_*", "__rt_mutex_*", "rt_spin_*",
+    // Lockdep internals.
+    "lock_acquire*", "lock_release", "lock_acquired", "lock_contended", "__lock_acquire*", "__lock_release",
+    "lock_is_held_type", "check_noncircular", "check_prev_add", "check_prevs_add", "validate_chain",
+    "print_circular_bug*", "print_deadlock_bug", "check_deadlock", "mark_lock*", "mark_usage", "print_usage_bug*",
+    "valid_state", "lockdep_*", "debug_check_no_locks_freed", "print_unlock_imbalance_bug*", "print_freed_lock_bug",
+    // Memory and string helpers.
+    "memcpy*", "memset*", "memmove*", "__memcpy*", "__memset*", "__memmove*", "memcmp", "__memcmp", "bcmp",
+    "memchr*", "memscan", "strlen", "strnlen", "strcmp", "strncmp", "strcpy", "strncpy", "strscpy*", "sized_strscpy",
+    "strlcpy", "strcat", "strncat", "strchr", "strrchr", "strstr", "strsep", "strspn", "strcspn", "strpbrk",
+    "strcasecmp", "strncasecmp", "__strlen*", "fortify_panic", "__fortify_*", "copy_user_*", "copy_to_user*",
+    "copy_from_user*", "_copy_to_user", "_copy_from_user", "raw_copy_*", "__copy_user*", "__copy_to_user*",
+    "__copy_from_user*", "rep_movs_alternative", "rep_stos_alternative", "__arch_copy_*", "__get_user_*",
+    "__put_user_*", "strncpy_from_user", "strnlen_user", "__clear_user", "clear_user",
+    // printk and stack dumping.
+    "printk*", "vprintk*", "_printk*", "__printk*", "dump_stack*", "__dump_stack", "show_stack*", "show_regs",
+    "__show_regs", "show_trace_log_lvl", "dump_backtrace*", "sched_show_task", "dump_cpu_task", "nmi_cpu_backtrace*",
+    "nmi_trigger_cpumask_backtrace", "arch_trigger_cpumask_backtrace", "show_regs_print_info", "dump_stack_print_info",
+    // WARN / BUG / fault / panic plumbing (x86 and arm64).
+    "__warn", "__warn_printk", "warn_slowpath_*", "report_bug", "handle_bug", "fixup_bug*", "exc_invalid_op",
+    "do_invalid_op", "invalid_op", "do_error_trap", "do_trap", "asm_exc_*", "bug_handler", "brk_handler",
+    "bug_brk_handler", "call_break_hook", "do_debug_exception", "el1_dbg", "el1h_64_sync*", "el1_sync*", "el1_abort",
+    "el1_da", "el1_pc", "el1_undef", "el1_bti", "el1_fpac", "el1_inv", "do_el1_*", "do_mem_abort",
+    "do_translation_fault", "do_page_fault", "__do_page_fault", "do_bad_area", "__do_kernel_fault*",
+    "die_kernel_fault", "do_kernel_fault", "arm64_notify_die", "die", "__die", "__die_body", "die_addr", "oops_begin",
+    "oops_end", "page_fault_oops", "no_context", "__bad_area_nosemaphore", "bad_area_nosemaphore", "bad_area",
+    "do_user_addr_fault", "do_kern_addr_fault", "exc_page_fault", "page_fault", "async_page_fault",
+    "do_general_protection", "exc_general_protection", "general_protection", "kernelmode_fixup_or_oops*",
+    "fixup_exception", "spurious_kernel_fault", "show_fault_oops", "dump_pagetable", "panic", "vpanic",
+    "nmi_panic", "check_panic_on_warn",
+    // Sanitizer internals.
+    "kasan_*", "__kasan_*", "__asan_*", "check_memory_region*", "check_region_inline", "print_address_description*",
+    "print_report", "describe_object*", "print_error_description", "kfence_*", "__kfence_*", "ubsan_*",
+    "__ubsan_*", "kcsan_*", "__kcsan_*", "__tsan_*", "kmsan_*", "__msan_*", "__sanitizer_*", "__stack_chk_fail",
+    // Other debug checks.
+    "__might_sleep", "__might_resched", "___might_sleep", "__might_fault", "might_fault", "debug_smp_processor_id",
+    "check_preemption_disabled", "__list_add_valid*", "__list_del_entry_valid*", "refcount_warn_saturate",
+    "trace_hardirqs_*", "preempt_count_*", "__local_bh_enable_ip", "_local_bh_enable", "__rcu_read_lock",
+    "__rcu_read_unlock", "rcu_read_unlock_strict", "debug_object_*", "debug_print_object", "bad_page",
+    "free_page_is_bad*", "free_pages_check*", "check_new_page*",
+];
+
+/// Also skipped for hung tasks: the scheduler and the ways of going to sleep.
+#[rustfmt::skip]
+pub(crate) static SKIP_SCHED: &[&str] = &[
+    "schedule*", "__schedule", "context_switch", "__switch_to*", "io_schedule*", "preempt_schedule*",
+    "wait_for_completion*", "__wait_for_common", "wait_for_common*", "do_wait_for_common", "bit_wait*",
+    "out_of_line_wait_on_bit*", "__wait_on_bit*", "wait_on_bit*", "wait_on_page_bit*", "__lock_page*",
+    "__folio_lock*", "folio_wait_bit*", "__wait_on_buffer", "__lock_buffer", "wait_woken", "prepare_to_wait*",
+    "finish_wait", "__down*", "down", "down_interruptible", "down_killable", "down_timeout", "percpu_down_*",
+    "__percpu_down_*", "percpu_rwsem_wait",
+];
+
+/// Also skipped for stalls: timer-interrupt and stall-report plumbing.
+#[rustfmt::skip]
+pub(crate) static SKIP_STALL: &[&str] = &[
+    "asm_sysvec_*", "sysvec_*", "__sysvec_*", "apic_timer_interrupt", "smp_apic_timer_interrupt", "hrtimer_interrupt",
+    "__hrtimer_run_queues", "tick_sched_*", "tick_nohz_*", "update_process_times", "rcu_sched_clock_irq*",
+    "rcu_check_callbacks", "rcu_dump_cpu_stacks", "print_cpu_stall*", "print_other_cpu_stall*", "check_cpu_stall*",
+    "rcu_pending", "watchdog_timer_fn", "irq_exit*", "__irq_exit_rcu", "ret_from_intr", "common_interrupt",
+    "asm_common_interrupt", "el1_interrupt", "el1h_64_irq*", "el1_irq", "gic_handle_irq", "handle_domain_irq",
+    "__handle_domain_irq", "generic_handle_*", "handle_percpu_devid_irq", "arch_timer_handler_*",
+    "call_on_irq_stack", "do_interrupt_handler", "handle_irq_event*", "__handle_irq_event_percpu",
+];
+
+/// Frames where a stalled CPU's interrupted context was entered by an interrupt: for stalls,
+/// only what follows the last of them counts.
+#[rustfmt::skip]
+pub(crate) static STALL_BOUNDARY: &[&str] = &[
+    "asm_sysvec_*", "apic_timer_interrupt", "asm_common_interrupt", "common_interrupt", "ret_from_intr",
+    "el1h_64_irq", "el1_irq",
+];
+
+/// Outermost frames: a trace that ends with one of them is complete.
+#[rustfmt::skip]
+pub(crate) static STACK_BOTTOM: &[&str] = &[
+    "ret_from_fork*", "entry_SYSCALL*", "entry_SYSENTER*", "entry_INT80*", "el0t_64_sync*", "el0t_32_sync*",
+    "el0_sync*", "el0_svc*", "cpu_startup_entry", "secondary_startup*", "start_secondary", "secondary_start_kernel",
+    "start_kernel", "x86_64_start_*", "rest_init", "kthread", "do_syscall_64", "__primary_switched", "kernel_init",
+];
+
+/// True if `func` matches an entry of `table` (exact, or prefix for entries ending in `*`).
+pub(crate) fn in_table(table: &[&str], func: &str) -> bool {
+    table.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => func.starts_with(prefix),
+        None => func == *p,
+    })
+}
+
+/// All compiled patterns.
+pub(crate) struct Patterns {
+    pub headers: RegexSet,
+    pub header_res: Vec<Regex>,
+    pub line_prefix: Regex,
+    pub stamp_anywhere: Regex,
+    pub frame: Regex,
+    pub target: Regex,
+    pub rip: Regex,
+    pub pc_lr: Regex,
+    pub pc_is_at: Regex,
+    pub call_trace: Regex,
+    pub marker: Regex,
+    pub regdump: Regex,
+    pub tail: RegexSet,
+    pub end_trace: Regex,
+    pub end_panic: Regex,
+    pub sanitizer_end: Regex,
+    pub ignore_next_trace: Regex,
+    pub cpu_line: Regex,
+    pub taint_line: Regex,
+    pub ident_line: Regex,
+    pub process_line: Regex,
+    pub task_line: Regex,
+    pub access: Regex,
+    pub lock_at: Regex,
+    pub panic_tail: Regex,
+    pub panic_normalize: Vec<(Regex, &'static str)>,
+}
+
+fn re(s: &str) -> Regex {
+    Regex::new(s).unwrap_or_else(|e| panic!("bad built-in pattern {s:?}: {e}"))
+}
+
+fn build() -> Patterns {
+    let sym_re = sym!();
+    Patterns {
+        headers: RegexSet::new(HEADERS.iter().map(|d| d.re)).expect("header patterns"),
+        header_res: HEADERS.iter().map(|d| re(d.re)).collect(),
+        line_prefix: re(concat!(
+            r"^(?:<\d{1,3}>)?",
+            r"(?:(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7])\s*:\s*(?:emerg|alert|crit|err|warn|notice|info|debug)\s*:\s?)?",
+            r"(?:[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ kernel:\s?|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\S* \S+ kernel:\s?)?",
+            r"(?:(?P<stamp>\[\s*\+?\d+\.\d+\]|\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]?\d \d\d:\d\d:\d\d(?: [A-Z]{2,5})? \d{4}\])\s?)?",
+            r"(?:\[\s*[TC]\d+\]\s?)?",
+            r"(?:<\d>\s?)?",
+        )),
+        stamp_anywhere: re(r"\[\s*\d+\.\d{6}\]\s?(?:\[\s*[TC]\d+\]\s?)?"),
+        frame: re(concat!(
+            r"^\s*(?:\[<[0-9a-fA-F]+>\]\s+)?(\?\s+)?(?:\[<[0-9a-fA-F]+>\]\s+)?(\?\s+)?",
+            r"([A-Za-z_.$][A-Za-z0-9_.$]*)\+0x([0-9a-fA-F]+)/0x([0-9a-fA-F]+)",
+            r"(?:\s+\[([A-Za-z0-9_\-]+)(?:\s+[0-9a-fA-F]+)?\])?(?:\s.*)?$",
+        )),
+        target: re(concat!(
+            r"^([A-Za-z_.$][A-Za-z0-9_.$]*)\+0x([0-9a-fA-F]+)/0x([0-9a-fA-F]+)",
+            r"(?:\s+\[([A-Za-z0-9_\-]+)(?:\s+[0-9a-fA-F]+)?\])?",
+        )),
+        rip: re(r"^\s*(?:RIP|EIP|IP):\s*(?:([0-9a-fA-F]{4}):)?\s*(?:\[<[0-9a-fA-F]+>\]\s*)*(.*)$"),
+        pc_lr: re(r"^\s*(pc|lr)\s*:\s*(?:\[<[0-9a-fA-F]+>\]\s*)?(.*)$"),
+        pc_is_at: re(r"^\s*(PC|LR) is at (.*)$"),
+        call_trace: re(r"^\s*Call [Tt]race:\s*$"),
+        marker: re(r"^\s*<(/?)([A-Z#_]+)>\s*$"),
+        regdump: re(REGDUMP),
+        tail: RegexSet::new(TAIL_LINES).expect("tail patterns"),
+        end_trace: re(r"^-+\[ end trace"),
+        end_panic: re(r"^-+\[ end Kernel panic"),
+        sanitizer_end: re(r"^={20,}\s*$"),
+        ignore_next_trace: re(r"RCU grace-period kthread stack dump:|Stack dump where RCU GP kthread last ran:"),
+        cpu_line: re(
+            r"^CPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: (.+?)(?: Kdump: loaded)? (?:Not tainted|Tainted: ([A-Z ]+?)) +(\S+)(?: #|\s*$)",
+        ),
+        taint_line: re(r"^\s+(?:Not tainted|Tainted: ([A-Z ]+?)) +(\S+)(?: #|\s*$)"),
+        ident_line: re(r"^(\d\S*) #\S+ (?:Not tainted|Tainted: ([A-Z ]+?))\s*$"),
+        process_line: re(r"^Process (.+?) \(pid: (\d+), stack limit"),
+        task_line: re(r"^task:(\S+)\s+state:.*?\bpid:\s*(\d+)"),
+        access: re(r"^(Read|Write) of size \d+"),
+        lock_at: re(&format!(r", at: {sym_re}\+0x")),
+        panic_tail: re(PANIC_TAIL),
+        panic_normalize: PANIC_NORMALIZE.iter().map(|(r, w)| (re(r), *w)).collect(),
+    }
+}
+
+/// The compiled patterns (built once).
+pub(crate) fn get() -> &'static Patterns {
+    static P: OnceLock<Patterns> = OnceLock::new();
+    P.get_or_init(build)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_patterns_compile() {
+        let p = get();
+        assert_eq!(p.header_res.len(), HEADERS.len());
+    }
+
+    #[test]
+    fn tables() {
+        assert!(in_table(SKIP_GENERIC, "_raw_spin_lock_irqsave"));
+        assert!(in_table(SKIP_GENERIC, "do_raw_spin_lock"));
+        assert!(!in_table(SKIP_GENERIC, "sysrq_handle_crash"));
+        assert!(!in_table(SKIP_GENERIC, "nfs_updatepage"));
+        assert!(in_table(SKIP_SCHED, "schedule_timeout"));
+        assert!(!in_table(SKIP_SCHED, "synchronize_rcu"));
+    }
+}
