@@ -38,4 +38,4 @@ run scenario *args: build
 
 # Speed: a bare QEMU boot to init against `repro run smoke-boot`, on both arches.
 bench: prepare
-    cargo run --release --bin repro-bench
+    cargo bench --bench boot

@@ -69,6 +69,11 @@ enum Cmd {
         #[command(subcommand)]
         command: ImageCmd,
     },
+    /// Crash reports in saved console output.
+    Oops {
+        #[command(subcommand)]
+        command: OopsCmd,
+    },
     /// Fetch kernels and build images for scenarios, without booting (warms the cache).
     Prepare {
         scenarios: Vec<String>,
@@ -90,6 +95,17 @@ enum KernelCmd {
         name: String,
         #[arg(long, default_value = "x86_64")]
         arch: Arch,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OopsCmd {
+    /// Parse a console log, dmesg or crash(8) `log` output. Exits 1 if it holds a crash, 0 if not.
+    Parse {
+        file: PathBuf,
+        /// Print a JSON array of reports.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -226,6 +242,40 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
             }
         }
         Cmd::Prepare { scenarios, arches } => prepare(&roots, &scenarios, &arches).await,
+        Cmd::Oops {
+            command: OopsCmd::Parse { file, json },
+        } => oops_parse(&file, json),
+    }
+}
+
+fn oops_parse(file: &Path, json: bool) -> i32 {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            err(format!("cannot read {}: {e}", file.display()));
+            return exit::USAGE;
+        }
+    };
+    let reports = repro_oops::parse(&bytes);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports).unwrap_or_default());
+    } else {
+        for r in &reports {
+            let corrupted = if r.corrupted { " (corrupted)" } else { "" };
+            println!("{}  [{}]{corrupted}", r.title, r.kind);
+            for f in r.frames.iter().filter(|f| f.reliable).take(8) {
+                println!(
+                    "    {}{}",
+                    f.function,
+                    f.module.as_deref().map(|m| format!(" [{m}]")).unwrap_or_default()
+                );
+            }
+        }
+    }
+    if reports.is_empty() {
+        0
+    } else {
+        1
     }
 }
 

@@ -66,7 +66,7 @@ enum NodeEvent {
     Console(ConsoleEvent),
     Qmp(qmp::Event),
     Exited(Option<std::process::ExitStatus>),
-    SshReady(Result<(), String>),
+    SshReady(Result<crate::guest::Session, String>),
 }
 
 struct Observer {
@@ -189,6 +189,7 @@ pub async fn run(mut o: Options) -> RunReport {
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<(usize, NodeEvent)>();
     let stop = Arc::new(AtomicBool::new(false));
     let mut interrupted = *o.cancel.borrow();
+    let mut sessions: Vec<Option<crate::guest::Session>> = s.nodes.iter().map(|_| None).collect();
 
     // Phase 2: boot every node in parallel and wait for SSH on each.
     if infra.is_none() && !interrupted {
@@ -221,12 +222,13 @@ pub async fn run(mut o: Options) -> RunReport {
             }
         }
         if infra.is_none() {
+            let listening: Vec<Arc<AtomicBool>> = instances.iter().map(|_| Arc::new(AtomicBool::new(false))).collect();
             for (i, inst) in instances.iter().enumerate() {
                 let port = inst.config.ssh_port;
-                let (key, stop, tx) = (key_path.clone(), stop.clone(), ev_tx.clone());
+                let (key, stop, tx, up) = (key_path.clone(), stop.clone(), ev_tx.clone(), listening[i].clone());
                 let deadline = std::time::Instant::now() + s.boot_timeout;
                 std::thread::spawn(move || {
-                    let r = workload::wait_ssh(port, &key, deadline, &stop).map_err(|e| crate::error_chain(&*e));
+                    let r = workload::wait_ssh(port, &key, deadline, &stop, &up).map_err(|e| crate::error_chain(&*e));
                     let _ = tx.send((i, NodeEvent::SshReady(r)));
                 });
             }
@@ -237,7 +239,11 @@ pub async fn run(mut o: Options) -> RunReport {
                     Some((i, ev)) = ev_rx.recv() => {
                         obs.on(&s, i, &ev, &progress);
                         match ev {
-                            NodeEvent::SshReady(Ok(())) => ready += 1,
+                            NodeEvent::Console(ConsoleEvent::SshdListening) => listening[i].store(true, Ordering::SeqCst),
+                            NodeEvent::SshReady(Ok(session)) => {
+                                ready += 1;
+                                sessions[i] = Some(session);
+                            }
                             NodeEvent::SshReady(Err(e)) => infra = Some(format!("SSH to node `{}` never came up: {e}\nconsole tail:\n{}", s.nodes[i].name, instances[i].console_tail(15))),
                             NodeEvent::Exited(st) => infra = Some(format!("QEMU for node `{}` exited during boot ({})\nstderr:\n{}\nconsole tail:\n{}", s.nodes[i].name, st.map_or("?".into(), |s| s.to_string()), instances[i].stderr_tail(), instances[i].console_tail(15))),
                             _ => {}
@@ -274,7 +280,14 @@ pub async fn run(mut o: Options) -> RunReport {
         });
         let port = instances[w.node].config.ssh_port;
         let (tx, mut rx) = tokio::sync::oneshot::channel();
-        let job = workload::Job::new(port, key_path.clone(), w.clone(), o.run_dir.clone(), stop.clone());
+        let job = workload::Job::new(
+            port,
+            key_path.clone(),
+            w.clone(),
+            o.run_dir.clone(),
+            stop.clone(),
+            sessions[w.node].take(),
+        );
         let counter = job.counter();
         std::thread::spawn(move || {
             let _ = tx.send(job.run());

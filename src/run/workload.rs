@@ -18,12 +18,33 @@ pub const STDERR: &str = "workload.stderr";
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_millis(150);
 
+/// Without a `Server listening` line on the console (an image whose sshd logs elsewhere),
+/// connection attempts start anyway after this long.
+const BLIND_AFTER: Duration = Duration::from_secs(20);
+
 /// Retries SSH until it authenticates, `deadline` passes, or `stop` is set.
-pub fn wait_ssh(port: u16, key: &Path, deadline: Instant, stop: &AtomicBool) -> Result<(), Box<guest::Error>> {
+///
+/// Attempts wait for `listening` (sshd said so on the console): a connection made before the
+/// guest's network is up is held by user-mode networking through TCP SYN retransmits, which
+/// costs seconds; one made after it succeeds at once.
+pub fn wait_ssh(
+    port: u16,
+    key: &Path,
+    deadline: Instant,
+    stop: &AtomicBool,
+    listening: &AtomicBool,
+) -> Result<Session, Box<guest::Error>> {
+    let start = Instant::now();
+    while !listening.load(Ordering::SeqCst) && start.elapsed() < BLIND_AFTER && Instant::now() < deadline {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match Session::connect(port, key, ATTEMPT_TIMEOUT.min(left.max(Duration::from_millis(100)))) {
-            Ok(_) => return Ok(()),
+            Ok(s) => return Ok(s),
             Err(e) if Instant::now() >= deadline || stop.load(Ordering::SeqCst) => return Err(Box::new(e)),
             Err(_) => std::thread::sleep(RETRY),
         }
@@ -37,10 +58,19 @@ pub struct Job {
     pub run_dir: PathBuf,
     pub stop: Arc<AtomicBool>,
     completed: Arc<AtomicU32>,
+    /// The session that proved SSH was up, reused so the workload starts without a new handshake.
+    first: Option<Session>,
 }
 
 impl Job {
-    pub fn new(port: u16, key: PathBuf, workload: Workload, run_dir: PathBuf, stop: Arc<AtomicBool>) -> Self {
+    pub fn new(
+        port: u16,
+        key: PathBuf,
+        workload: Workload,
+        run_dir: PathBuf,
+        stop: Arc<AtomicBool>,
+        first: Option<Session>,
+    ) -> Self {
         Job {
             port,
             key,
@@ -48,6 +78,7 @@ impl Job {
             run_dir,
             stop,
             completed: Arc::new(AtomicU32::new(0)),
+            first,
         }
     }
 
@@ -56,8 +87,12 @@ impl Job {
         self.completed.clone()
     }
 
-    pub fn run(self) -> WorkloadOutcome {
-        let first = match Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT) {
+    pub fn run(mut self) -> WorkloadOutcome {
+        let first = match self
+            .first
+            .take()
+            .map_or_else(|| Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT), Ok)
+        {
             Ok(s) => s,
             Err(e) => {
                 return WorkloadOutcome::CouldNotStart {

@@ -3,4 +3,5 @@
 if grep -qw repro.nossh /proc/cmdline; then
     exec sleep infinity
 fi
-exec /usr/sbin/sshd -D -e
+# -r: no re-exec per connection; each re-exec costs a binary load under TCG.
+exec /usr/sbin/sshd -D -e -r
