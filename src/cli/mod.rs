@@ -196,12 +196,12 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
         Cmd::Kernel {
             command: KernelCmd::Fetch { name, arch },
         } => {
-            let r = tokio::task::spawn_blocking(move || {
+            let fetched = blocking(move || {
                 kernel::find(&roots.kernels, &name).and_then(|d| d.resolve(arch, &|m| eprintln!("{m}")))
             })
             .await;
-            match r {
-                Ok(Ok(a)) => {
+            match fetched {
+                Ok(a) => {
                     println!("{} {} {}", a.name, a.arch, a.origin);
                     println!("image: {}", a.image.display());
                     if let Some(m) = &a.modules {
@@ -209,42 +209,48 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
                     }
                     0
                 }
-                Ok(Err(e)) => {
-                    err(crate::error_chain(&e));
-                    exit::CANNOT_TEST
-                }
-                Err(e) => {
-                    err(e);
-                    exit::CANNOT_TEST
-                }
+                Err(code) => code,
             }
         }
         Cmd::Image {
             command: ImageCmd::Build { name, arch },
         } => {
-            let r = tokio::task::spawn_blocking(move || {
+            let built = blocking(move || {
                 image::find(&roots.images, &name).and_then(|d| image::build(&d, arch, &|m| eprintln!("{m}")))
             })
             .await;
-            match r {
-                Ok(Ok(b)) => {
+            match built {
+                Ok(b) => {
                     println!("{}", b.rootfs.display());
                     0
                 }
-                Ok(Err(e)) => {
-                    err(crate::error_chain(&e));
-                    exit::CANNOT_TEST
-                }
-                Err(e) => {
-                    err(e);
-                    exit::CANNOT_TEST
-                }
+                Err(code) => code,
             }
         }
         Cmd::Prepare { scenarios, arches } => prepare(&roots, &scenarios, &arches).await,
         Cmd::Oops {
             command: OopsCmd::Parse { file, json },
         } => oops_parse(&file, json),
+    }
+}
+
+/// Runs blocking work off the async threads; a failure is printed with its whole source chain
+/// and becomes the exit code.
+async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, i32>
+where
+    T: Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            err(crate::error_chain(&e));
+            Err(exit::CANNOT_TEST)
+        }
+        Err(e) => {
+            err(e);
+            Err(exit::CANNOT_TEST)
+        }
     }
 }
 

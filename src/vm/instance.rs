@@ -4,6 +4,7 @@ use super::argv::{self, Config};
 use super::qmp::{self, Qmp};
 use crate::console::{self, ConsoleEvent, Tail};
 use crate::process;
+use crate::wait;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -212,36 +213,32 @@ impl Partial {
         socket: &Path,
         log: &Path,
     ) -> Result<(Qmp, mpsc::UnboundedReceiver<qmp::Event>), Error> {
-        let start = tokio::time::Instant::now();
-        loop {
-            if let Some(status) = *self.exit.borrow() {
-                return Err(Error::EarlyExit {
-                    status: status.to_string(),
-                    command: self.line.clone(),
-                    stderr: self.stderr(),
-                });
-            }
-            if socket.exists() {
-                match Qmp::connect(socket, log).await {
-                    Ok(q) => return Ok(q),
-                    Err(e) if start.elapsed() > QMP_DEADLINE => {
-                        return Err(Error::Qmp {
-                            command: self.line.clone(),
-                            stderr: self.stderr(),
-                            source: e,
-                        });
-                    }
-                    Err(_) => {}
+        let exit = self.exit.clone();
+        let attempt = wait::until("QMP to come up", QMP_DEADLINE, Duration::from_millis(20), || {
+            let exited = *exit.borrow();
+            async move {
+                if let Some(status) = exited {
+                    return Some(Err(status));
                 }
+                if !socket.exists() {
+                    return None;
+                }
+                Qmp::connect(socket, log).await.ok().map(Ok)
             }
-            if start.elapsed() > QMP_DEADLINE {
-                return Err(Error::QmpTimeout {
-                    waited: QMP_DEADLINE,
-                    command: self.line.clone(),
-                    stderr: self.stderr(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        })
+        .await;
+        match attempt {
+            Ok(Ok(q)) => Ok(q),
+            Ok(Err(status)) => Err(Error::EarlyExit {
+                status: status.to_string(),
+                command: self.line.clone(),
+                stderr: self.stderr(),
+            }),
+            Err(t) => Err(Error::QmpTimeout {
+                waited: t.waited,
+                command: self.line.clone(),
+                stderr: self.stderr(),
+            }),
         }
     }
 }

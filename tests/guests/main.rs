@@ -224,3 +224,25 @@ fn ctrl_c_stops_the_guest_and_reports_interrupted() {
     assert_eq!(r["verdict"], "infra-error");
     assert_eq!(r["reason"], "interrupted");
 }
+
+#[test]
+fn qemu_that_cannot_start_is_infra_error_with_its_stderr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("huge.toml");
+    // More memory than this machine can give: QEMU fails at startup.
+    std::fs::write(
+        &scenario,
+        NO_SSH.replace("boot_timeout = \"25s\"", "memory = \"4096G\""),
+    )
+    .unwrap();
+    let (code, r, _dir) = run(scenario.to_str().unwrap(), &[]);
+    assert_eq!(r["verdict"], "infra-error", "{r:#}");
+    assert_eq!(code, 125);
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.contains("QEMU exited"), "{reason}");
+    assert!(
+        reason.contains("qemu-system-x86_64"),
+        "the command line is in the error: {reason}"
+    );
+    assert!(reason.contains("stderr:"), "{reason}");
+}
