@@ -91,11 +91,6 @@ pub fn kill_all() {
     }
 }
 
-/// Number of live guarded groups (for tests and the exit check).
-pub fn live_count() -> usize {
-    live().lock().unwrap_or_else(|e| e.into_inner()).len()
-}
-
 /// Installs a panic hook that kills every guarded child before the default hook runs.
 pub fn install_panic_hook() {
     let prev = std::panic::take_hook();

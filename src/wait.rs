@@ -31,14 +31,6 @@ where
     }
 }
 
-/// Runs `fut` with a deadline.
-pub async fn within<T>(what: &str, timeout: Duration, fut: impl Future<Output = T>) -> Result<T, Timeout> {
-    tokio::time::timeout(timeout, fut).await.map_err(|_| Timeout {
-        what: what.to_string(),
-        waited: timeout,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

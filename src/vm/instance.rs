@@ -142,10 +142,6 @@ impl Instance {
         })
     }
 
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
     /// The exit status, once QEMU has exited.
     pub fn exited(&self) -> Option<ExitStatus> {
         *self.exit.borrow()
