@@ -11,6 +11,8 @@ pub mod process;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod timefmt;
+pub mod verify;
 pub mod vm;
 pub mod wait;
 

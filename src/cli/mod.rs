@@ -1,6 +1,11 @@
 //! The command line: the only place that prints or drives indicatif. Exit codes are mapped here.
 
+mod build;
 mod progress;
+mod verify;
+
+use build::kernel_build;
+use verify::verify_cmd;
 
 use crate::arch::Arch;
 use crate::run::{self, Roots};
@@ -54,6 +59,27 @@ enum Cmd {
         /// Where to put the run directory [default: runs/<scenario>/<time>-<arch>]
         #[arg(long)]
         run_dir: Option<PathBuf>,
+        /// Apply this patch set of the scenario to every node's (source) kernel.
+        #[arg(long)]
+        set: Option<String>,
+    },
+    /// Run a scenario N times on its kernel and N times with a patch set applied, and conclude
+    /// whether the set fixes it. Exits 0 fixed, 1 not fixed, 2 base does not reproduce, 125
+    /// inconclusive.
+    Verify {
+        scenario: String,
+        /// The patch set (from the scenario's [patchsets]).
+        #[arg(long)]
+        set: String,
+        /// Runs per kernel.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Run every node on this arch.
+        #[arg(long)]
+        arch: Option<Arch>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Validate scenarios without booting anything (all of them if none are named).
     Check { scenarios: Vec<String> },
@@ -87,6 +113,19 @@ enum Cmd {
 enum KernelCmd {
     /// List kernel definitions.
     List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a source kernel (cached: a second request is a lookup); other kinds are fetched.
+    Build {
+        name: String,
+        #[arg(long, default_value = "x86_64")]
+        arch: Arch,
+        /// With --set: apply this scenario's patch set.
+        #[arg(long, requires = "set")]
+        scenario: Option<String>,
+        #[arg(long, requires = "scenario")]
+        set: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -187,7 +226,25 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
             arch,
             json,
             run_dir,
-        } => run_cmd(&roots, &scenario, Overrides { kernel, arch }, json, run_dir).await,
+            set,
+        } => run_cmd(&roots, &scenario, Overrides { kernel, arch }, set, json, run_dir).await,
+        Cmd::Verify {
+            scenario,
+            set,
+            runs,
+            arch,
+            json,
+        } => verify_cmd(&roots, &scenario, &set, runs, arch, json).await,
+        Cmd::Kernel {
+            command:
+                KernelCmd::Build {
+                    name,
+                    arch,
+                    scenario,
+                    set,
+                    json,
+                },
+        } => kernel_build(&roots, &name, arch, scenario.as_deref().zip(set.as_deref()), json).await,
         Cmd::Check { scenarios } => check(&roots, &scenarios),
         Cmd::List => list(&roots),
         Cmd::Kernel {
@@ -437,24 +494,43 @@ fn default_run_dir(s: &Scenario) -> PathBuf {
     PathBuf::from("runs").join(&s.name).join(format!("{stamp}-{arch}"))
 }
 
-async fn run_cmd(roots: &Roots, name: &str, o: Overrides, json: bool, run_dir: Option<PathBuf>) -> i32 {
-    let mut s = match load_scenario(roots, name) {
-        Ok(s) => s,
-        Err(e) => {
-            report_scenario_error(&e);
-            return exit::USAGE;
-        }
-    };
+/// Loads a scenario and applies the command-line overrides and patch set, or prints why not.
+fn scenario_for_run(roots: &Roots, name: &str, o: &Overrides, set: Option<&str>) -> Result<Scenario, i32> {
+    let mut s = load_scenario(roots, name).map_err(|e| {
+        report_scenario_error(&e);
+        exit::USAGE
+    })?;
     if let Some(k) = &o.kernel {
         if !kernel::names(&roots.kernels).contains(k) {
             err(format!(
                 "--kernel: no kernel named `{k}` in {}",
                 roots.kernels.display()
             ));
-            return exit::USAGE;
+            return Err(exit::USAGE);
         }
     }
-    s.apply(&o);
+    s.apply(o);
+    if let Some(set) = set {
+        s.select_set(set).map_err(|e| {
+            err(e);
+            exit::USAGE
+        })?;
+    }
+    Ok(s)
+}
+
+async fn run_cmd(
+    roots: &Roots,
+    name: &str,
+    o: Overrides,
+    set: Option<String>,
+    json: bool,
+    run_dir: Option<PathBuf>,
+) -> i32 {
+    let s = match scenario_for_run(roots, name, &o, set.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let run_dir = run_dir.unwrap_or_else(|| default_run_dir(&s));
     if let Err(e) = std::fs::create_dir_all(&run_dir) {
         err(format!("cannot create the run directory {}: {e}", run_dir.display()));

@@ -11,6 +11,7 @@ pub async fn drive(mut rx: mpsc::UnboundedReceiver<Progress>, scenario: String) 
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
     let mut bar: Option<(Phase, ProgressBar)> = None;
+    let mut last_detail = Instant::now();
     let style = ProgressStyle::with_template("{spinner} {prefix:<10} {elapsed:>4} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     if !tty {
@@ -47,6 +48,15 @@ pub async fn drive(mut rx: mpsc::UnboundedReceiver<Progress>, scenario: String) 
                     eprintln!("[{t:6.1}s] {} done in {:.1}s", phase.as_str(), elapsed.as_secs_f64());
                 }
             }
+            Progress::Detail(m) => match &bar {
+                Some((_, b)) if tty => b.set_message(m),
+                _ => {
+                    if last_detail.elapsed() >= Duration::from_secs(20) {
+                        last_detail = Instant::now();
+                        eprintln!("[{t:6.1}s]   ... {m}");
+                    }
+                }
+            },
             Progress::Note(m) => match &bar {
                 Some((_, b)) if tty => b.println(format!("  {m}")),
                 _ => eprintln!("[{t:6.1}s]   {m}"),
@@ -92,24 +102,5 @@ pub fn summary(r: &RunReport) {
 
 /// UTC `YYYYmmdd-HHMMSS` for run directory names.
 pub fn timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86400, secs % 86400);
-    // Howard Hinnant's civil-from-days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::timefmt::compact(crate::timefmt::now())
 }

@@ -103,6 +103,12 @@ impl Session {
 
     /// Runs `command`, feeding `stdin`, and collects both output streams separately.
     pub fn exec(&self, command: &str, stdin: &[u8]) -> Result<Output, Error> {
+        self.exec_with(command, stdin, &mut |_, _| {})
+    }
+
+    /// [`Session::exec`], also handing each chunk of output to `live` as it arrives
+    /// (`stream` 0 is stdout, 1 is stderr).
+    pub fn exec_with(&self, command: &str, stdin: &[u8], live: &mut dyn FnMut(u8, &[u8])) -> Result<Output, Error> {
         let start = Instant::now();
         let ch_err = |source| Error::Channel {
             command: command.to_string(),
@@ -133,6 +139,7 @@ impl Session {
                         Ok(0) => {}
                         Ok(n) => {
                             progressed = true;
+                            live(stream, &buf[..n]);
                             if stream == 0 { &mut out } else { &mut err }.extend_from_slice(&buf[..n]);
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

@@ -1,9 +1,13 @@
 //! Kernel definitions (`kernels/*.toml`) and the artifacts they resolve to.
 //!
 //! Kinds: `debian` (a Debian kernel package, fetched with `apt-get download` into the cache,
-//! never installed on the host) and `local` (files on disk).
+//! never installed on the host), `local` (files on disk) and `source` (built from a tarball or a
+//! git revision plus a patch series and a config recipe; see [`build`]).
 
+pub mod build;
+pub mod config;
 mod debian;
+pub mod git;
 
 use crate::arch::Arch;
 use crate::scenario::{from_toml, Diagnostic};
@@ -35,6 +39,14 @@ pub enum Error {
     Cache(#[from] crate::cache::Error),
     #[error(transparent)]
     Debian(#[from] debian::Error),
+    #[error("kernel `{name}`: {source}")]
+    Build {
+        name: String,
+        #[source]
+        source: Box<build::Error>,
+    },
+    #[error("kernel definitions extend each other in a cycle: {chain}")]
+    Cycle { chain: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +54,7 @@ pub enum Error {
 pub enum Kind {
     Debian,
     Local,
+    Source,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +76,65 @@ struct Raw {
     /// Extra kernel command line for every guest booting this kernel.
     #[serde(default)]
     cmdline: Vec<String>,
+    /// source: another source definition (file stem) whose source, config, series, arches and
+    /// cmdline this one starts from; its own `patch` steps are appended.
+    extends: Option<Spanned<String>>,
+    /// source: where the tree comes from.
+    source: Option<RawSource>,
+    /// source: the config recipe.
+    config: Option<RawConfig>,
+    /// source: the patch series, applied in order.
+    #[serde(default)]
+    patch: Vec<Spanned<RawStep>>,
+    /// source: the arches it builds for (default: all).
+    arches: Option<Vec<Arch>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    /// A source tarball (absolute, or relative to the definition).
+    tarball: Option<String>,
+    /// A git repository path (relative to the definition) or URL.
+    git: Option<String>,
+    /// The revision in `git`.
+    rev: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    /// `tinyconfig`, `defconfig`, or a config file relative to the definition.
+    base: String,
+    /// Fragments relative to the definition; `{arch}` becomes `x86_64` or `aarch64`.
+    #[serde(default)]
+    fragments: Vec<String>,
+}
+
+/// One step of a patch series: exactly one of the keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// A patch file to apply.
+    pub apply: Option<String>,
+    /// A commit to revert, or a patch file applied earlier in the series.
+    pub revert: Option<String>,
+    /// A commit to cherry-pick.
+    pub cherry_pick: Option<String>,
+}
+
+impl RawStep {
+    /// The step, with file paths resolved against `base`; `None` unless exactly one key is set.
+    pub fn resolve(&self, base: &Path) -> Option<git::Step> {
+        let is_patch = |s: &str| s.ends_with(".patch") || s.ends_with(".diff");
+        match (&self.apply, &self.revert, &self.cherry_pick) {
+            (Some(a), None, None) => Some(git::Step::Apply(base.join(a))),
+            (None, Some(r), None) if is_patch(r) => Some(git::Step::Revert(git::Target::Patch(base.join(r)))),
+            (None, Some(r), None) => Some(git::Step::Revert(git::Target::Rev(r.clone()))),
+            (None, None, Some(c)) => Some(git::Step::CherryPick(c.clone())),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,6 +160,17 @@ enum Source {
         modules: Option<PathBuf>,
         vmlinux: Option<PathBuf>,
     },
+    Build(Box<SourceDef>),
+}
+
+#[derive(Debug, Clone)]
+struct SourceDef {
+    origin: git::Origin,
+    base: build::Base,
+    /// Absolute fragment paths, possibly with `{arch}`.
+    fragments: Vec<String>,
+    steps: Vec<git::Step>,
+    arches: Vec<Arch>,
 }
 
 /// What a kernel definition resolves to on disk, for one arch.
@@ -109,21 +192,40 @@ pub struct Artifacts {
 
 impl Definition {
     pub fn parse(path: &Path, source: &str) -> Result<Self, Error> {
+        Self::parse_chain(path, source, &mut Vec::new())
+    }
+
+    fn parse_chain(path: &Path, source: &str, chain: &mut Vec<String>) -> Result<Self, Error> {
         let raw: Raw = from_toml(path, source).map_err(|d| Error::Invalid(Box::new(d)))?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let base = path.parent().unwrap_or(Path::new("."));
-        let missing = |key: &str| {
-            Error::Invalid(Box::new(Diagnostic::at(
-                path,
-                source,
-                Some(0..0),
-                key,
-                format!("kind `{}` needs `{key}`", kind_name(raw.kind)),
-            )))
+        let diag = |span: std::ops::Range<usize>, key: &str, msg: String| {
+            Error::Invalid(Box::new(Diagnostic::at(path, source, Some(span), key, msg)))
         };
+        let missing = |key: &str| diag(0..0, key, format!("kind `{}` needs `{key}`", kind_name(raw.kind)));
+        // Keys that belong to one kind only are errors elsewhere, not silently ignored.
+        let only = |present: bool, key: &str, kind: Kind| -> Result<(), Error> {
+            if present && raw.kind != kind {
+                return Err(diag(
+                    0..0,
+                    key,
+                    format!("`{key}` is only for kind `{}`", kind_name(kind)),
+                ));
+            }
+            Ok(())
+        };
+        only(raw.package.is_some(), "package", Kind::Debian)?;
+        only(raw.image.is_some(), "image", Kind::Local)?;
+        only(raw.arch.is_some(), "arch", Kind::Local)?;
+        only(raw.extends.is_some(), "extends", Kind::Source)?;
+        only(raw.source.is_some(), "source", Kind::Source)?;
+        only(raw.config.is_some(), "config", Kind::Source)?;
+        only(!raw.patch.is_empty(), "patch", Kind::Source)?;
+        only(raw.arches.is_some(), "arches", Kind::Source)?;
+        let mut cmdline = raw.cmdline.clone();
         let src = match raw.kind {
             Kind::Debian => Source::Debian {
                 package: raw
@@ -139,6 +241,94 @@ impl Definition {
                 modules: raw.modules.as_ref().map(|m| base.join(m)),
                 vmlinux: raw.vmlinux.as_ref().map(|m| base.join(m)),
             },
+            Kind::Source => {
+                let mut def = if let Some(parent) = &raw.extends {
+                    chain.push(name.clone());
+                    if chain.contains(parent.get_ref()) {
+                        return Err(Error::Cycle {
+                            chain: format!("{} -> {}", chain.join(" -> "), parent.get_ref()),
+                        });
+                    }
+                    let ppath = base.join(format!("{}.toml", parent.get_ref()));
+                    let text = std::fs::read_to_string(&ppath).map_err(|_| {
+                        diag(
+                            parent.span(),
+                            "extends",
+                            format!("no kernel definition {}", ppath.display()),
+                        )
+                    })?;
+                    let p = Self::parse_chain(&ppath, &text, chain)?;
+                    let Source::Build(sd) = p.source else {
+                        return Err(diag(
+                            parent.span(),
+                            "extends",
+                            format!("`{}` is not a kind `source` kernel", parent.get_ref()),
+                        ));
+                    };
+                    let mut c = p.cmdline;
+                    c.append(&mut cmdline);
+                    cmdline = c;
+                    *sd
+                } else {
+                    let s = raw.source.as_ref().ok_or_else(|| missing("source"))?;
+                    let origin = match (&s.tarball, &s.git, &s.rev) {
+                        (Some(t), None, None) => git::Origin::Tarball(base.join(t)),
+                        (None, Some(g), Some(r)) => git::Origin::Git {
+                            repo: if g.contains("://") {
+                                g.clone()
+                            } else {
+                                base.join(g).to_string_lossy().into_owned()
+                            },
+                            rev: r.clone(),
+                        },
+                        _ => {
+                            return Err(diag(
+                                0..0,
+                                "source",
+                                "`source` needs either `tarball`, or `git` and `rev`".to_string(),
+                            ))
+                        }
+                    };
+                    let c = raw.config.as_ref().ok_or_else(|| missing("config"))?;
+                    let cbase = match c.base.as_str() {
+                        "tinyconfig" => build::Base::Tinyconfig,
+                        "defconfig" => build::Base::Defconfig,
+                        f => build::Base::File(base.join(f)),
+                    };
+                    SourceDef {
+                        origin,
+                        base: cbase,
+                        fragments: c
+                            .fragments
+                            .iter()
+                            .map(|f| base.join(f).to_string_lossy().into_owned())
+                            .collect(),
+                        steps: Vec::new(),
+                        arches: Arch::ALL.to_vec(),
+                    }
+                };
+                if raw.extends.is_some() && (raw.source.is_some() || raw.config.is_some()) {
+                    return Err(diag(
+                        0..0,
+                        "extends",
+                        "a kernel that `extends` another takes its `source` and `config`".into(),
+                    ));
+                }
+                for (i, step) in raw.patch.iter().enumerate() {
+                    let s = step.get_ref().resolve(base).ok_or_else(|| {
+                        diag(
+                            step.span(),
+                            &format!("patch[{i}]"),
+                            "a patch step needs exactly one of `apply`, `revert`, `cherry_pick`".into(),
+                        )
+                    })?;
+                    def.steps.push(s);
+                }
+                if let Some(a) = &raw.arches {
+                    def.arches = a.clone();
+                }
+                Source::Build(Box::new(def))
+            }
         };
         Ok(Definition {
             name,
@@ -146,7 +336,63 @@ impl Definition {
             summary: raw.summary,
             path: path.to_path_buf(),
             source: src,
-            cmdline: raw.cmdline,
+            cmdline,
+        })
+    }
+
+    /// This kernel with `steps` appended to its series (a scenario's patch set), named
+    /// `NAME+SET`. Only source kernels can take patches.
+    pub fn with_steps(&self, set: &str, steps: &[git::Step]) -> Result<Self, String> {
+        let Source::Build(sd) = &self.source else {
+            return Err(format!(
+                "patch set `{set}` needs a kernel of kind `source`, but `{}` is kind `{}`",
+                self.name,
+                kind_name(self.kind)
+            ));
+        };
+        let mut sd = sd.clone();
+        sd.steps.extend(steps.iter().cloned());
+        let mut d = self.clone();
+        d.name = format!("{}+{set}", self.name);
+        d.source = Source::Build(sd);
+        Ok(d)
+    }
+
+    /// The build request parts of a source kernel for `arch`.
+    fn recipe(sd: &SourceDef, arch: Arch) -> build::Recipe {
+        build::Recipe {
+            base: sd.base.clone(),
+            fragments: sd
+                .fragments
+                .iter()
+                .map(|f| PathBuf::from(f.replace("{arch}", arch.as_str())))
+                .collect(),
+        }
+    }
+
+    /// Builds (or finds) a source kernel; the callback sees build stages and make output.
+    pub fn build(&self, arch: Arch, on: &dyn Fn(build::Event)) -> Result<Artifacts, Error> {
+        let Source::Build(sd) = &self.source else {
+            return self.resolve(arch, &|m| on(build::Event::Stage(m)));
+        };
+        if !sd.arches.contains(&arch) {
+            return Err(Error::WrongArch {
+                name: self.name.clone(),
+                have: sd.arches[0],
+                want: arch,
+            });
+        }
+        let recipe = Self::recipe(sd, arch);
+        let req = build::Request {
+            name: &self.name,
+            arch,
+            origin: &sd.origin,
+            steps: &sd.steps,
+            recipe: &recipe,
+        };
+        build::build(&req, on).map_err(|e| Error::Build {
+            name: self.name.clone(),
+            source: Box::new(e),
         })
     }
 
@@ -163,6 +409,7 @@ impl Definition {
         match &self.source {
             Source::Debian { .. } => Arch::ALL.to_vec(),
             Source::Local { arch, .. } => vec![*arch],
+            Source::Build(sd) => sd.arches.clone(),
         }
     }
 
@@ -170,6 +417,11 @@ impl Definition {
     pub fn resolve(&self, arch: Arch, log: &dyn Fn(&str)) -> Result<Artifacts, Error> {
         match &self.source {
             Source::Debian { package } => Ok(debian::fetch(&self.name, package, arch, log)?),
+            Source::Build(_) => self.build(arch, &|e| {
+                if let build::Event::Stage(m) = e {
+                    log(m)
+                }
+            }),
             Source::Local {
                 arch: have,
                 image,
@@ -243,6 +495,7 @@ pub fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::Debian => "debian",
         Kind::Local => "local",
+        Kind::Source => "source",
     }
 }
 
@@ -274,3 +527,6 @@ pub fn find(dir: &Path, name: &str) -> Result<Definition, Error> {
     }
     Definition::load(&path)
 }
+
+#[cfg(test)]
+mod git_tests;

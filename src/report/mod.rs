@@ -18,6 +18,8 @@ pub struct RunReport {
     pub crash: Option<repro_oops::Report>,
     /// Every crash report seen, in console order (including `crash`).
     pub crashes: Vec<repro_oops::Report>,
+    /// Known splats the scenario ignores (`expect.ignore`), in console order.
+    pub ignored_crashes: Vec<repro_oops::Report>,
     /// The workload node's kernel.
     pub kernel: Option<KernelInfo>,
     pub arch: Arch,

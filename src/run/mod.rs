@@ -2,6 +2,7 @@
 //! SSH while the console detector watches, and decide a verdict.
 
 mod prepare;
+pub mod setup;
 pub mod verdict;
 mod workload;
 
@@ -25,6 +26,7 @@ use verdict::{Observed, WorkloadOutcome};
 pub enum Phase {
     Image,
     Boot,
+    Setup,
     Workload,
     Detection,
     Teardown,
@@ -35,6 +37,7 @@ impl Phase {
         match self {
             Phase::Image => "image",
             Phase::Boot => "boot",
+            Phase::Setup => "setup",
             Phase::Workload => "workload",
             Phase::Detection => "detection",
             Phase::Teardown => "teardown",
@@ -45,9 +48,17 @@ impl Phase {
 /// Progress, consumed by the CLI (the only place that prints).
 #[derive(Debug, Clone)]
 pub enum Progress {
-    Phase { phase: Phase, detail: String },
-    PhaseDone { phase: Phase, elapsed: Duration },
+    Phase {
+        phase: Phase,
+        detail: String,
+    },
+    PhaseDone {
+        phase: Phase,
+        elapsed: Duration,
+    },
     Note(String),
+    /// A transient status line for the current phase (e.g. what `make` is compiling).
+    Detail(String),
 }
 
 pub struct Options {
@@ -67,10 +78,13 @@ enum NodeEvent {
     Qmp(qmp::Event),
     Exited(Option<std::process::ExitStatus>),
     SshReady(Result<crate::guest::Session, String>),
+    SetupDone(Result<(), String>),
 }
 
 struct Observer {
     crashes: Vec<Report>,
+    /// Reports matching the scenario's `expect.ignore`.
+    ignored: Vec<Report>,
     guest_panicked: bool,
     crash_started: Option<Instant>,
     detection: Option<Duration>,
@@ -83,6 +97,7 @@ impl Observer {
     fn new() -> Self {
         Observer {
             crashes: Vec::new(),
+            ignored: Vec::new(),
             guest_panicked: false,
             crash_started: None,
             detection: None,
@@ -99,6 +114,16 @@ impl Observer {
                     phase: Phase::Detection,
                     detail: "crash report on the console".into(),
                 });
+            }
+            NodeEvent::Console(ConsoleEvent::Crash { report, .. })
+                if verdict::ignored(&s.expect, report, s.nodes[node].arch) =>
+            {
+                let _ = progress.send(Progress::Note(format!(
+                    "{}: {} (a known splat this scenario ignores)",
+                    s.nodes[node].name, report.title
+                )));
+                self.ignored.push((**report).clone());
+                self.crash_started = None;
             }
             NodeEvent::Console(ConsoleEvent::Crash { report, at }) => {
                 let ends = verdict::ends_run(&s.expect, report);
@@ -161,8 +186,8 @@ pub async fn run(mut o: Options) -> RunReport {
             let (roots, node_c, scenario, pk) = (o.roots.clone(), node.clone(), s.clone(), pubkey.clone());
             let p2 = progress.clone();
             let r = tokio::task::spawn_blocking(move || {
-                prepare_node(&roots, &scenario, &node_c, &dir, &pk, &|m| {
-                    let _ = p2.send(Progress::Note(m.to_string()));
+                prepare_node(&roots, &scenario, &node_c, &dir, &pk, &|p| {
+                    let _ = p2.send(p);
                 })
             })
             .await;
@@ -205,7 +230,15 @@ pub async fn run(mut o: Options) -> RunReport {
             let cfg = p.config.clone();
             async move { Instance::launch(&name, cfg, &dir).await }
         });
-        let results = futures::future::join_all(launches).await;
+        // A node that listens on a private link starts first, so the others can connect.
+        let mut launches: Vec<_> = launches.map(Some).collect();
+        let mut results = Vec::new();
+        if s.nodes.len() > 1 {
+            if let Some(first) = launches[0].take() {
+                results.push(first.await);
+            }
+        }
+        results.extend(futures::future::join_all(launches.into_iter().flatten()).await);
         for (i, r) in results.into_iter().enumerate() {
             match r {
                 Ok(mut inst) => {
@@ -267,8 +300,78 @@ pub async fn run(mut o: Options) -> RunReport {
         });
     }
 
-    // Phase 3: the workload, watched by the console detector.
+    // Phase 3: setup (links, NFS, the scenario's own steps), in order, over SSH.
+    let mut setup_done = false;
     if infra.is_none() && !interrupted && !obs.done && !obs.in_report() {
+        match setup::steps(&s) {
+            Err(e) => infra = Some(format!("setup: {e}")),
+            Ok(steps) if steps.is_empty() => setup_done = true,
+            Ok(steps) => {
+                let t_setup = Instant::now();
+                note(Progress::Phase {
+                    phase: Phase::Setup,
+                    detail: format!("{} step(s)", steps.len()),
+                });
+                let ports: Vec<u16> = instances.iter().map(|i| i.config.ssh_port).collect();
+                let names: Vec<String> = s.nodes.iter().map(|n| n.name.clone()).collect();
+                let (key, dir, tx) = (key_path.clone(), o.run_dir.clone(), ev_tx.clone());
+                std::thread::spawn(move || {
+                    let r = run_setup(&steps, &ports, &names, &key, &dir);
+                    let _ = tx.send((0, NodeEvent::SetupDone(r)));
+                });
+                let deadline = t_setup + SETUP_TIMEOUT;
+                while !obs.done && infra.is_none() {
+                    tokio::select! {
+                        Some((i, ev)) = ev_rx.recv() => {
+                            obs.on(&s, i, &ev, &progress);
+                            match ev {
+                                NodeEvent::SetupDone(Ok(())) => { setup_done = true; break; }
+                                NodeEvent::SetupDone(Err(e)) => infra = Some(e),
+                                _ => {}
+                            }
+                            if let Some((i, st)) = &obs.exited {
+                                infra = Some(format!("QEMU for node `{}` exited during setup ({st})", s.nodes[*i].name));
+                            }
+                        }
+                        _ = tokio::time::sleep_until(deadline) => {
+                            infra = Some(format!("setup did not finish within {}s", SETUP_TIMEOUT.as_secs()));
+                        }
+                        _ = o.cancel.changed() => { interrupted = true; break; }
+                    }
+                }
+                if obs.done || obs.in_report() {
+                    infra = None; // a crash during setup is the story
+                }
+                note(Progress::PhaseDone {
+                    phase: Phase::Setup,
+                    elapsed: t_setup.elapsed(),
+                });
+            }
+        }
+    }
+
+    // Phase 4: the workload, watched by the console detector, with background steps and faults.
+    if setup_done && infra.is_none() && !interrupted && !obs.done && !obs.in_report() {
+        for (bi, b) in s.background.iter().enumerate() {
+            let (port, key, stop, dir) = (
+                instances[b.node].config.ssh_port,
+                key_path.clone(),
+                stop.clone(),
+                o.run_dir.clone(),
+            );
+            let script = b.script.clone();
+            std::thread::spawn(move || run_background(bi, port, &key, &script, &dir, &stop));
+        }
+        let (marker_tx, mut marker_rx) = mpsc::unbounded_channel::<String>();
+        let markers: Vec<String> = s
+            .faults
+            .iter()
+            .filter_map(|f| match &f.when {
+                crate::scenario::FaultWhen::Marker(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut fault_pending: Vec<bool> = s.faults.iter().map(|_| true).collect();
         let t_work = Instant::now();
         let w = s.workload.clone();
         note(Progress::Phase {
@@ -288,6 +391,23 @@ pub async fn run(mut o: Options) -> RunReport {
             stop.clone(),
             sessions[w.node].take(),
         );
+        let mut job = job;
+        if !markers.is_empty() {
+            let buf = std::sync::Mutex::new(Vec::<u8>::new());
+            job.on_stdout = Some(Arc::new(move |data: &[u8]| {
+                let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
+                b.extend_from_slice(data);
+                while let Some(nl) = b.iter().position(|&c| c == b'\n') {
+                    let line = String::from_utf8_lossy(&b[..nl]).into_owned();
+                    b.drain(..=nl);
+                    for m in &markers {
+                        if line.contains(m.as_str()) {
+                            let _ = marker_tx.send(m.clone());
+                        }
+                    }
+                }
+            }));
+        }
         let counter = job.counter();
         std::thread::spawn(move || {
             let _ = tx.send(job.run());
@@ -310,7 +430,33 @@ pub async fn run(mut o: Options) -> RunReport {
                 }
             }
             let settle_at = settle.map(|t| if obs.in_report() { t + Duration::from_secs(5) } else { t });
+            let next_timed = s
+                .faults
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| fault_pending[*i])
+                .filter_map(|(i, f)| match f.when {
+                    crate::scenario::FaultWhen::At(d) => Some((i, t_work + d)),
+                    _ => None,
+                })
+                .min_by_key(|(_, t)| *t);
             tokio::select! {
+                _ = sleep_until_opt(next_timed.map(|(_, t)| t)), if settle.is_none() => {
+                    if let Some((fi, _)) = next_timed {
+                        fault_pending[fi] = false;
+                        fire_fault(&s, fi, &instances, &o.run_dir, t_work, &progress).await;
+                    }
+                }
+                Some(m) = marker_rx.recv() => {
+                    let hit: Vec<usize> = s.faults.iter().enumerate()
+                        .filter(|(i, f)| fault_pending[*i] && matches!(&f.when, crate::scenario::FaultWhen::Marker(x) if *x == m))
+                        .map(|(i, _)| i)
+                        .collect();
+                    for fi in hit {
+                        fault_pending[fi] = false;
+                        fire_fault(&s, fi, &instances, &o.run_dir, t_work, &progress).await;
+                    }
+                }
                 Some((i, ev)) = ev_rx.recv() => obs.on(&s, i, &ev, &progress),
                 r = &mut rx, if settle.is_none() => {
                     workload_outcome = r.unwrap_or(WorkloadOutcome::Lost { why: "the workload thread died".into() });
@@ -393,6 +539,7 @@ pub async fn run(mut o: Options) -> RunReport {
         exit_code: decision.verdict.exit_code(),
         crash: decision.crash.map(|i| observed.crashes[i].clone()),
         crashes: observed.crashes.clone(),
+        ignored_crashes: obs.ignored.clone(),
         kernel: prepared[w.node].as_ref().map(kernel_info),
         arch: s.nodes[w.node].arch,
         accel: prepared[w.node].as_ref().map(|p| p.accel.accel),
@@ -427,6 +574,125 @@ pub async fn run(mut o: Options) -> RunReport {
         let _ = std::fs::write(o.run_dir.join(REPORT_JSON), json + "\n");
     }
     report
+}
+
+/// How long the whole setup phase may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs the setup steps in order, each in a fresh SSH session, logging to `setup.log`. A step
+/// that exits non-zero stops the sequence.
+fn run_setup(steps: &[setup::Step], ports: &[u16], names: &[String], key: &Path, dir: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let mut log = std::fs::File::create(dir.join("setup.log")).map_err(|e| format!("setup.log: {e}"))?;
+    for (n, st) in steps.iter().enumerate() {
+        let node = &names[st.node];
+        let what = format!("setup step `{}` on node `{node}`", st.label);
+        let session = crate::guest::Session::connect(ports[st.node], key, Duration::from_secs(10))
+            .map_err(|e| format!("{what}: {}", crate::error_chain(&e)))?;
+        // The script's output goes to a file that `cat` returns, so a daemon it starts never
+        // holds the SSH channel open.
+        let f = format!("/run/repro/setup-{n}");
+        let cmd = format!(
+            "mkdir -p /run/repro && cat > {f}.sh && bash {f}.sh < /dev/null > {f}.log 2>&1; rc=$?; cat {f}.log; \
+             [ $rc -eq 0 ] || dmesg | tail -n 6 | sed 's/^/dmesg: /'; exit $rc"
+        );
+        let out = session
+            .exec(&cmd, st.script.as_bytes())
+            .map_err(|e| format!("{what}: {}", crate::error_chain(&e)))?;
+        let _ = writeln!(
+            log,
+            "=== {n}: {} on {node}: exit {} after {:.2}s ===",
+            st.label,
+            out.status,
+            out.elapsed.as_secs_f64()
+        );
+        let _ = log.write_all(&out.stdout);
+        if out.status != 0 {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let tail: Vec<&str> = text.trim().lines().rev().take(5).collect();
+            return Err(format!(
+                "{what} failed (exit {}):\n{}",
+                out.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A background step: runs until it ends or the run stops (the guest goes away). Its output is
+/// appended live to `background-N.log`.
+fn run_background(i: usize, port: u16, key: &Path, script: &str, dir: &Path, stop: &AtomicBool) {
+    use std::io::Write;
+    let log_path = dir.join(format!("background-{i}.log"));
+    let Ok(mut log) = std::fs::File::create(&log_path) else {
+        return;
+    };
+    let session = match crate::guest::Session::connect(port, key, Duration::from_secs(10)) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(log, "repro: cannot connect: {}", crate::error_chain(&e));
+            return;
+        }
+    };
+    if stop.load(Ordering::SeqCst) {
+        return;
+    }
+    let f = format!("/run/repro/background-{i}.sh");
+    let cmd = format!("mkdir -p /run/repro && cat > {f} && exec bash {f} < /dev/null");
+    let r = session.exec_with(&cmd, script.as_bytes(), &mut |_, data| {
+        let _ = log.write_all(data);
+    });
+    if let Ok(o) = r {
+        let _ = writeln!(log, "repro: background step exited {}", o.status);
+    }
+}
+
+/// Performs fault `fi` through QMP and records it in `faults.log`.
+async fn fire_fault(
+    s: &Scenario,
+    fi: usize,
+    instances: &[Instance],
+    run_dir: &Path,
+    t_work: Instant,
+    progress: &mpsc::UnboundedSender<Progress>,
+) {
+    use crate::scenario::FaultAction;
+    let f = &s.faults[fi];
+    let Some(inst) = instances.get(f.node) else { return };
+    let links: Vec<String> = inst.config.links.iter().map(|l| format!("nic-{}", l.id)).collect();
+    let (what, r) = match f.action {
+        FaultAction::Stop => ("stop", inst.qmp.stop().await.map_err(|e| e.to_string())),
+        FaultAction::Cont => ("cont", inst.qmp.cont().await.map_err(|e| e.to_string())),
+        FaultAction::LinkDown | FaultAction::LinkUp => {
+            let up = f.action == FaultAction::LinkUp;
+            let mut r = Ok(());
+            for l in &links {
+                if let Err(e) = inst.qmp.set_link(l, up).await {
+                    r = Err(e.to_string());
+                }
+            }
+            (if up { "link-up" } else { "link-down" }, r)
+        }
+    };
+    let line = format!(
+        "{:.2}s {what} on node `{}`: {}",
+        t_work.elapsed().as_secs_f64(),
+        s.nodes[f.node].name,
+        match &r {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("failed: {e}"),
+        }
+    );
+    let _ = progress.send(Progress::Note(format!("fault: {line}")));
+    use std::io::Write;
+    if let Ok(mut fl) = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(run_dir.join("faults.log"))
+    {
+        let _ = writeln!(fl, "{line}");
+    }
 }
 
 async fn sleep_until_opt(t: Option<Instant>) {

@@ -47,6 +47,8 @@ pub enum Error {
     },
     #[error("`{command}` failed: {stderr}")]
     Tool { command: String, stderr: String },
+    #[error("{0}")]
+    PatchSet(String),
 }
 
 /// Fetches/builds what `node` needs (cached) and writes its per-run layers into `dir`.
@@ -56,16 +58,25 @@ pub fn prepare_node(
     node: &Node,
     dir: &Path,
     pubkey: &str,
-    log: &dyn Fn(&str),
+    progress: &dyn Fn(super::Progress),
 ) -> Result<Prepared, Box<Error>> {
+    let log = |m: &str| progress(super::Progress::Note(m.to_string()));
+    let on_build = |e: kernel::build::Event| match e {
+        kernel::build::Event::Stage(m) => progress(super::Progress::Note(format!("kernel {}: {m}", node.kernel))),
+        kernel::build::Event::Line(l) => progress(super::Progress::Detail(l.to_string())),
+    };
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    let kdef = kernel::find(&roots.kernels, &node.kernel).map_err(Error::from)?;
-    let kernel = kdef.resolve(node.arch, log).map_err(Error::from)?;
+    let mut kdef = kernel::find(&roots.kernels, &node.kernel).map_err(Error::from)?;
+    if let Some(set) = &s.active_set {
+        let steps = s.patchsets.get(set).map(|p| p.steps.clone()).unwrap_or_default();
+        kdef = kdef.with_steps(set, &steps).map_err(Error::PatchSet)?;
+    }
+    let kernel = kdef.build(node.arch, &on_build).map_err(Error::from)?;
     let idef = image::find(&roots.images, &s.image).map_err(Error::from)?;
-    let built = image::build(&idef, node.arch, log).map_err(Error::from)?;
+    let built = image::build(&idef, node.arch, &log).map_err(Error::from)?;
     let boot = image::boot_initramfs(&kernel, &built).map_err(Error::from)?;
     let mods = image::modules_disk(&kernel).map_err(Error::from)?;
 
@@ -112,6 +123,22 @@ pub fn prepare_node(
         path: dir.to_path_buf(),
         source,
     })?;
+    let me = s.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
+    let run_dir = if s.nodes.len() > 1 {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    let links = super::setup::links(s)
+        .into_iter()
+        .filter(|l| me == 0 || l.spoke == me)
+        .map(|l| argv::NetLink {
+            socket: run_dir.join(format!("{}.sock", l.id)),
+            listen: me == 0,
+            mac: if me == 0 { l.hub_mac } else { l.spoke_mac },
+            id: l.id,
+        })
+        .collect();
     let config = vm::Config {
         arch: node.arch,
         accel: choice.accel,
@@ -123,6 +150,7 @@ pub fn prepare_node(
         disks,
         qmp_socket: dir.join("qmp.sock"),
         ssh_port,
+        links,
     };
     Ok(Prepared {
         kernel,

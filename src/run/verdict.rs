@@ -99,6 +99,16 @@ pub fn matches(expect: &Expect, report: &Report) -> bool {
     })
 }
 
+/// Is `report` a known splat the scenario does not count, on `arch`? Never true for a report
+/// that matches the expectation.
+pub fn ignored(expect: &Expect, report: &Report, arch: crate::arch::Arch) -> bool {
+    !matches(expect, report)
+        && expect
+            .ignore
+            .iter()
+            .any(|i| i.arch.is_none_or(|a| a == arch) && i.title_regex.is_match(&report.title))
+}
+
 /// `foo.isra.0` → `foo`.
 fn base_name(f: &str) -> &str {
     f.split('.').next().unwrap_or(f)

@@ -51,6 +51,9 @@ pub fn wait_ssh(
     }
 }
 
+/// A callback for live workload output.
+pub type OutputHook = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 pub struct Job {
     pub port: u16,
     pub key: PathBuf,
@@ -60,6 +63,8 @@ pub struct Job {
     completed: Arc<AtomicU32>,
     /// The session that proved SSH was up, reused so the workload starts without a new handshake.
     first: Option<Session>,
+    /// Sees workload stdout as it arrives (for marker-triggered faults).
+    pub on_stdout: Option<OutputHook>,
 }
 
 impl Job {
@@ -79,6 +84,7 @@ impl Job {
             stop,
             completed: Arc::new(AtomicU32::new(0)),
             first,
+            on_stdout: None,
         }
     }
 
@@ -135,13 +141,14 @@ impl Job {
         let threads: Vec<_> = sessions
             .into_iter()
             .map(|session| {
-                let (w, next, result, out, stop, completed) = (
+                let (w, next, result, out, stop, completed, on_stdout) = (
                     self.workload.clone(),
                     next.clone(),
                     result.clone(),
                     out.clone(),
                     self.stop.clone(),
                     self.completed.clone(),
+                    self.on_stdout.clone(),
                 );
                 std::thread::spawn(move || loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
@@ -153,7 +160,12 @@ impl Job {
                         result.lock().map(|mut r| r.get_or_insert(o).clone()).ok();
                         stop.store(true, Ordering::SeqCst);
                     };
-                    match session.exec(&cmd, b"") {
+                    let mut live = |stream: u8, data: &[u8]| {
+                        if let (0, Some(f)) = (stream, &on_stdout) {
+                            f(data)
+                        }
+                    };
+                    match session.exec_with(&cmd, b"", &mut live) {
                         Ok(o) => {
                             if let Ok(mut f) = out.lock() {
                                 f.record(i, &o);

@@ -9,7 +9,10 @@ pub use diag::{from_toml, Diagnostic};
 pub use units::{parse_duration, parse_mib, MiB, Secs};
 
 use crate::arch::Arch;
+use crate::kernel::git::Step;
+use crate::kernel::RawStep;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
@@ -56,6 +59,157 @@ struct Raw {
     workload: RawWorkload,
     #[serde(default)]
     expect: RawExpect,
+    /// The kernel the crash was first seen on, as the user names it (documentation).
+    original: Option<Original>,
+    /// Named patch sets that `repro verify --set` and `repro run --set` apply on top of each
+    /// node's (source) kernel.
+    #[serde(default)]
+    patchsets: BTreeMap<String, RawPatchSet>,
+    /// An NFS server and its clients, set up before the workload.
+    nfs: Option<RawNfs>,
+    /// Extra setup steps, in order, after the generated ones.
+    #[serde(default)]
+    setup: Vec<RawStepOn>,
+    /// Scripts that run during the workload and are stopped when it ends.
+    #[serde(default)]
+    background: Vec<RawStepOn>,
+    /// Host-side actions on guests through QMP, at a time or on a workload marker line.
+    #[serde(default)]
+    faults: Vec<Spanned<RawFault>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNfs {
+    server: Option<Spanned<String>>,
+    export: Option<String>,
+    fs: Option<Spanned<String>>,
+    size: Option<MiB>,
+    options: Option<String>,
+    versions: Option<Vec<Spanned<String>>>,
+    threads: Option<u32>,
+    #[serde(default)]
+    clients: Vec<RawNfsClient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNfsClient {
+    node: Option<Spanned<String>>,
+    mountpoint: Option<String>,
+    version: Spanned<String>,
+    #[serde(default)]
+    options: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStepOn {
+    node: Option<Spanned<String>>,
+    script: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    node: Option<Spanned<String>>,
+    action: Spanned<String>,
+    at: Option<Secs>,
+    marker: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPatchSet {
+    summary: String,
+    #[serde(default)]
+    patch: Vec<Spanned<RawStep>>,
+}
+
+/// Where the crash came from: free-form facts kept with the scenario and shown in reports.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Original {
+    /// e.g. `openEuler 4.19.90-23.8`.
+    pub kernel: String,
+    #[serde(default)]
+    pub arch: Option<String>,
+    /// The upstream commit that fixed it, if any (`22876f540bdf ("...")`).
+    #[serde(default)]
+    pub upstream_fix: Option<String>,
+    /// The commit or change that introduced it, if known.
+    #[serde(default)]
+    pub introduced_by: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// The NFS server a scenario sets up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfsServer {
+    /// Index into [`Scenario::nodes`].
+    pub node: usize,
+    pub export: String,
+    pub fs: NfsBacking,
+    pub size_mib: u64,
+    pub options: String,
+    /// Served versions, from "3", "4.0", "4.1", "4.2".
+    pub versions: Vec<String>,
+    pub threads: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NfsBacking {
+    Tmpfs,
+    Ext4,
+    Xfs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfsClient {
+    pub node: usize,
+    pub mountpoint: String,
+    pub version: String,
+    pub options: String,
+}
+
+/// A script to run as root on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOn {
+    pub node: usize,
+    pub script: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    /// QMP `set_link` off on the node's private link(s).
+    LinkDown,
+    LinkUp,
+    /// QMP `stop` / `cont`: freeze and thaw the whole guest.
+    Stop,
+    Cont,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultWhen {
+    /// After the workload starts.
+    At(Duration),
+    /// When a workload output line contains this text.
+    Marker(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub node: usize,
+    pub action: FaultAction,
+    pub when: FaultWhen,
+}
+
+/// A named patch set: steps appended to the kernel's own series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchSet {
+    pub summary: String,
+    pub steps: Vec<Step>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -96,6 +250,24 @@ struct RawExpect {
     title_regex: Option<Spanned<String>>,
     #[serde(default)]
     frames: Vec<String>,
+    /// Known splats that do not count (neither reproduced nor crashed-differently).
+    #[serde(default)]
+    ignore: Vec<RawIgnore>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIgnore {
+    title_regex: Spanned<String>,
+    /// Only on this arch; default every arch.
+    arch: Option<Arch>,
+}
+
+/// A splat a scenario knows about and does not count.
+#[derive(Debug, Clone)]
+pub struct Ignore {
+    pub title_regex: regex::Regex,
+    pub arch: Option<Arch>,
 }
 
 /// One guest of a scenario.
@@ -125,6 +297,7 @@ pub struct Expect {
     pub title: Option<String>,
     pub title_regex: Option<regex::Regex>,
     pub frames: Vec<String>,
+    pub ignore: Vec<Ignore>,
 }
 
 impl Expect {
@@ -147,6 +320,15 @@ pub struct Scenario {
     pub cmdline: Vec<String>,
     pub workload: Workload,
     pub expect: Expect,
+    pub original: Option<Original>,
+    pub patchsets: BTreeMap<String, PatchSet>,
+    pub nfs_server: Option<NfsServer>,
+    pub nfs_clients: Vec<NfsClient>,
+    pub setup: Vec<StepOn>,
+    pub background: Vec<StepOn>,
+    pub faults: Vec<Fault>,
+    /// The patch set in effect for this run, if any (see [`Scenario::select_set`]).
+    pub active_set: Option<String>,
 }
 
 const DEFAULT_CPUS: u32 = 2;
@@ -305,6 +487,192 @@ impl Scenario {
             })?),
         };
 
+        let mut ignore = Vec::new();
+        for (i, ig) in raw.expect.ignore.iter().enumerate() {
+            let r = &ig.title_regex;
+            ignore.push(Ignore {
+                title_regex: regex::Regex::new(r.get_ref()).map_err(|e| {
+                    diag(
+                        r.span(),
+                        &format!("expect.ignore[{i}].title_regex"),
+                        format!("invalid regex: {}", e.to_string().lines().last().unwrap_or("")),
+                    )
+                })?,
+                arch: ig.arch,
+            });
+        }
+
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut patchsets = BTreeMap::new();
+        for (name, set) in &raw.patchsets {
+            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                return Err(diag(
+                    0..0,
+                    &format!("patchsets.{name}"),
+                    "a patch set name uses only letters, digits, `-` and `_`".into(),
+                ));
+            }
+            let mut steps = Vec::new();
+            for (i, st) in set.patch.iter().enumerate() {
+                steps.push(st.get_ref().resolve(base).ok_or_else(|| {
+                    diag(
+                        st.span(),
+                        &format!("patchsets.{name}.patch[{i}]"),
+                        "a patch step needs exactly one of `apply`, `revert`, `cherry_pick`".into(),
+                    )
+                })?);
+            }
+            patchsets.insert(
+                name.clone(),
+                PatchSet {
+                    summary: set.summary.clone(),
+                    steps,
+                },
+            );
+        }
+
+        let node_index = |n: &Option<Spanned<String>>, key: &str, default: usize| -> Result<usize, Error> {
+            match n {
+                None => Ok(default),
+                Some(n) => nodes
+                    .iter()
+                    .position(|m| &m.name == n.get_ref())
+                    .ok_or_else(|| diag(n.span(), key, format!("no node named `{}`", n.get_ref()))),
+            }
+        };
+        let mut nfs_server = None;
+        let mut nfs_clients = Vec::new();
+        if let Some(n) = &raw.nfs {
+            let node = node_index(&n.server, "nfs.server", 0)?;
+            let fs = match n.fs.as_ref().map(|f| f.get_ref().as_str()) {
+                None | Some("tmpfs") => NfsBacking::Tmpfs,
+                Some("ext4") => NfsBacking::Ext4,
+                Some("xfs") => NfsBacking::Xfs,
+                Some(other) => {
+                    return Err(diag(
+                        n.fs.as_ref().map_or(0..0, |f| f.span()),
+                        "nfs.fs",
+                        format!("unknown backing filesystem `{other}`, expected tmpfs, ext4 or xfs"),
+                    ))
+                }
+            };
+            let all = ["3", "4.0", "4.1", "4.2"];
+            let mut versions = Vec::new();
+            for v in n.versions.iter().flatten() {
+                if !all.contains(&v.get_ref().as_str()) {
+                    return Err(diag(
+                        v.span(),
+                        "nfs.versions",
+                        format!("unknown NFS version `{}`, expected 3, 4.0, 4.1 or 4.2", v.get_ref()),
+                    ));
+                }
+                versions.push(v.get_ref().clone());
+            }
+            if versions.is_empty() {
+                versions = all.iter().map(|v| v.to_string()).collect();
+            }
+            let size_mib = n.size.map_or(512, |m| m.0);
+            if fs == NfsBacking::Xfs && size_mib < 300 {
+                return Err(diag(
+                    0..0,
+                    "nfs.size",
+                    format!("mkfs.xfs refuses filesystems under 300 MiB; got {size_mib} MiB"),
+                ));
+            }
+            for (i, c) in n.clients.iter().enumerate() {
+                let key = format!("nfs.clients[{i}]");
+                let cnode = node_index(&c.node, &format!("{key}.node"), node)?;
+                if cnode != node && cnode != 0 && node != 0 {
+                    return Err(diag(
+                        c.node.as_ref().map_or(0..0, |n| n.span()),
+                        &format!("{key}.node"),
+                        "guests are linked to the first node only: put the server or this client on it".into(),
+                    ));
+                }
+                let v = c.version.get_ref();
+                if !versions.contains(v) {
+                    return Err(diag(
+                        c.version.span(),
+                        &format!("{key}.version"),
+                        format!(
+                            "the server does not serve version `{v}` (it serves {})",
+                            versions.join(", ")
+                        ),
+                    ));
+                }
+                nfs_clients.push(NfsClient {
+                    node: cnode,
+                    mountpoint: c.mountpoint.clone().unwrap_or_else(|| "/mnt/nfs".into()),
+                    version: v.clone(),
+                    options: c.options.clone(),
+                });
+            }
+            nfs_server = Some(NfsServer {
+                node,
+                export: n.export.clone().unwrap_or_else(|| "/srv/nfs".into()),
+                fs,
+                size_mib,
+                options: n
+                    .options
+                    .clone()
+                    .unwrap_or_else(|| "rw,fsid=0,no_subtree_check,no_root_squash,insecure,sync".into()),
+                versions,
+                threads: n.threads.unwrap_or(8),
+            });
+        }
+        let steps_on = |v: &[RawStepOn], what: &str| -> Result<Vec<StepOn>, Error> {
+            v.iter()
+                .enumerate()
+                .map(|(i, st)| {
+                    Ok(StepOn {
+                        node: node_index(&st.node, &format!("{what}[{i}].node"), 0)?,
+                        script: st.script.clone(),
+                    })
+                })
+                .collect()
+        };
+        let setup = steps_on(&raw.setup, "setup")?;
+        let background = steps_on(&raw.background, "background")?;
+        let mut faults = Vec::new();
+        for (i, f) in raw.faults.iter().enumerate() {
+            let key = format!("faults[{i}]");
+            let fr = f.get_ref();
+            let action = match fr.action.get_ref().as_str() {
+                "link-down" => FaultAction::LinkDown,
+                "link-up" => FaultAction::LinkUp,
+                "stop" => FaultAction::Stop,
+                "cont" => FaultAction::Cont,
+                other => {
+                    return Err(diag(
+                        fr.action.span(),
+                        &format!("{key}.action"),
+                        format!("unknown action `{other}`, expected link-down, link-up, stop or cont"),
+                    ))
+                }
+            };
+            let when = match (&fr.at, &fr.marker) {
+                (Some(t), None) => FaultWhen::At(t.0),
+                (None, Some(m)) if !m.is_empty() => FaultWhen::Marker(m.clone()),
+                _ => {
+                    return Err(diag(
+                        f.span(),
+                        &key,
+                        "a fault needs exactly one of `at` (a time after the workload starts) or `marker`".into(),
+                    ))
+                }
+            };
+            let node = node_index(&fr.node, &format!("{key}.node"), 0)?;
+            if matches!(action, FaultAction::LinkDown | FaultAction::LinkUp) && nodes.len() < 2 {
+                return Err(diag(
+                    fr.action.span(),
+                    &format!("{key}.action"),
+                    "link faults need a second node: a single guest has no private link".into(),
+                ));
+            }
+            faults.push(Fault { node, action, when });
+        }
+
         Ok(Scenario {
             name: path
                 .file_stem()
@@ -323,8 +691,35 @@ impl Scenario {
                 title: raw.expect.title,
                 title_regex,
                 frames: raw.expect.frames,
+                ignore,
             },
+            original: raw.original,
+            patchsets,
+            nfs_server,
+            nfs_clients,
+            setup,
+            background,
+            faults,
+            active_set: None,
         })
+    }
+
+    /// Makes patch set `name` apply to every node's kernel in this run.
+    pub fn select_set(&mut self, name: &str) -> Result<(), String> {
+        if !self.patchsets.contains_key(name) {
+            let known: Vec<&str> = self.patchsets.keys().map(String::as_str).collect();
+            return Err(format!(
+                "scenario `{}` has no patch set `{name}`; it defines: {}",
+                self.name,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        self.active_set = Some(name.to_string());
+        Ok(())
     }
 
     /// Reads and parses a scenario file.

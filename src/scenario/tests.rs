@@ -150,3 +150,67 @@ fn resolve_takes_names_and_paths() {
     assert_eq!(resolve(dir.path(), "x/b.toml").unwrap(), PathBuf::from("x/b.toml"));
     assert!(matches!(resolve(dir.path(), "b"), Err(Error::NotFound { .. })));
 }
+
+#[test]
+fn faults_need_a_trigger_and_link_faults_need_two_nodes() {
+    let e = err(&format!("{MINIMAL}[[faults]]\naction = \"stop\"\n"));
+    assert!(
+        e.starts_with("scenarios/t.toml:7:1: key `faults[0]`: a fault needs exactly one of `at`"),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}[[faults]]\naction = \"link-down\"\nat = \"3s\"\n"));
+    assert!(
+        e.starts_with("scenarios/t.toml:8:10: key `faults[0].action`: link faults need a second node"),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}[[faults]]\naction = \"unplug\"\nat = \"3s\"\n"));
+    assert!(e.contains("unknown action `unplug`"), "{e}");
+    let s = parse(&format!("{MINIMAL}[[faults]]\naction = \"stop\"\nmarker = \"GO\"\n")).unwrap();
+    assert_eq!(
+        s.faults,
+        vec![Fault {
+            node: 0,
+            action: FaultAction::Stop,
+            when: FaultWhen::Marker("GO".into())
+        }]
+    );
+}
+
+#[test]
+fn nfs_clients_must_use_a_served_version_and_xfs_needs_300m() {
+    let e = err(&format!(
+        "{MINIMAL}[nfs]\nversions = [\"4.1\"]\n[[nfs.clients]]\nversion = \"3\"\n"
+    ));
+    assert!(
+        e.contains("key `nfs.clients[0].version`: the server does not serve version `3` (it serves 4.1)"),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}[nfs]\nfs = \"xfs\"\nsize = \"100M\"\n"));
+    assert!(e.contains("mkfs.xfs refuses filesystems under 300 MiB"), "{e}");
+    let e = err(&format!("{MINIMAL}[nfs]\nserver = \"nobody\"\n"));
+    assert!(e.contains("key `nfs.server`: no node named `nobody`"), "{e}");
+}
+
+#[test]
+fn patch_sets_resolve_paths_against_the_scenario() {
+    let s = parse(&format!(
+        "{MINIMAL}[patchsets.fix]\nsummary = \"f\"\npatch = [{{ revert = \"../kernels/patches/x.patch\" }}, {{ cherry_pick = \"abc\" }}]\n"
+    ))
+    .unwrap();
+    let set = &s.patchsets["fix"];
+    assert_eq!(
+        set.steps,
+        vec![
+            Step::Revert(crate::kernel::git::Target::Patch(PathBuf::from(
+                "scenarios/../kernels/patches/x.patch"
+            ))),
+            Step::CherryPick("abc".into())
+        ]
+    );
+    let mut s = s;
+    assert!(s.select_set("fix").is_ok());
+    assert_eq!(
+        s.select_set("nope").unwrap_err(),
+        "scenario `t` has no patch set `nope`; it defines: fix"
+    );
+}

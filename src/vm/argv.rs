@@ -27,6 +27,18 @@ pub struct Config {
     pub qmp_socket: PathBuf,
     /// Host port on 127.0.0.1 forwarded to the guest's port 22.
     pub ssh_port: u16,
+    /// Private guest-to-guest links over unix stream sockets.
+    pub links: Vec<NetLink>,
+}
+
+/// One end of a private link: a virtio NIC on a `-netdev stream` over a unix socket. The
+/// listening end must start first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetLink {
+    pub id: String,
+    pub socket: PathBuf,
+    pub listen: bool,
+    pub mac: String,
 }
 
 /// The kernel command line: console, quiet boot noise off, plus the extras in order.
@@ -89,6 +101,23 @@ pub fn net_args(ssh_port: u16) -> Vec<String> {
     ]
 }
 
+/// Guest-to-guest links: unix sockets only, never an IP address or multicast on the host.
+pub fn link_args(links: &[NetLink]) -> Vec<String> {
+    let mut v = Vec::new();
+    for l in links {
+        v.push("-netdev".into());
+        v.push(format!(
+            "stream,id={},server={},addr.type=unix,addr.path={}",
+            l.id,
+            if l.listen { "on" } else { "off" },
+            l.socket.display()
+        ));
+        v.push("-device".into());
+        v.push(format!("virtio-net-pci,netdev={},id=nic-{},mac={}", l.id, l.id, l.mac));
+    }
+    v
+}
+
 pub fn argv(c: &Config) -> Vec<String> {
     let s = spec(c.arch);
     let mut v: Vec<String> = vec![
@@ -117,6 +146,7 @@ pub fn argv(c: &Config) -> Vec<String> {
     v.extend(qmp_args(&c.qmp_socket));
     v.extend(disk_args(&c.disks));
     v.extend(net_args(c.ssh_port));
+    v.extend(link_args(&c.links));
     v.extend(["-device".into(), s.pvpanic.into()]);
     // Keep a panicked guest paused (for a later memory dump) and never reboot it.
     v.extend(["-action".into(), "panic=pause".into(), "-no-reboot".into()]);
@@ -166,6 +196,7 @@ mod tests {
             ],
             qmp_socket: "/r/qmp.sock".into(),
             ssh_port: 40022,
+            links: vec![],
         }
     }
 

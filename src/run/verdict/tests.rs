@@ -197,3 +197,35 @@ fn warnings_do_not_end_the_run_unless_expected() {
         &report(NFS, CrashKind::NullDeref, &[])
     ));
 }
+
+#[test]
+fn ignored_splats_are_per_arch_and_never_hide_the_expected_crash() {
+    use crate::arch::Arch;
+    use crate::scenario::Ignore;
+    let e = Expect {
+        title_regex: Some(regex::Regex::new("in __queue_work$").unwrap()),
+        ignore: vec![
+            Ignore {
+                title_regex: regex::Regex::new("^WARNING in free_client$").unwrap(),
+                arch: None,
+            },
+            Ignore {
+                title_regex: regex::Regex::new("__queue_work").unwrap(),
+                arch: Some(Arch::Aarch64),
+            },
+        ],
+        ..Default::default()
+    };
+    let warn = report("WARNING in free_client", CrashKind::Warning, &[]);
+    assert!(ignored(&e, &warn, Arch::X86_64));
+    assert!(ignored(&e, &warn, Arch::Aarch64));
+    // The second rule would match the expected crash itself: the expectation wins.
+    let bug = report(
+        "BUG: kernel NULL pointer dereference in __queue_work",
+        CrashKind::NullDeref,
+        &[],
+    );
+    assert!(!ignored(&e, &bug, Arch::Aarch64));
+    let other = report("WARNING in other", CrashKind::Warning, &[]);
+    assert!(!ignored(&e, &other, Arch::X86_64));
+}
