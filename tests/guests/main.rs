@@ -246,3 +246,133 @@ fn qemu_that_cannot_start_is_infra_error_with_its_stderr() {
     );
     assert!(reason.contains("stderr:"), "{reason}");
 }
+
+// NFS setups on the stock Debian kernel: the generated server/client setup, both topologies,
+// and a QMP link cut.
+
+#[test]
+fn nfs_loopback_exports_mounts_and_reads_back() {
+    let (code, r, dir) = run("nfs-loopback", &[]);
+    assert_eq!(r["verdict"], "not-reproduced", "{r:#}");
+    assert_eq!(code, 0);
+    let setup = read(dir.path(), "setup.log");
+    assert!(setup.contains("nfs-server /srv/nfs on guest: exit 0"), "{setup}");
+    assert!(setup.contains("nfs-client /mnt/nfs on guest: exit 0"), "{setup}");
+    let out = read(dir.path(), "workload.stdout");
+    let sums: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("local ") || l.starts_with("nfs ") || l.starts_with("srv "))
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(sums.len(), 3, "{out}");
+    assert!(sums.iter().all(|s| s.len() == 64 && *s == sums[0]), "{out}");
+}
+
+#[test]
+fn nfs_two_nodes_over_a_unix_socket_link() {
+    let (code, r, dir) = run("nfs-two-node", &[]);
+    assert_eq!(r["verdict"], "not-reproduced", "{r:#}");
+    assert_eq!(code, 0);
+    assert_eq!(r["nodes"].as_array().map(|n| n.len()), Some(2));
+    let server_cmd = read(&dir.path().join("server"), "qemu.cmdline");
+    let client_cmd = read(&dir.path().join("client"), "qemu.cmdline");
+    assert!(
+        server_cmd.contains("stream,id=link1,server=on,addr.type=unix"),
+        "{server_cmd}"
+    );
+    assert!(
+        client_cmd.contains("stream,id=link1,server=off,addr.type=unix"),
+        "{client_cmd}"
+    );
+    for c in [&server_cmd, &client_cmd] {
+        assert!(!c.contains("mcast") && !c.contains("0.0.0.0"), "{c}");
+    }
+    let setup = read(dir.path(), "setup.log");
+    let order: Vec<&str> = setup.lines().filter(|l| l.starts_with("=== ")).collect();
+    assert_eq!(order.len(), 4, "{setup}");
+    assert!(order[2].contains("nfs-server /srv/nfs on server: exit 0"), "{setup}");
+    assert!(order[3].contains("nfs-client /mnt/nfs on client: exit 0"), "{setup}");
+}
+
+#[test]
+fn a_qmp_link_cut_makes_a_soft_mount_fail() {
+    let (code, r, dir) = run("nfs-link-cut", &[]);
+    assert_eq!(r["verdict"], "not-reproduced", "{r:#}");
+    assert_eq!(code, 0);
+    let faults = read(dir.path(), "faults.log");
+    assert!(faults.contains("link-down on node `server`: ok"), "{faults}");
+    let out = read(dir.path(), "workload.stdout");
+    assert!(out.contains("the write failed"), "{out}");
+    assert!(out.contains("Input/output error"), "{out}");
+}
+
+// Kernels built from source: the build is cached (`just prepare` builds it), boots, and runs
+// smoke-boot.
+
+#[test]
+fn source_kernel_is_cached_and_boots_smoke_boot() {
+    let build = || {
+        let out = repro()
+            .args(["kernel", "build", "linux-6.1", "--arch", "x86_64", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (first, _) = build();
+    let (second, log) = build();
+    assert_eq!(first, second);
+    assert!(!log.contains("make"), "a second build must be a cache hit:\n{log}");
+    assert!(
+        first["release"].as_str().unwrap().starts_with("6.1.192-repro"),
+        "{first:#}"
+    );
+    let cfg = std::fs::read_to_string(Path::new(first["image"].as_str().unwrap()).with_file_name("config")).unwrap();
+    for opt in [
+        "CONFIG_UNWINDER_ORC=y",
+        "CONFIG_XFS_FS=y",
+        "CONFIG_NFSD_V4=y",
+        "CONFIG_FS_DAX=y",
+    ] {
+        assert!(cfg.lines().any(|l| l == opt), "{opt} missing");
+    }
+    let (code, r, dir) = run("smoke-boot", &["--kernel", "linux-6.1"]);
+    assert_eq!(r["verdict"], "not-reproduced", "{r:#}");
+    assert_eq!(code, 0);
+    assert!(read(dir.path(), "workload.stdout").contains("6.1.192-repro"));
+}
+
+#[test]
+fn a_patch_that_does_not_apply_to_the_real_tree_is_a_clear_error() {
+    let root = tempfile::tempdir().unwrap();
+    let k = root.path().join("kernels");
+    std::fs::create_dir_all(k.join("patches")).unwrap();
+    std::fs::create_dir_all(root.path().join("scenarios")).unwrap();
+    std::fs::create_dir_all(root.path().join("images")).unwrap();
+    // A hunk whose context is not in fs/nfs/write.c.
+    std::fs::write(
+        k.join("patches/bad.patch"),
+        "diff --git a/fs/nfs/write.c b/fs/nfs/write.c\n--- a/fs/nfs/write.c\n+++ b/fs/nfs/write.c\n\
+         @@ -1,3 +1,4 @@\n this line is not there\n+added\n nor this one\n neither this\n",
+    )
+    .unwrap();
+    std::fs::write(
+        k.join("bad.toml"),
+        "summary = \"bad patch\"\nkind = \"source\"\n[source]\ntarball = \"/usr/src/linux-source-6.1.tar.xz\"\n\
+         [config]\nbase = \"tinyconfig\"\n[[patch]]\napply = \"patches/bad.patch\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_repro"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["kernel", "build", "bad", "--arch", "x86_64"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("patches/bad.patch does not apply to fs/nfs/write.c"),
+        "{err}"
+    );
+}
