@@ -300,6 +300,9 @@ pub async fn run(mut o: Options) -> RunReport {
         });
     }
 
+    // The first workload line with the scenario's data marker, if any.
+    let marker_line: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
+
     // Phase 3: setup (links, NFS, the scenario's own steps), in order, over SSH.
     let mut setup_done = false;
     if infra.is_none() && !interrupted && !obs.done && !obs.in_report() {
@@ -363,6 +366,8 @@ pub async fn run(mut o: Options) -> RunReport {
             std::thread::spawn(move || run_background(bi, port, &key, &script, &dir, &stop));
         }
         let (marker_tx, mut marker_rx) = mpsc::unbounded_channel::<String>();
+        let data_marker = s.expect.marker.clone();
+        let seen_line = marker_line.clone();
         let markers: Vec<String> = s
             .faults
             .iter()
@@ -392,7 +397,7 @@ pub async fn run(mut o: Options) -> RunReport {
             sessions[w.node].take(),
         );
         let mut job = job;
-        if !markers.is_empty() {
+        if !markers.is_empty() || data_marker.is_some() {
             let buf = std::sync::Mutex::new(Vec::<u8>::new());
             job.on_stdout = Some(Arc::new(move |data: &[u8]| {
                 let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
@@ -403,6 +408,13 @@ pub async fn run(mut o: Options) -> RunReport {
                     for m in &markers {
                         if line.contains(m.as_str()) {
                             let _ = marker_tx.send(m.clone());
+                        }
+                    }
+                    if let Some(d) = &data_marker {
+                        if line.contains(d.as_str()) {
+                            if let Ok(mut l) = seen_line.lock() {
+                                l.get_or_insert(line.clone());
+                            }
                         }
                     }
                 }
@@ -521,6 +533,7 @@ pub async fn run(mut o: Options) -> RunReport {
         workload: workload_outcome.clone(),
         infra,
         guest_panicked: obs.guest_panicked,
+        marker_line: marker_line.lock().map(|m| m.clone()).unwrap_or(None),
     };
     let decision = verdict::decide(&s.expect, &observed);
     timings.total = t0.elapsed().as_secs_f64();
@@ -607,6 +620,9 @@ fn run_setup(steps: &[setup::Step], ports: &[u16], names: &[String], key: &Path,
             out.elapsed.as_secs_f64()
         );
         let _ = log.write_all(&out.stdout);
+        if !out.stdout.is_empty() && !out.stdout.ends_with(b"\n") {
+            let _ = log.write_all(b"\n");
+        }
         if out.status != 0 {
             let text = String::from_utf8_lossy(&out.stdout);
             let tail: Vec<&str> = text.trim().lines().rev().take(5).collect();

@@ -100,12 +100,43 @@ pub fn prepare_node(
         path: overlay,
         format: "qcow2",
         readonly: false,
+        serial: None,
     }];
     if let Some(m) = &mods {
         disks.push(Disk {
             path: m.clone(),
             format: "raw",
             readonly: true,
+            serial: None,
+        });
+    }
+    // Scenario disks and pmem: sparse files in the node's directory, found by name in the guest.
+    let me_idx = s.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
+    let sparse = |name: &str, size_mib: u64| -> Result<PathBuf, Box<Error>> {
+        let p = dir.join(format!("{name}.img"));
+        let f = std::fs::File::create(&p).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
+        f.set_len(size_mib << 20).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Ok(p)
+    };
+    for d in s.disks.iter().filter(|d| d.node == me_idx) {
+        disks.push(Disk {
+            path: sparse(&format!("disk-{}", d.name), d.size_mib)?,
+            format: "raw",
+            readonly: false,
+            serial: Some(d.name.clone()),
+        });
+    }
+    let mut pmem = Vec::new();
+    for d in s.pmem.iter().filter(|d| d.node == me_idx) {
+        pmem.push(vm::Pmem {
+            path: sparse(&format!("pmem-{}", d.name), d.size_mib)?,
+            size_mib: d.size_mib,
         });
     }
     let initrd = dir.join("initrd.img");
@@ -151,6 +182,7 @@ pub fn prepare_node(
         qmp_socket: dir.join("qmp.sock"),
         ssh_port,
         links,
+        pmem,
     };
     Ok(Prepared {
         kernel,

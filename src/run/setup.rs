@@ -2,7 +2,31 @@
 //! NFS server, NFS clients) plus its own `[[setup]]` steps, in the order they must run. Pure:
 //! the runner executes them over SSH.
 
-use crate::scenario::{NfsBacking, NfsClient, NfsServer, Scenario};
+use crate::scenario::{DmTarget, NfsBacking, NfsClient, NfsServer, Scenario};
+
+/// Installed as /usr/local/bin/repro-dm-error: `repro-dm-error DM FILE...` reloads device-mapper
+/// device DM (linear over its device) so that exactly the sectors of FILE map to the `error`
+/// target; `repro-dm-error DM` alone restores the plain linear table.
+pub const DM_ERROR_HELPER: &str = r#"#!/bin/bash
+set -euo pipefail
+export DM_DISABLE_UDEV=1
+dm=$1; shift
+dev=$(cat "/run/repro/dm/$dm.dev")
+size=$(blockdev --getsz "/dev/mapper/$dm")
+ranges=$(for f in "$@"; do
+    sync "$f"
+    xfs_io -r -c "fiemap -v" "$f" | awk '$2 ~ /^[[]/ && $3 ~ /^[0-9]+[.][.][0-9]+:?$/ { sub(/:$/, "", $3); split($3, r, "[.][.]"); print r[1], r[2] }'
+done | sort -n)
+table=$(awk -v size="$size" -v dev="$dev" '
+    NF == 2 { s = $1; e = $2; if (s > pos) print pos, s - pos, "linear", dev, pos; print s, e - s + 1, "error"; pos = e + 1 }
+    END { if (pos < size) print pos, size - pos, "linear", dev, pos }' pos=0 <<< "$ranges")
+[ -n "$ranges" ] || echo "repro-dm-error: no extents for $* (restoring linear)" >&2
+dmsetup suspend --nolockfs --noudevsync "$dm"   # no freeze: it would write back dirty pages into the new table
+printf '%s\n' "$table" | dmsetup load --noudevsync "$dm"
+dmsetup resume --noudevsync "$dm"
+echo "repro-dm-error: $dm now:"
+dmsetup table "$dm"
+"#;
 
 /// One setup step on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +145,13 @@ fn nfs_server(srv: &NfsServer) -> String {
             flags.push(format!("-N {v}"));
         }
     }
-    sc.push_str(&format!("rpc.nfsd {} {}\n", flags.join(" "), srv.threads));
+    // Workloads restart the server with the same versions: `repro-nfsd 0`, `repro-nfsd 8`.
+    sc.push_str(&format!(
+        "mkdir -p /usr/local/bin\nprintf '#!/bin/sh\\nexec rpc.nfsd {f} \"$@\"\\n' > /usr/local/bin/repro-nfsd\n\
+         chmod 755 /usr/local/bin/repro-nfsd\nrepro-nfsd {}\n",
+        srv.threads,
+        f = flags.join(" ")
+    ));
     sc
 }
 
@@ -148,7 +178,106 @@ fn nfs_client(c: &NfsClient, srv: &NfsServer, server_addr: &str) -> String {
     )
 }
 
-/// The steps, in order: links on every node, the NFS server, its clients, then `[[setup]]`.
+fn storage(s: &Scenario, node: usize) -> Option<String> {
+    let disks: Vec<_> = s.disks.iter().filter(|d| d.node == node).collect();
+    let pmem: Vec<_> = s.pmem.iter().filter(|d| d.node == node).collect();
+    let dms: Vec<_> = s.dm.iter().filter(|d| d.node == node).collect();
+    let fss: Vec<_> = s.filesystems.iter().filter(|f| f.node == node).collect();
+    if disks.is_empty() && pmem.is_empty() && dms.is_empty() && fss.is_empty() {
+        return None;
+    }
+    let mut sc = String::from("set -euo pipefail\nexport DM_DISABLE_UDEV=1\nmkdir -p /dev/repro /run/repro/dm\n");
+    if !disks.is_empty() {
+        sc.push_str(
+            "for d in /sys/block/vd*; do s=$(cat \"$d/serial\" 2>/dev/null || true); \
+             [ -n \"$s\" ] && ln -sfn \"/dev/$(basename \"$d\")\" \"/dev/repro/$s\"; done\n",
+        );
+        for d in &disks {
+            sc.push_str(&format!(
+                "[ -b /dev/repro/{0} ] || {{ echo 'disk {0} not found' >&2; exit 1; }}\n",
+                d.name
+            ));
+        }
+    }
+    if !pmem.is_empty() {
+        sc.push_str("modprobe nfit 2>/dev/null || true\nmodprobe nd_pmem 2>/dev/null || true\n");
+        sc.push_str("for i in $(seq 50); do [ -e /sys/bus/nd/devices/namespace0.0 ] && break; sleep 0.1; done\n");
+        for (i, d) in pmem.iter().enumerate() {
+            sc.push_str(&format!(
+                "ndctl create-namespace -f -e namespace{i}.0 -m fsdax > /dev/null\n\
+                 for j in $(seq 50); do [ -b /dev/pmem{i} ] && break; sleep 0.1; done\n\
+                 ln -sfn /dev/pmem{i} /dev/repro/{}\n",
+                d.name
+            ));
+        }
+    }
+    for d in disks.iter().chain(pmem.iter()) {
+        if let Some(b) = d.fill {
+            sc.push_str(&format!(
+                "tr '\\000' '\\{b:03o}' < /dev/zero | dd of=/dev/repro/{} bs=1M count={} iflag=fullblock oflag=direct status=none || true\n",
+                d.name, d.size_mib
+            ));
+            // The fill must have reached the device: check its first byte.
+            sc.push_str(&format!(
+                "[ \"$(dd if=/dev/repro/{} bs=1 count=1 status=none | od -An -tu1 | tr -d ' ')\" = {b} ]\n",
+                d.name
+            ));
+        }
+    }
+    if !dms.is_empty() {
+        sc.push_str("modprobe dm-mod 2>/dev/null || true\nmodprobe dm-flakey 2>/dev/null || true\n");
+        sc.push_str(&format!(
+            "mkdir -p /usr/local/bin\ncat > /usr/local/bin/repro-dm-error <<'REPRO_EOF'\n{DM_ERROR_HELPER}REPRO_EOF\nchmod 755 /usr/local/bin/repro-dm-error\n"
+        ));
+        for d in &dms {
+            let table = match d.target {
+                DmTarget::Linear => "linear $dev 0".to_string(),
+                DmTarget::Flakey { up, down } => format!("flakey $dev 0 {up} {down}"),
+            };
+            sc.push_str(&format!(
+                "dev=$(readlink -f /dev/repro/{dev})\nsz=$(blockdev --getsz $dev)\n\
+                 echo \"0 $sz {table}\" | dmsetup create --noudevsync {name}\n\
+                 echo $dev > /run/repro/dm/{name}.dev\nln -sfn /dev/mapper/{name} /dev/repro/{name}\n",
+                dev = d.device,
+                name = d.name
+            ));
+        }
+    }
+    for f in &fss {
+        let mkfs = if f.fs == "xfs" {
+            "mkfs.xfs -f -q"
+        } else {
+            "mkfs.ext4 -F -q"
+        };
+        let opts = if f.mount_options.is_empty() {
+            String::new()
+        } else {
+            format!(" -o {}", f.mount_options)
+        };
+        sc.push_str(&format!(
+            "modprobe {fs} 2>/dev/null || true\n{mkfs} {mo} /dev/repro/{dev}\nmkdir -p {mp}\nmount -t {fs}{opts} /dev/repro/{dev} {mp}\n",
+            fs = f.fs,
+            mo = f.mkfs_options,
+            dev = f.device,
+            mp = f.mountpoint
+        ));
+        if f.mount_options.split(',').any(|o| o == "dax=always" || o == "dax") {
+            // A namespace that cannot do DAX mounts fine and silently turns DAX off: check.
+            sc.push_str(&format!(
+                "touch {mp}/.repro-dax\n\
+                 a=$(xfs_io -c 'statx -r' {mp}/.repro-dax | awk '/^stat.attributes = / {{ print $3 }}')\n\
+                 rm -f {mp}/.repro-dax\n\
+                 if (( ${{a:-0}} & 0x200000 )); then echo \"DAX in effect on {mp} (statx attributes $a)\"; \
+                 else echo \"DAX is NOT in effect on {mp} (statx attributes ${{a:-?}}, want 0x200000)\" >&2; exit 1; fi\n",
+                mp = f.mountpoint
+            ));
+        }
+    }
+    Some(sc)
+}
+
+/// The steps, in order: links on every node, storage (disks, pmem, dm, filesystems) on every
+/// node, the NFS server, its clients, then `[[setup]]`.
 pub fn steps(s: &Scenario) -> Result<Vec<Step>, String> {
     let mut out = Vec::new();
     for i in 0..s.nodes.len() {
@@ -156,6 +285,15 @@ pub fn steps(s: &Scenario) -> Result<Vec<Step>, String> {
             out.push(Step {
                 node: i,
                 label: "network".into(),
+                script: sc,
+            });
+        }
+    }
+    for i in 0..s.nodes.len() {
+        if let Some(sc) = storage(s, i) {
+            out.push(Step {
+                node: i,
+                label: "storage".into(),
                 script: sc,
             });
         }
@@ -212,7 +350,12 @@ mod tests {
         assert_eq!(labels, ["nfs-server /srv/nfs", "nfs-client /mnt/nfs"]);
         assert!(st[0].script.contains("mount -t tmpfs -o size=512m tmpfs /srv/nfs"));
         assert!(st[0].script.contains("rpc.mountd -N 2 -N 3\n"));
-        assert!(st[0].script.contains("rpc.nfsd -N 3 -N 4.0 8\n"), "{}", st[0].script);
+        assert!(
+            st[0].script.contains("exec rpc.nfsd -N 3 -N 4.0 \"$@\""),
+            "{}",
+            st[0].script
+        );
+        assert!(st[0].script.contains("repro-nfsd 8\n"), "{}", st[0].script);
         assert!(st[1]
             .script
             .contains("mount -t nfs -o vers=4.1,soft 127.0.0.1:/ /mnt/nfs"));

@@ -70,6 +70,8 @@ pub struct Observed {
     pub infra: Option<String>,
     /// QMP reported GUEST_PANICKED.
     pub guest_panicked: bool,
+    /// The first workload output line containing the scenario's `expect.marker`.
+    pub marker_line: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +85,11 @@ pub struct Decision {
 
 /// Does `report` match the scenario's expectation?
 pub fn matches(expect: &Expect, report: &Report) -> bool {
+    // A scenario about data (marker or exit status only) is not reproduced by any crash.
+    let crash_criteria = expect.title.is_some() || expect.title_regex.is_some() || !expect.frames.is_empty();
+    if !crash_criteria && (expect.marker.is_some() || expect.exit_status.is_some()) {
+        return false;
+    }
     if let Some(t) = &expect.title {
         if &report.title != t {
             return false;
@@ -141,12 +148,28 @@ pub fn decide(expect: &Expect, o: &Observed) -> Decision {
             crash: Some(i),
         };
     }
-    if let Some(i) = o
-        .crashes
-        .iter()
-        .position(|r| is_fatal(&r.kind))
-        .or(if o.crashes.is_empty() { None } else { Some(0) })
-    {
+    // A data-integrity signal the scenario defines as reproduced, unless a fatal crash that is
+    // not the expected one came first (then the data check's failure proves nothing).
+    let fatal_other = o.crashes.iter().position(|r| is_fatal(&r.kind));
+    if fatal_other.is_none() {
+        if let Some(line) = &o.marker_line {
+            return Decision {
+                verdict: Verdict::Reproduced,
+                reason: format!("the workload printed the scenario's marker: {}", line.trim()),
+                crash: None,
+            };
+        }
+        if let (Some(want), WorkloadOutcome::Failed { status, .. }) = (expect.exit_status, &o.workload) {
+            if *status == want {
+                return Decision {
+                    verdict: Verdict::Reproduced,
+                    reason: format!("the workload exited {status}, which this scenario defines as reproduced"),
+                    crash: None,
+                };
+            }
+        }
+    }
+    if let Some(i) = fatal_other.or(if o.crashes.is_empty() { None } else { Some(0) }) {
         return Decision {
             verdict: Verdict::CrashedDifferently,
             reason: format!(

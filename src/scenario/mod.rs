@@ -76,6 +76,53 @@ struct Raw {
     /// Host-side actions on guests through QMP, at a time or on a workload marker line.
     #[serde(default)]
     faults: Vec<Spanned<RawFault>>,
+    /// Extra virtio disks, backed by sparse files in the run directory.
+    #[serde(default)]
+    disks: Vec<RawDisk>,
+    /// NVDIMMs with an fsdax namespace (x86_64).
+    #[serde(default)]
+    pmem: Vec<RawDisk>,
+    /// Device-mapper devices over disks or pmem.
+    #[serde(default)]
+    dm: Vec<RawDm>,
+    /// Filesystems made and mounted during setup.
+    #[serde(default)]
+    filesystems: Vec<RawFs>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDisk {
+    node: Option<Spanned<String>>,
+    name: Spanned<String>,
+    size: MiB,
+    /// Fill with this byte during setup (before any mkfs).
+    fill: Option<u8>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDm {
+    node: Option<Spanned<String>>,
+    name: Spanned<String>,
+    target: Spanned<String>,
+    device: Spanned<String>,
+    /// flakey: seconds up, then seconds down.
+    up: Option<u32>,
+    down: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFs {
+    node: Option<Spanned<String>>,
+    device: Spanned<String>,
+    fs: Spanned<String>,
+    #[serde(default)]
+    mkfs_options: String,
+    mountpoint: String,
+    #[serde(default)]
+    mount_options: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +252,46 @@ pub struct Fault {
     pub when: FaultWhen,
 }
 
+/// A block device a scenario declares; in the guest it is `/dev/repro/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockDev {
+    pub node: usize,
+    pub name: String,
+    pub size_mib: u64,
+    pub fill: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmTarget {
+    Linear,
+    /// Up for `up` seconds, then failing I/O for `down` seconds.
+    Flakey {
+        up: u32,
+        down: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dm {
+    pub node: usize,
+    pub name: String,
+    pub target: DmTarget,
+    /// A disk or pmem name.
+    pub device: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filesystem {
+    pub node: usize,
+    /// A disk, pmem or dm name.
+    pub device: String,
+    /// `xfs` or `ext4`.
+    pub fs: String,
+    pub mkfs_options: String,
+    pub mountpoint: String,
+    pub mount_options: String,
+}
+
 /// A named patch set: steps appended to the kernel's own series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchSet {
@@ -253,6 +340,10 @@ struct RawExpect {
     /// Known splats that do not count (neither reproduced nor crashed-differently).
     #[serde(default)]
     ignore: Vec<RawIgnore>,
+    /// A workload output line containing this means reproduced (a data-integrity failure).
+    marker: Option<String>,
+    /// This workload exit status means reproduced.
+    exit_status: Option<Spanned<i32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,11 +389,19 @@ pub struct Expect {
     pub title_regex: Option<regex::Regex>,
     pub frames: Vec<String>,
     pub ignore: Vec<Ignore>,
+    /// A workload output line containing this means reproduced.
+    pub marker: Option<String>,
+    /// This workload exit status means reproduced.
+    pub exit_status: Option<i32>,
 }
 
 impl Expect {
     pub fn is_any(&self) -> bool {
-        self.title.is_none() && self.title_regex.is_none() && self.frames.is_empty()
+        self.title.is_none()
+            && self.title_regex.is_none()
+            && self.frames.is_empty()
+            && self.marker.is_none()
+            && self.exit_status.is_none()
     }
 }
 
@@ -327,6 +426,10 @@ pub struct Scenario {
     pub setup: Vec<StepOn>,
     pub background: Vec<StepOn>,
     pub faults: Vec<Fault>,
+    pub disks: Vec<BlockDev>,
+    pub pmem: Vec<BlockDev>,
+    pub dm: Vec<Dm>,
+    pub filesystems: Vec<Filesystem>,
     /// The patch set in effect for this run, if any (see [`Scenario::select_set`]).
     pub active_set: Option<String>,
 }
@@ -502,6 +605,17 @@ impl Scenario {
             });
         }
 
+        let exit_status = match &raw.expect.exit_status {
+            Some(e) if *e.get_ref() == 0 || !(1..=255).contains(e.get_ref()) => {
+                return Err(diag(
+                    e.span(),
+                    "expect.exit_status",
+                    "must be between 1 and 255 (0 means the workload passed)".into(),
+                ))
+            }
+            e => e.as_ref().map(|e| *e.get_ref()),
+        };
+
         let base = path.parent().unwrap_or(Path::new("."));
         let mut patchsets = BTreeMap::new();
         for (name, set) in &raw.patchsets {
@@ -673,6 +787,112 @@ impl Scenario {
             faults.push(Fault { node, action, when });
         }
 
+        let mut names: Vec<(usize, String)> = Vec::new();
+        let dev_name =
+            |names: &mut Vec<(usize, String)>, node: usize, n: &Spanned<String>, key: &str| -> Result<String, Error> {
+                let v = n.get_ref();
+                if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    return Err(diag(
+                        n.span(),
+                        key,
+                        format!("device name `{v}` must use only letters, digits, `-` and `_`"),
+                    ));
+                }
+                if names.contains(&(node, v.clone())) {
+                    return Err(diag(n.span(), key, format!("duplicate device name `{v}` on this node")));
+                }
+                names.push((node, v.clone()));
+                Ok(v.clone())
+            };
+        let mut disks = Vec::new();
+        for (i, d) in raw.disks.iter().enumerate() {
+            let node = node_index(&d.node, &format!("disks[{i}].node"), 0)?;
+            disks.push(BlockDev {
+                node,
+                name: dev_name(&mut names, node, &d.name, &format!("disks[{i}].name"))?,
+                size_mib: d.size.0,
+                fill: d.fill,
+            });
+        }
+        let mut pmem = Vec::new();
+        for (i, d) in raw.pmem.iter().enumerate() {
+            let node = node_index(&d.node, &format!("pmem[{i}].node"), 0)?;
+            if nodes[node].arch != Arch::X86_64 {
+                return Err(diag(
+                    d.name.span(),
+                    &format!("pmem[{i}]"),
+                    "pmem is supported on x86_64 only (aarch64 needs UEFI firmware for the NFIT, not wired up yet)"
+                        .into(),
+                ));
+            }
+            pmem.push(BlockDev {
+                node,
+                name: dev_name(&mut names, node, &d.name, &format!("pmem[{i}].name"))?,
+                size_mib: d.size.0,
+                fill: d.fill,
+            });
+        }
+        let mut dm = Vec::new();
+        for (i, d) in raw.dm.iter().enumerate() {
+            let node = node_index(&d.node, &format!("dm[{i}].node"), 0)?;
+            let target = match d.target.get_ref().as_str() {
+                "linear" => DmTarget::Linear,
+                "flakey" => DmTarget::Flakey {
+                    up: d.up.unwrap_or(5),
+                    down: d.down.unwrap_or(1),
+                },
+                other => {
+                    return Err(diag(
+                        d.target.span(),
+                        &format!("dm[{i}].target"),
+                        format!("unknown target `{other}`, expected linear or flakey (error tables are swapped in with repro-dm-error)"),
+                    ))
+                }
+            };
+            if !names.contains(&(node, d.device.get_ref().clone())) {
+                return Err(diag(
+                    d.device.span(),
+                    &format!("dm[{i}].device"),
+                    format!(
+                        "no disk or pmem named `{}` on this node (declare it before the dm device)",
+                        d.device.get_ref()
+                    ),
+                ));
+            }
+            dm.push(Dm {
+                node,
+                name: dev_name(&mut names, node, &d.name, &format!("dm[{i}].name"))?,
+                target,
+                device: d.device.get_ref().clone(),
+            });
+        }
+        let mut filesystems = Vec::new();
+        for (i, f) in raw.filesystems.iter().enumerate() {
+            let node = node_index(&f.node, &format!("filesystems[{i}].node"), 0)?;
+            if !names.contains(&(node, f.device.get_ref().clone())) {
+                return Err(diag(
+                    f.device.span(),
+                    &format!("filesystems[{i}].device"),
+                    format!("no disk, pmem or dm device named `{}` on this node", f.device.get_ref()),
+                ));
+            }
+            if !["xfs", "ext4"].contains(&f.fs.get_ref().as_str()) {
+                return Err(diag(
+                    f.fs.span(),
+                    &format!("filesystems[{i}].fs"),
+                    format!("unknown filesystem `{}`, expected xfs or ext4", f.fs.get_ref()),
+                ));
+            }
+            filesystems.push(Filesystem {
+                node,
+                device: f.device.get_ref().clone(),
+                fs: f.fs.get_ref().clone(),
+                mkfs_options: f.mkfs_options.clone(),
+                mountpoint: f.mountpoint.clone(),
+                mount_options: f.mount_options.clone(),
+            });
+        }
+
         Ok(Scenario {
             name: path
                 .file_stem()
@@ -692,7 +912,13 @@ impl Scenario {
                 title_regex,
                 frames: raw.expect.frames,
                 ignore,
+                marker: raw.expect.marker.filter(|m| !m.is_empty()),
+                exit_status,
             },
+            disks,
+            pmem,
+            dm,
+            filesystems,
             original: raw.original,
             patchsets,
             nfs_server,

@@ -10,6 +10,15 @@ pub struct Disk {
     pub path: PathBuf,
     pub format: &'static str,
     pub readonly: bool,
+    /// The virtio serial the guest sees in /sys/block/vdX/serial (scenario disks by name).
+    pub serial: Option<String>,
+}
+
+/// An emulated NVDIMM backed by a file (x86_64 q35 with `nvdimm=on`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pmem {
+    pub path: PathBuf,
+    pub size_mib: u64,
 }
 
 /// Everything needed to start one guest.
@@ -29,6 +38,8 @@ pub struct Config {
     pub ssh_port: u16,
     /// Private guest-to-guest links over unix stream sockets.
     pub links: Vec<NetLink>,
+    /// NVDIMMs (x86_64 only).
+    pub pmem: Vec<Pmem>,
 }
 
 /// One end of a private link: a virtio NIC on a `-netdev stream` over a unix socket. The
@@ -85,7 +96,10 @@ pub fn disk_args(disks: &[Disk]) -> Vec<String> {
             if d.readonly { ",readonly=on" } else { "" }
         ));
         v.push("-device".into());
-        v.push(format!("virtio-blk-pci,drive=disk{i}"));
+        v.push(format!(
+            "virtio-blk-pci,drive=disk{i}{}",
+            d.serial.as_ref().map(|s| format!(",serial={s}")).unwrap_or_default()
+        ));
     }
     v
 }
@@ -128,13 +142,39 @@ pub fn argv(c: &Config) -> Vec<String> {
         "none".into(),
     ];
     v.extend(accel_args(c.arch, c.accel));
+    if !c.pmem.is_empty() {
+        // NVDIMMs need the machine option and memory hotplug slots above the boot RAM.
+        if let Some(m) = v.iter_mut().skip_while(|a| *a != "-machine").nth(1) {
+            m.push_str(",nvdimm=on");
+        }
+    }
     v.extend(["-cpu".into(), s.cpu(c.accel).into()]);
     v.extend([
         "-smp".into(),
         c.cpus.to_string(),
         "-m".into(),
-        format!("{}M", c.memory_mib),
+        if c.pmem.is_empty() {
+            format!("{}M", c.memory_mib)
+        } else {
+            let extra: u64 = c.pmem.iter().map(|p| p.size_mib).sum();
+            format!(
+                "{}M,slots={},maxmem={}M",
+                c.memory_mib,
+                c.pmem.len() + 1,
+                c.memory_mib + extra + 1024
+            )
+        },
     ]);
+    for (i, p) in c.pmem.iter().enumerate() {
+        v.push("-object".into());
+        v.push(format!(
+            "memory-backend-file,id=pm{i},share=on,mem-path={},size={}M,align=2M",
+            p.path.display(),
+            p.size_mib
+        ));
+        v.push("-device".into());
+        v.push(format!("nvdimm,id=nv{i},memdev=pm{i},label-size=128K"));
+    }
     v.extend([
         "-kernel".into(),
         c.kernel.display().to_string(),
@@ -187,16 +227,19 @@ mod tests {
                     path: "/r/root.qcow2".into(),
                     format: "qcow2",
                     readonly: false,
+                    serial: None,
                 },
                 Disk {
                     path: "/c/mods.ext4".into(),
                     format: "raw",
                     readonly: true,
+                    serial: None,
                 },
             ],
             qmp_socket: "/r/qmp.sock".into(),
             ssh_port: 40022,
             links: vec![],
+            pmem: vec![],
         }
     }
 

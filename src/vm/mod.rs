@@ -8,5 +8,5 @@ pub mod qmp;
 pub mod table;
 
 pub use accel::{Accel, Choice};
-pub use argv::{Config, Disk};
+pub use argv::{Config, Disk, Pmem};
 pub use instance::{Error, Instance};

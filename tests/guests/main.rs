@@ -376,3 +376,42 @@ fn a_patch_that_does_not_apply_to_the_real_tree_is_a_clear_error() {
         "{err}"
     );
 }
+
+// Storage setups on the stock Debian kernel: XFS on dm-linear with an error table swapped in
+// over one file, and XFS with DAX on an emulated NVDIMM.
+
+#[test]
+fn a_dm_error_table_swap_fails_exactly_the_targeted_file() {
+    let (code, r, dir) = run("xfs-dm-error", &[]);
+    assert_eq!(r["verdict"], "not-reproduced", "{r:#}");
+    assert_eq!(code, 0);
+    let out = read(dir.path(), "workload.stdout");
+    assert!(
+        out.contains("victim: cat: /mnt/test/victim: Input/output error"),
+        "{out}"
+    );
+    assert!(out.contains("bystander intact"), "{out}");
+    // The swapped table: linear, error over the file's sectors, linear.
+    let table: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" error") || l.contains(" linear "))
+        .collect();
+    assert!(table.len() >= 3, "{out}");
+    assert!(read(dir.path(), "qemu.cmdline").contains(",serial=data"));
+}
+
+#[test]
+fn xfs_on_pmem_mounts_with_dax_in_effect() {
+    let (code, r, dir) = run("dax-pmem", &[]);
+    assert_eq!(r["verdict"], "not-reproduced", "{r:#}");
+    assert_eq!(code, 0);
+    let setup = read(dir.path(), "setup.log");
+    assert!(
+        setup.contains("DAX in effect on /mnt/dax (statx attributes 0x200000)"),
+        "{setup}"
+    );
+    let out = read(dir.path(), "workload.stdout");
+    assert!(out.contains("DAX attribute set (0x200000)"), "{out}");
+    let cmd = read(dir.path(), "qemu.cmdline");
+    assert!(cmd.contains("nvdimm=on") && cmd.contains("-device nvdimm,"), "{cmd}");
+}

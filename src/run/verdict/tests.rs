@@ -40,6 +40,7 @@ fn observed(crashes: Vec<Report>, workload: WorkloadOutcome, infra: Option<&str>
         workload,
         infra: infra.map(str::to_string),
         guest_panicked: false,
+        marker_line: None,
     }
 }
 
@@ -228,4 +229,44 @@ fn ignored_splats_are_per_arch_and_never_hide_the_expected_crash() {
     assert!(!ignored(&e, &bug, Arch::Aarch64));
     let other = report("WARNING in other", CrashKind::Warning, &[]);
     assert!(!ignored(&e, &other, Arch::X86_64));
+}
+
+#[test]
+fn data_signals_reproduce_but_other_exit_codes_stay_infra() {
+    let e = Expect {
+        marker: Some("DATA MISMATCH".into()),
+        exit_status: Some(3),
+        ..Default::default()
+    };
+    let mut o = observed(vec![], WorkloadOutcome::Passed { iterations: 1 }, None);
+    o.marker_line = Some("DATA MISMATCH: 0 of 65536 bytes survived\n".into());
+    let d = decide(&e, &o);
+    assert_eq!(d.verdict, Verdict::Reproduced);
+    assert!(d.reason.contains("0 of 65536 bytes survived"), "{}", d.reason);
+
+    let failed = |status| WorkloadOutcome::Failed {
+        iteration: 0,
+        status,
+        stderr_tail: String::new(),
+    };
+    assert_eq!(
+        decide(&e, &observed(vec![], failed(3), None)).verdict,
+        Verdict::Reproduced
+    );
+    assert_eq!(
+        decide(&e, &observed(vec![], failed(1), None)).verdict,
+        Verdict::InfraError
+    );
+    // An unexpected fatal crash first: the data check proves nothing.
+    let mut o = observed(
+        vec![report(
+            "general protection fault in foo",
+            CrashKind::GeneralProtection,
+            &[],
+        )],
+        failed(3),
+        None,
+    );
+    o.marker_line = Some("DATA MISMATCH".into());
+    assert_eq!(decide(&e, &o).verdict, Verdict::CrashedDifferently);
 }
