@@ -71,7 +71,7 @@ pub struct Recipe {
 impl Recipe {
     /// The fragments' entries, in order, and a digest of everything that shapes the config.
     fn load(&self) -> Result<(Vec<Entry>, String), Error> {
-        let mut parts: Vec<Vec<u8>> = vec![b"recipe-v1".to_vec()];
+        let mut parts: Vec<Vec<u8>> = vec![b"recipe-v2".to_vec()];
         match &self.base {
             Base::Tinyconfig => parts.push(b"tinyconfig".to_vec()),
             Base::Defconfig => parts.push(b"defconfig".to_vec()),
@@ -83,8 +83,12 @@ impl Recipe {
         let mut entries = Vec::new();
         for f in &self.fragments {
             let text = std::fs::read_to_string(f).map_err(io(f))?;
-            entries.extend(config::parse_fragment(f, &text)?);
-            parts.push(text.into_bytes());
+            let e = config::parse_fragment(f, &text)?;
+            // The assignments, not the text: editing a comment must not cost a cold build.
+            for x in &e {
+                parts.push(format!("{}={}", x.name, x.value).into_bytes());
+            }
+            entries.extend(e);
         }
         let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
         Ok((entries, cache::key(&refs)))
@@ -420,4 +424,26 @@ impl Make {
 
 fn which(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+#[cfg(test)]
+mod recipe_tests {
+    use super::*;
+
+    #[test]
+    fn the_recipe_key_ignores_comments_but_not_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f.config");
+        let key = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            let r = Recipe {
+                base: Base::Tinyconfig,
+                fragments: vec![f.clone()],
+            };
+            r.load().unwrap().1
+        };
+        let a = key("# one comment\nCONFIG_XFS_FS=y\n");
+        assert_eq!(a, key("# another comment\n\nCONFIG_XFS_FS=y\n"));
+        assert_ne!(a, key("CONFIG_XFS_FS=m\n"));
+    }
 }

@@ -119,12 +119,17 @@ fn nfs_server(srv: &NfsServer) -> String {
             } else {
                 ("mkfs.ext4 -F -q", "ext4")
             };
-            sc.push_str(&format!(
-                "modprobe loop 2>/dev/null || true\nmodprobe {t} 2>/dev/null || true\n\
-                 img=/var/tmp/nfs-export.img\ntruncate -s {}M $img\n{mkfs} $img\n\
-                 dev=$(losetup -f --show $img)\nmount -t {t} $dev {e}\n",
-                srv.size_mib
-            ));
+            match &srv.device {
+                Some(d) => sc.push_str(&format!(
+                    "modprobe {t} 2>/dev/null || true\n{mkfs} /dev/repro/{d}\nmount -t {t} /dev/repro/{d} {e}\n"
+                )),
+                None => sc.push_str(&format!(
+                    "modprobe loop 2>/dev/null || true\nmodprobe {t} 2>/dev/null || true\n\
+                     img=/var/tmp/nfs-export.img\ntruncate -s {}M $img\n{mkfs} $img\n\
+                     dev=$(losetup -f --show $img)\nmount -t {t} $dev {e}\n",
+                    srv.size_mib
+                )),
+            }
         }
     }
     sc.push_str("chmod 1777 ");

@@ -131,6 +131,8 @@ struct RawNfs {
     server: Option<Spanned<String>>,
     export: Option<String>,
     fs: Option<Spanned<String>>,
+    /// A declared disk/pmem/dm device to put the ext4/xfs export on (default: a loop file).
+    device: Option<Spanned<String>>,
     size: Option<MiB>,
     options: Option<String>,
     versions: Option<Vec<Spanned<String>>>,
@@ -199,6 +201,8 @@ pub struct NfsServer {
     pub export: String,
     pub fs: NfsBacking,
     pub size_mib: u64,
+    /// A declared block device (by name) instead of a loop file.
+    pub device: Option<String>,
     pub options: String,
     /// Served versions, from "3", "4.0", "4.1", "4.2".
     pub versions: Vec<String>,
@@ -727,6 +731,7 @@ impl Scenario {
                 export: n.export.clone().unwrap_or_else(|| "/srv/nfs".into()),
                 fs,
                 size_mib,
+                device: n.device.as_ref().map(|d| d.get_ref().clone()),
                 options: n
                     .options
                     .clone()
@@ -891,6 +896,28 @@ impl Scenario {
                 mountpoint: f.mountpoint.clone(),
                 mount_options: f.mount_options.clone(),
             });
+        }
+
+        if let (Some(srv), Some(n)) = (&nfs_server, &raw.nfs) {
+            if let Some(d) = &n.device {
+                if srv.fs == NfsBacking::Tmpfs {
+                    return Err(diag(
+                        d.span(),
+                        "nfs.device",
+                        "a tmpfs export has no device; set `fs` to ext4 or xfs".into(),
+                    ));
+                }
+                if !names.contains(&(srv.node, d.get_ref().clone())) {
+                    return Err(diag(
+                        d.span(),
+                        "nfs.device",
+                        format!(
+                            "no disk, pmem or dm device named `{}` on the server's node",
+                            d.get_ref()
+                        ),
+                    ));
+                }
+            }
         }
 
         Ok(Scenario {
