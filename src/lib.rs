@@ -11,6 +11,7 @@ pub mod process;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod symbolize;
 pub mod timefmt;
 pub mod verify;
 pub mod vm;

@@ -145,6 +145,9 @@ enum OopsCmd {
         /// Print a JSON array of reports.
         #[arg(long)]
         json: bool,
+        /// Symbolize frames (file:line, inlined functions) with this vmlinux's debug info.
+        #[arg(long)]
+        vmlinux: Option<PathBuf>,
     },
 }
 
@@ -286,8 +289,8 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
         }
         Cmd::Prepare { scenarios, arches } => prepare(&roots, &scenarios, &arches).await,
         Cmd::Oops {
-            command: OopsCmd::Parse { file, json },
-        } => oops_parse(&file, json),
+            command: OopsCmd::Parse { file, json, vmlinux },
+        } => oops_parse(&file, json, vmlinux.as_deref()),
     }
 }
 
@@ -311,7 +314,7 @@ where
     }
 }
 
-fn oops_parse(file: &Path, json: bool) -> i32 {
+fn oops_parse(file: &Path, json: bool, vmlinux: Option<&Path>) -> i32 {
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
         Err(e) => {
@@ -319,19 +322,41 @@ fn oops_parse(file: &Path, json: bool) -> i32 {
             return exit::USAGE;
         }
     };
-    let reports = repro_oops::parse(&bytes);
+    let mut reports = repro_oops::parse(&bytes);
+    if let Some(v) = vmlinux {
+        match crate::symbolize::Symbolizer::open(v) {
+            Ok(sym) => {
+                for r in &mut reports {
+                    sym.report(r);
+                }
+            }
+            Err(e) => {
+                err(crate::error_chain(&e));
+                return exit::USAGE;
+            }
+        }
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&reports).unwrap_or_default());
     } else {
         for r in &reports {
             let corrupted = if r.corrupted { " (corrupted)" } else { "" };
             println!("{}  [{}]{corrupted}", r.title, r.kind);
+            if let Some(f) = r.faulting_frame.as_ref().filter(|f| !f.source.is_empty()) {
+                println!("    fault at:");
+                for l in crate::symbolize::describe(f) {
+                    println!("      {l}");
+                }
+            }
             for f in r.frames.iter().filter(|f| f.reliable).take(8) {
                 println!(
                     "    {}{}",
                     f.function,
                     f.module.as_deref().map(|m| format!(" [{m}]")).unwrap_or_default()
                 );
+                for l in crate::symbolize::describe(f) {
+                    println!("      {l}");
+                }
             }
         }
     }

@@ -72,6 +72,23 @@ pub fn summary(r: &RunReport) {
     println!("{}: {}", r.scenario, r.verdict.as_str());
     if let Some(c) = &r.crash {
         println!("  crash: {}", c.title);
+        // Where it happened, from debug info (when the kernel has a vmlinux).
+        // The frame the title names, else the faulting instruction, else the first reliable one.
+        let named = c.frames.iter().find(|f| {
+            let base = f.function.split('.').next().unwrap_or("");
+            !f.source.is_empty() && c.title.ends_with(&format!(" in {base}"))
+        });
+        let at = named.or_else(|| {
+            c.faulting_frame
+                .iter()
+                .chain(c.frames.iter().filter(|f| f.reliable))
+                .find(|f| !f.source.is_empty())
+        });
+        if let Some(f) = at {
+            for l in crate::symbolize::describe(f) {
+                println!("    {l}");
+            }
+        }
     }
     println!("  reason: {}", r.reason.lines().next().unwrap_or(""));
     for l in r.reason.lines().skip(1) {

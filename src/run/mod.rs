@@ -528,6 +528,30 @@ pub async fn run(mut o: Options) -> RunReport {
     drop(instances);
     timings.teardown = Some(t_down.elapsed().as_secs_f64());
 
+    // Symbolize the crashes with the kernel's vmlinux (when every node runs the same kernel), so
+    // that inlined functions count for the expectation and the report has file:line.
+    let kernels: Vec<&crate::kernel::Artifacts> = prepared.iter().flatten().map(|p| &p.kernel).collect();
+    let vmlinux = kernels
+        .first()
+        .filter(|k| kernels.iter().all(|o| o.id == k.id))
+        .and_then(|k| k.vmlinux.clone())
+        .filter(|v| v.is_file());
+    if let (Some(v), false) = (vmlinux, obs.crashes.is_empty() && obs.ignored.is_empty()) {
+        let (mut crashes, mut ignored) = (std::mem::take(&mut obs.crashes), std::mem::take(&mut obs.ignored));
+        let r = tokio::task::spawn_blocking(move || {
+            if let Ok(sym) = crate::symbolize::Symbolizer::open(&v) {
+                for c in crashes.iter_mut().chain(ignored.iter_mut()) {
+                    sym.report(c);
+                }
+            }
+            (crashes, ignored)
+        })
+        .await;
+        if let Ok((c, i)) = r {
+            obs.crashes = c;
+            obs.ignored = i;
+        }
+    }
     let observed = Observed {
         crashes: obs.crashes.clone(),
         workload: workload_outcome.clone(),

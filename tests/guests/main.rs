@@ -423,3 +423,23 @@ fn xfs_on_pmem_mounts_with_dax_in_effect() {
     let cmd = read(dir.path(), "qemu.cmdline");
     assert!(cmd.contains("nvdimm=on") && cmd.contains("-device nvdimm,"), "{cmd}");
 }
+
+#[test]
+fn a_crash_on_a_source_kernel_is_symbolized_with_inlined_frames() {
+    // linux-6.1 is built by `just prepare`; its vmlinux has debug info.
+    let (code, r, _dir) = run("smoke-oops", &["--kernel", "linux-6.1"]);
+    assert_eq!(r["verdict"], "reproduced", "{r:#}");
+    assert_eq!(code, 1);
+    let frames = r["crash"]["frames"].as_array().unwrap();
+    let sysrq = frames
+        .iter()
+        .find(|f| f["function"] == "write_sysrq_trigger")
+        .unwrap_or_else(|| panic!("{frames:#?}"));
+    let src = sysrq["source"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not symbolized: {sysrq:#}"));
+    let last = src.last().unwrap();
+    assert_eq!(last["function"], "write_sysrq_trigger");
+    assert_eq!(last["file"], "drivers/tty/sysrq.c");
+    assert!(last["line"].as_u64().is_some_and(|l| l > 0));
+}

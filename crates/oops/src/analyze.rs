@@ -40,6 +40,7 @@ pub(crate) fn build(p: &Pending, corrupted: bool) -> Report {
         text: p.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("\n"),
         frames,
         faulting_function: pc.or(lr).map(|f| f.function.clone()),
+        faulting_frame: pc.or(lr).cloned(),
         release: meta.release,
         taint: meta.taint,
         comm: p.comm.clone().or(meta.comm),

@@ -12,6 +12,7 @@ pub(crate) fn parse_frame(line: &str) -> Option<Frame> {
         size: hex(&c[5]),
         module: c.get(6).map(|m| m.as_str().to_string()),
         reliable: c.get(1).is_none() && c.get(2).is_none(),
+        source: Vec::new(),
     })
 }
 
@@ -25,6 +26,7 @@ pub(crate) fn parse_target(target: &str) -> Option<Frame> {
         size: hex(&c[3]),
         module: c.get(4).map(|m| m.as_str().to_string()),
         reliable: true,
+        source: Vec::new(),
     })
 }
 
@@ -55,7 +57,8 @@ mod tests {
                 offset: Some(0x1a),
                 size: Some(0x40),
                 module: Some("nfs".into()),
-                reliable: true
+                reliable: true,
+                source: Vec::new(),
             }
         );
         let f = parse_frame(" ? kmem_cache_alloc+0x3f/0x3f0").unwrap();

@@ -28,7 +28,7 @@ mod title;
 mod trace;
 
 pub use detector::{Detector, MAX_REPORT_LINES, MAX_TAIL_LINES, PANIC_TAIL_WINDOW};
-pub use report::{kind_name, CrashKind, Frame, Report};
+pub use report::{kind_name, CrashKind, Frame, Report, SourceLoc};
 
 /// Parses a whole console log: every crash report in it, in order. Same as feeding `console`
 /// to a new [`Detector`] and calling [`Detector::finish`].

@@ -82,6 +82,20 @@ pub struct Frame {
     pub module: Option<String>,
     /// False for frames the unwinder printed with `?`.
     pub reliable: bool,
+    /// Source locations from debug info, when symbolized: the innermost (inlined) function
+    /// first, the frame's own function last. Empty without debug info.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source: Vec<SourceLoc>,
+}
+
+/// One function at a source location, from DWARF.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceLoc {
+    pub function: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// Inlined into the next entry.
+    pub inlined: bool,
 }
 
 /// One crash found in the console output.
@@ -102,6 +116,9 @@ pub struct Report {
     pub frames: Vec<Frame>,
     /// Function of the faulting instruction (`RIP:` / `pc :`, or `lr :` when `pc` is useless).
     pub faulting_function: Option<String>,
+    /// The faulting instruction as a frame (`do_raw_spin_lock+0x7/0x15`), for symbolization.
+    #[serde(default)]
+    pub faulting_frame: Option<Frame>,
     /// Kernel release, e.g. `6.1.0-56-cloud-amd64`.
     pub release: Option<String>,
     /// Taint flags as printed (e.g. `G        W`), or `Not tainted`.

@@ -49,7 +49,8 @@ fn null_deref_x86_6x_helper_rip_uses_trace() {
             offset: Some(0x11),
             size: Some(0x30),
             module: None,
-            reliable: false
+            reliable: false,
+            source: Vec::new(),
         }
     );
     assert_eq!(r.frames[2].function, "nfs_updatepage.isra.0");

@@ -16,9 +16,11 @@ fn report(title: &str, kind: CrashKind, frames: &[&str]) -> Report {
                 size: None,
                 module: None,
                 reliable: true,
+                source: Vec::new(),
             })
             .collect(),
         faulting_function: None,
+        faulting_frame: None,
         release: None,
         taint: None,
         comm: None,
@@ -269,4 +271,29 @@ fn data_signals_reproduce_but_other_exit_codes_stay_infra() {
     );
     o.marker_line = Some("DATA MISMATCH".into());
     assert_eq!(decide(&e, &o).verdict, Verdict::CrashedDifferently);
+}
+
+#[test]
+fn an_inlined_function_from_debug_info_counts_as_a_frame() {
+    let e = Expect {
+        frames: vec!["nfs_inode_add_request".into(), "nfs_updatepage".into()],
+        ..Default::default()
+    };
+    let mut r = report(NFS, CrashKind::NullDeref, &["nfs_updatepage", "nfs_write_end"]);
+    assert!(!matches(&e, &r), "not in the printed trace");
+    r.frames[0].source = vec![
+        repro_oops::SourceLoc {
+            function: "nfs_inode_add_request".into(),
+            file: Some("fs/nfs/write.c".into()),
+            line: Some(822),
+            inlined: true,
+        },
+        repro_oops::SourceLoc {
+            function: "nfs_updatepage".into(),
+            file: Some("fs/nfs/write.c".into()),
+            line: Some(1443),
+            inlined: false,
+        },
+    ];
+    assert!(matches(&e, &r));
 }
