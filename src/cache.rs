@@ -59,6 +59,14 @@ pub fn key(parts: &[&[u8]]) -> String {
     h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
+/// A file's modification time since the epoch (zero when unknown), for cache keys.
+pub fn mtime(meta: &std::fs::Metadata) -> std::time::Duration {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+}
+
 /// An exclusive advisory lock, released on drop.
 pub struct Lock {
     _file: File,

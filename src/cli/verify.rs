@@ -2,7 +2,6 @@
 
 use super::{err, exit, progress, scenario_for_run, signals};
 use crate::arch::Arch;
-use crate::kernel;
 use crate::run::{self, Roots};
 use crate::scenario::{Overrides, Scenario};
 use crate::verify::{conclude, Tally};
@@ -37,11 +36,7 @@ async fn build_kernels(roots: &Roots, s: &Scenario) -> Result<(), String> {
     for n in &s.nodes {
         let (roots, s2, n2) = (roots.clone(), s.clone(), n.clone());
         let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let mut d = kernel::find(&roots.kernels, &n2.kernel).map_err(|e| crate::error_chain(&e))?;
-            if let Some(set) = &s2.active_set {
-                let steps = s2.patchsets.get(set).map(|p| p.steps.clone()).unwrap_or_default();
-                d = d.with_steps(set, &steps)?;
-            }
+            let d = run::node_kernel(&roots, &s2, &n2).map_err(|e| crate::error_chain(&*e))?;
             let ui = super::build::BuildUi::new(&format!("{} {}", d.name, n2.arch));
             let r = d.build(n2.arch, &|e| ui.on(e)).map_err(|e| crate::error_chain(&e));
             ui.finish();

@@ -54,11 +54,7 @@ fn run(cmd: &mut Command) -> Result<String, Error> {
 /// `linux-image-*` package it depends on. apt-cache takes about a second, so the answer is
 /// remembered for as long as the apt lists it came from are unchanged.
 fn resolve(pattern: &str, arch: Arch, dir: &Path) -> Result<(String, String), Error> {
-    let lists = std::fs::metadata("/var/lib/apt/lists")
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
+    let lists = std::fs::metadata("/var/lib/apt/lists").map_or(0, |m| cache::mtime(&m).as_nanos());
     let memo = dir.join(format!(
         ".resolved-{}",
         cache::key(&[pattern.as_bytes(), arch.debian().as_bytes()])

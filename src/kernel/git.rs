@@ -133,11 +133,7 @@ impl Store {
                     path: path.clone(),
                     source,
                 })?;
-                let mtime = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs());
+                let mtime = crate::cache::mtime(&meta).as_secs();
                 let key = crate::cache::key(&[
                     path.to_string_lossy().as_bytes(),
                     &meta.len().to_le_bytes(),

@@ -457,11 +457,7 @@ impl Definition {
                     path: image.clone(),
                     source,
                 })?;
-                let mtime = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
+                let mtime = crate::cache::mtime(&meta).as_nanos();
                 let release = modules
                     .as_ref()
                     .and_then(|m| m.file_name())

@@ -6,7 +6,7 @@ pub mod setup;
 pub mod verdict;
 mod workload;
 
-pub use prepare::{prepare_node, Prepared, Roots};
+pub use prepare::{node_kernel, prepare_node, Prepared, Roots};
 
 use crate::console::ConsoleEvent;
 use crate::report::{KernelInfo, NodeInfo, RunReport, Timings, WorkloadInfo};

@@ -51,6 +51,16 @@ pub enum Error {
     PatchSet(String),
 }
 
+/// The kernel definition `node` boots in this run: its own, plus the active patch set.
+pub fn node_kernel(roots: &Roots, s: &Scenario, node: &Node) -> Result<kernel::Definition, Box<Error>> {
+    let mut kdef = kernel::find(&roots.kernels, &node.kernel).map_err(Error::from)?;
+    if let Some(set) = &s.active_set {
+        let steps = s.patchsets.get(set).map(|p| p.steps.clone()).unwrap_or_default();
+        kdef = kdef.with_steps(set, &steps).map_err(Error::PatchSet)?;
+    }
+    Ok(kdef)
+}
+
 /// Fetches/builds what `node` needs (cached) and writes its per-run layers into `dir`.
 pub fn prepare_node(
     roots: &Roots,
@@ -65,15 +75,12 @@ pub fn prepare_node(
         kernel::build::Event::Stage(m) => progress(super::Progress::Note(format!("kernel {}: {m}", node.kernel))),
         kernel::build::Event::Line(l) => progress(super::Progress::Detail(l.to_string())),
     };
+    let me = s.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    let mut kdef = kernel::find(&roots.kernels, &node.kernel).map_err(Error::from)?;
-    if let Some(set) = &s.active_set {
-        let steps = s.patchsets.get(set).map(|p| p.steps.clone()).unwrap_or_default();
-        kdef = kdef.with_steps(set, &steps).map_err(Error::PatchSet)?;
-    }
+    let kdef = node_kernel(roots, s, node)?;
     let kernel = kdef.build(node.arch, &on_build).map_err(Error::from)?;
     let idef = image::find(&roots.images, &s.image).map_err(Error::from)?;
     let built = image::build(&idef, node.arch, &log).map_err(Error::from)?;
@@ -111,7 +118,6 @@ pub fn prepare_node(
         });
     }
     // Scenario disks and pmem: sparse files in the node's directory, found by name in the guest.
-    let me_idx = s.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
     let sparse = |name: &str, size_mib: u64| -> Result<PathBuf, Box<Error>> {
         let p = dir.join(format!("{name}.img"));
         let f = std::fs::File::create(&p).map_err(|source| Error::Io {
@@ -124,7 +130,7 @@ pub fn prepare_node(
         })?;
         Ok(p)
     };
-    for d in s.disks.iter().filter(|d| d.node == me_idx) {
+    for d in s.disks.iter().filter(|d| d.node == me) {
         disks.push(Disk {
             path: sparse(&format!("disk-{}", d.name), d.size_mib)?,
             format: "raw",
@@ -133,7 +139,7 @@ pub fn prepare_node(
         });
     }
     let mut pmem = Vec::new();
-    for d in s.pmem.iter().filter(|d| d.node == me_idx) {
+    for d in s.pmem.iter().filter(|d| d.node == me) {
         pmem.push(vm::Pmem {
             path: sparse(&format!("pmem-{}", d.name), d.size_mib)?,
             size_mib: d.size_mib,
@@ -154,7 +160,6 @@ pub fn prepare_node(
         path: dir.to_path_buf(),
         source,
     })?;
-    let me = s.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
     let run_dir = if s.nodes.len() > 1 {
         dir.parent().unwrap_or(dir)
     } else {

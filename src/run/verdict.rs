@@ -86,8 +86,7 @@ pub struct Decision {
 /// Does `report` match the scenario's expectation?
 pub fn matches(expect: &Expect, report: &Report) -> bool {
     // A scenario about data (marker or exit status only) is not reproduced by any crash.
-    let crash_criteria = expect.title.is_some() || expect.title_regex.is_some() || !expect.frames.is_empty();
-    if !crash_criteria && (expect.marker.is_some() || expect.exit_status.is_some()) {
+    if !expect.names_a_crash() && expect.names_data() {
         return false;
     }
     if let Some(t) = &expect.title {

@@ -400,12 +400,18 @@ pub struct Expect {
 }
 
 impl Expect {
+    /// Does it say which crash (title, title regex or frames)?
+    pub fn names_a_crash(&self) -> bool {
+        self.title.is_some() || self.title_regex.is_some() || !self.frames.is_empty()
+    }
+
+    /// Does it name a data signal (marker line or exit status)?
+    pub fn names_data(&self) -> bool {
+        self.marker.is_some() || self.exit_status.is_some()
+    }
+
     pub fn is_any(&self) -> bool {
-        self.title.is_none()
-            && self.title_regex.is_none()
-            && self.frames.is_empty()
-            && self.marker.is_none()
-            && self.exit_status.is_none()
+        !self.names_a_crash() && !self.names_data()
     }
 }
 
