@@ -80,8 +80,8 @@ fn boot_bench() {
     for arch in Arch::ALL {
         let mut s = Scenario::load(&roots.scenarios.join("smoke-boot.toml"), &kernels, &images).expect("smoke-boot");
         s.apply(&Overrides {
-            kernel: None,
             arch: Some(arch),
+            ..Default::default()
         });
         let tmp = tempfile::tempdir().unwrap();
         let key = repro::guest::keygen(&tmp.path().join("id")).unwrap();

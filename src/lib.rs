@@ -7,6 +7,7 @@ pub mod console;
 pub mod guest;
 pub mod image;
 pub mod kernel;
+pub mod module;
 pub mod process;
 pub mod report;
 pub mod run;

@@ -62,6 +62,9 @@ enum Cmd {
         /// Apply this patch set of the scenario to every node's (source) kernel.
         #[arg(long)]
         set: Option<String>,
+        /// Set a variable the scenario declares in [vars] (NAME=VALUE; repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
     },
     /// Run a scenario N times on its kernel and N times with a patch set applied, and conclude
     /// whether the set fixes it. Exits 0 fixed, 1 not fixed, 2 base does not reproduce, 125
@@ -230,7 +233,8 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
             json,
             run_dir,
             set,
-        } => run_cmd(&roots, &scenario, Overrides { kernel, arch }, set, json, run_dir).await,
+            vars,
+        } => run_cmd(&roots, &scenario, Overrides { kernel, arch, vars }, set, json, run_dir).await,
         Cmd::Verify {
             scenario,
             set,
@@ -535,6 +539,12 @@ fn scenario_for_run(roots: &Roots, name: &str, o: &Overrides, set: Option<&str>)
         }
     }
     s.apply(o);
+    for v in &o.vars {
+        s.set_var(v).map_err(|e| {
+            err(format!("--var: {e}"));
+            exit::USAGE
+        })?;
+    }
     if let Some(set) = set {
         s.select_set(set).map_err(|e| {
             err(e);

@@ -57,7 +57,10 @@ pub async fn verify_cmd(roots: &Roots, name: &str, set: &str, runs: u32, arch: O
         err("--runs must be at least 1");
         return exit::USAGE;
     }
-    let o = Overrides { kernel: None, arch };
+    let o = Overrides {
+        arch,
+        ..Default::default()
+    };
     let base = match scenario_for_run(roots, name, &o, None) {
         Ok(s) => s,
         Err(c) => return c,

@@ -197,6 +197,8 @@ pub struct RunLayer {
     pub authorized_key: String,
     /// The device holding the modules disk inside the guest, if any.
     pub modules_dev: Option<String>,
+    /// Extra files (name, host path), landing in `/etc/repro/run/<name>` in the guest.
+    pub files: Vec<(String, std::path::PathBuf)>,
 }
 
 /// Writes `out` = the boot initramfs followed by a cpio with the run's files.
@@ -216,6 +218,10 @@ pub fn run_initrd(boot: &Path, layer: &RunLayer, out: &Path) -> Result<(), Error
     w.file("repro/env", 0o644, env.as_bytes()).map_err(wr)?;
     w.file("repro/authorized_keys", 0o600, layer.authorized_key.as_bytes())
         .map_err(wr)?;
+    for (name, path) in &layer.files {
+        let data = std::fs::read(path).map_err(io_err(path))?;
+        w.file(&format!("repro/{name}"), 0o644, &data).map_err(wr)?;
+    }
     bytes.extend(w.finish().map_err(wr)?);
     std::fs::write(out, bytes).map_err(io_err(out))
 }

@@ -286,6 +286,7 @@ fn artifacts(req: &Request, plan: &Plan, out: &Path) -> Result<Artifacts, Error>
         image: out.join("image"),
         modules,
         vmlinux: Some(out.join("vmlinux")),
+        headers: None,
         id: plan.key.clone(),
     })
 }

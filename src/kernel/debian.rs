@@ -200,7 +200,102 @@ pub fn fetch(name: &str, pattern: &str, arch: Arch, log: &dyn Fn(&str)) -> Resul
         modules: Some(root.join("lib/modules").join(&release)),
         vmlinux: None,
         id: cache::key(&[origin.as_bytes(), arch.debian().as_bytes()]),
+        headers: origin.split_once(' ').map(|(pkg, version)| super::Headers::Debian {
+            image_package: pkg.to_string(),
+            version: version.to_string(),
+        }),
     })
+}
+
+/// The module build tree for a Debian image package: its `linux-headers-*` package, the
+/// `-common` one it includes and the host's `linux-kbuild-*` tools, unpacked together into the
+/// cache (never installed), so the relative `scripts` links resolve. Returns the directory to
+/// pass to `make -C`.
+pub fn fetch_headers(image_package: &str, version: &str, arch: Arch, log: &dyn Fn(&str)) -> Result<PathBuf, Error> {
+    let flavour_pkg = image_package.replacen("linux-image-", "linux-headers-", 1);
+    let dir = cache::dir("kernels/debian")?;
+    let entry = dir.join(format!("{flavour_pkg}_{version}_{}", arch.debian()));
+    let tree = |root: &Path| root.join("usr/src").join(&flavour_pkg);
+    let _lock = cache::lock(&entry)?;
+    if cache::is_complete(&entry) {
+        return Ok(tree(&entry.join("root")));
+    }
+    log(&format!(
+        "fetching {flavour_pkg} {version} ({}) for module builds",
+        arch.debian()
+    ));
+    let tmp = dir.join(format!(
+        ".tmp-{}",
+        entry.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let io = |source, path: &Path| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let _ = std::fs::remove_dir_all(&tmp);
+    let root = tmp.join("root");
+    std::fs::create_dir_all(&root).map_err(|e| io(e, &root))?;
+    let unpack = |spec: &str| -> Result<(), Error> {
+        run(Command::new("apt-get").current_dir(&tmp).args(["download", "-q", spec]))?;
+        for deb in std::fs::read_dir(&tmp)
+            .map_err(|e| io(e, &tmp))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+        {
+            if deb.extension().is_some_and(|x| x == "deb") {
+                run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+                std::fs::remove_file(&deb).map_err(|e| io(e, &deb))?;
+            }
+        }
+        Ok(())
+    };
+    unpack(&format!("{flavour_pkg}:{}={version}", arch.debian()))?;
+    // The flavour's Makefile is one line: `include /usr/src/linux-headers-<abi>-common/Makefile`.
+    let flavour = tree(&root);
+    let makefile = flavour.join("Makefile");
+    let text = std::fs::read_to_string(&makefile).map_err(|e| io(e, &makefile))?;
+    let common = text
+        .lines()
+        .find_map(|l| l.strip_prefix("include /usr/src/"))
+        .and_then(|r| r.split('/').next())
+        .ok_or(Error::Layout {
+            dir: flavour.clone(),
+            what: "`include /usr/src/linux-headers-*-common/Makefile` in its Makefile",
+        })?
+        .to_string();
+    unpack(&format!("{common}={version}"))?;
+    // The kbuild tools run on the host; their version is the kernel's (`6.1` of `6.1.0-56`).
+    let series: Vec<&str> = common
+        .trim_start_matches("linux-headers-")
+        .splitn(3, ['.', '-'])
+        .collect();
+    let kbuild = format!("linux-kbuild-{}.{}", series[0], series.get(1).unwrap_or(&"0"));
+    unpack(&format!("{kbuild}:{}={version}", host_debian_arch()))?;
+    let fixed = text.replace(
+        "include /usr/src/",
+        &format!("include {}/usr/src/", entry.join("root").display()),
+    );
+    std::fs::write(&makefile, fixed).map_err(|e| io(e, &makefile))?;
+    if !flavour.join("scripts/Makefile.build").is_file() {
+        return Err(Error::Layout {
+            dir: flavour,
+            what: "scripts/Makefile.build (from linux-kbuild)",
+        });
+    }
+    std::fs::write(
+        tmp.join(cache::COMPLETE),
+        format!("{flavour_pkg} {common} {kbuild} {version}\n"),
+    )
+    .map_err(|e| io(e, &tmp))?;
+    let _ = std::fs::remove_dir_all(&entry);
+    std::fs::rename(&tmp, &entry).map_err(|e| io(e, &entry))?;
+    Ok(tree(&entry.join("root")))
+}
+
+fn host_debian_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    }
 }
 
 fn release_of(root: &Path) -> Result<String, Error> {

@@ -45,6 +45,8 @@ pub enum Error {
         #[source]
         source: Box<build::Error>,
     },
+    #[error("kernel `{name}` has no headers to build out-of-tree modules against (only Debian kernels do)")]
+    NoHeaders { name: String },
     #[error("kernel definitions extend each other in a cycle: {chain}")]
     Cycle { chain: String },
 }
@@ -188,6 +190,30 @@ pub struct Artifacts {
     pub vmlinux: Option<PathBuf>,
     /// A stable id of these exact artifacts, for cache keys of derived layers.
     pub id: String,
+    /// Where the headers for out-of-tree modules come from, when there are any.
+    #[serde(skip)]
+    pub headers: Option<Headers>,
+}
+
+/// The source of a kernel's module build tree (`make -C <tree> M=<module>`).
+#[derive(Debug, Clone)]
+pub enum Headers {
+    /// Debian's `linux-headers-<release>` for this image package and version.
+    Debian { image_package: String, version: String },
+}
+
+impl Artifacts {
+    /// The directory to build out-of-tree modules against (fetched once into the cache).
+    pub fn module_tree(&self, log: &dyn Fn(&str)) -> Result<PathBuf, Error> {
+        match &self.headers {
+            Some(Headers::Debian { image_package, version }) => {
+                Ok(debian::fetch_headers(image_package, version, self.arch, log)?)
+            }
+            None => Err(Error::NoHeaders {
+                name: self.name.clone(),
+            }),
+        }
+    }
 }
 
 impl Definition {
@@ -481,6 +507,7 @@ impl Definition {
                     modules: modules.clone(),
                     vmlinux: vmlinux.clone(),
                     id,
+                    headers: None,
                 })
             }
         }

@@ -38,6 +38,9 @@ pub struct KernelInfo {
     pub name: String,
     pub release: Option<String>,
     pub origin: String,
+    /// The scenario's out-of-tree modules built for this kernel.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<crate::module::Built>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -154,7 +154,7 @@ pub async fn run(mut o: Options) -> RunReport {
     let started_at = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let s = o.scenario.clone();
+    let s = o.scenario.clone().with_vars_exported();
     let mut timings = Timings::default();
     let mut obs = Observer::new();
     let mut workload_outcome = WorkloadOutcome::NotRun;
@@ -531,18 +531,28 @@ pub async fn run(mut o: Options) -> RunReport {
     // Symbolize the crashes with the kernel's vmlinux (when every node runs the same kernel), so
     // that inlined functions count for the expectation and the report has file:line.
     let kernels: Vec<&crate::kernel::Artifacts> = prepared.iter().flatten().map(|p| &p.kernel).collect();
-    let vmlinux = kernels
-        .first()
-        .filter(|k| kernels.iter().all(|o| o.id == k.id))
-        .and_then(|k| k.vmlinux.clone())
-        .filter(|v| v.is_file());
-    if let (Some(v), false) = (vmlinux, obs.crashes.is_empty() && obs.ignored.is_empty()) {
+    let same_kernel = kernels.first().filter(|k| kernels.iter().all(|o| o.id == k.id));
+    let vmlinux = same_kernel.and_then(|k| k.vmlinux.clone()).filter(|v| v.is_file());
+    let kos: Vec<(String, PathBuf)> = match same_kernel {
+        Some(_) => prepared
+            .iter()
+            .flatten()
+            .next()
+            .map(|p| p.modules.iter().map(|m| (m.name.clone(), m.ko.clone())).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let anything = vmlinux.is_some() || !kos.is_empty();
+    if anything && !(obs.crashes.is_empty() && obs.ignored.is_empty()) {
         let (mut crashes, mut ignored) = (std::mem::take(&mut obs.crashes), std::mem::take(&mut obs.ignored));
         let r = tokio::task::spawn_blocking(move || {
-            if let Ok(sym) = crate::symbolize::Symbolizer::open(&v) {
-                for c in crashes.iter_mut().chain(ignored.iter_mut()) {
-                    sym.report(c);
+            match crate::symbolize::Symbolizer::new(vmlinux.as_deref(), &kos) {
+                Ok(sym) => {
+                    for c in crashes.iter_mut().chain(ignored.iter_mut()) {
+                        sym.report(c);
+                    }
                 }
+                Err(e) => tracing::warn!("symbolization: {}", crate::error_chain(&e)),
             }
             (crashes, ignored)
         })
@@ -565,6 +575,7 @@ pub async fn run(mut o: Options) -> RunReport {
         name: p.kernel.name.clone(),
         release: p.kernel.release.clone(),
         origin: p.kernel.origin.clone(),
+        modules: p.modules.clone(),
     };
     let w = &s.workload;
     let report = RunReport {

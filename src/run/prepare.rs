@@ -27,6 +27,8 @@ impl Roots {
 
 pub struct Prepared {
     pub kernel: Artifacts,
+    /// The scenario's out-of-tree modules, built for this kernel.
+    pub modules: Vec<crate::module::Built>,
     pub image: image::Built,
     pub accel: vm::Choice,
     /// Complete except for the QMP socket, which the instance places.
@@ -49,6 +51,8 @@ pub enum Error {
     Tool { command: String, stderr: String },
     #[error("{0}")]
     PatchSet(String),
+    #[error(transparent)]
+    Module(#[from] crate::module::Error),
 }
 
 /// The kernel definition `node` boots in this run: its own, plus the active patch set.
@@ -82,6 +86,10 @@ pub fn prepare_node(
     })?;
     let kdef = node_kernel(roots, s, node)?;
     let kernel = kdef.build(node.arch, &on_build).map_err(Error::from)?;
+    let mut modules = Vec::new();
+    for m in &s.modules {
+        modules.push(crate::module::build(m, &kernel, &log).map_err(Error::from)?);
+    }
     let idef = image::find(&roots.images, &s.image).map_err(Error::from)?;
     let built = image::build(&idef, node.arch, &log).map_err(Error::from)?;
     let boot = image::boot_initramfs(&kernel, &built).map_err(Error::from)?;
@@ -150,6 +158,10 @@ pub fn prepare_node(
         node: node.name.clone(),
         authorized_key: pubkey.to_string(),
         modules_dev: mods.as_ref().map(|_| "/dev/vdb".to_string()),
+        files: modules
+            .iter()
+            .map(|m| (format!("{}.ko", m.name), m.ko.clone()))
+            .collect(),
     };
     image::run_initrd(&boot, &layer, &initrd).map_err(Error::from)?;
 
@@ -191,6 +203,7 @@ pub fn prepare_node(
     };
     Ok(Prepared {
         kernel,
+        modules,
         image: built,
         accel: choice,
         config,

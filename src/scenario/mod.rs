@@ -88,6 +88,22 @@ struct Raw {
     /// Filesystems made and mounted during setup.
     #[serde(default)]
     filesystems: Vec<RawFs>,
+    /// Out-of-tree kernel modules built against each node's kernel, put into the guest at
+    /// `/etc/repro/run/<name>.ko`.
+    #[serde(default)]
+    module: Vec<RawModule>,
+    /// Variables exported to the setup, background and workload scripts (`--var K=V` overrides).
+    #[serde(default)]
+    vars: BTreeMap<Spanned<String>, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModule {
+    name: Spanned<String>,
+    /// A directory (relative to the scenario file), or a git repository when `rev` is set.
+    source: Spanned<String>,
+    rev: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -442,6 +458,21 @@ pub struct Scenario {
     pub filesystems: Vec<Filesystem>,
     /// The patch set in effect for this run, if any (see [`Scenario::select_set`]).
     pub active_set: Option<String>,
+    pub modules: Vec<crate::module::Module>,
+    pub vars: BTreeMap<String, String>,
+}
+
+/// A name usable as a shell variable.
+fn is_var_name(v: &str) -> bool {
+    v.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `export K='v'` lines for a shell script, values quoted.
+pub fn exports(vars: &BTreeMap<String, String>) -> String {
+    vars.iter()
+        .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', "'\\''")))
+        .collect()
 }
 
 const DEFAULT_CPUS: u32 = 2;
@@ -455,6 +486,8 @@ const MAX_CPUS: u32 = 64;
 pub struct Overrides {
     pub kernel: Option<String>,
     pub arch: Option<Arch>,
+    /// `NAME=VALUE` assignments to declared `[vars]`.
+    pub vars: Vec<String>,
 }
 
 impl Scenario {
@@ -798,6 +831,49 @@ impl Scenario {
             faults.push(Fault { node, action, when });
         }
 
+        let mut modules: Vec<crate::module::Module> = Vec::new();
+        for (i, m) in raw.module.iter().enumerate() {
+            let name = m.name.get_ref();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(diag(
+                    m.name.span(),
+                    &format!("module[{i}].name"),
+                    format!("module name `{name}` must use only letters, digits, `-` and `_`"),
+                ));
+            }
+            if modules.iter().any(|o| &o.name == name) {
+                return Err(diag(
+                    m.name.span(),
+                    &format!("module[{i}].name"),
+                    format!("duplicate module `{name}`"),
+                ));
+            }
+            let source = base.join(m.source.get_ref());
+            if !source.is_dir() {
+                return Err(diag(
+                    m.source.span(),
+                    &format!("module[{i}].source"),
+                    format!("{} is not a directory", source.display()),
+                ));
+            }
+            modules.push(crate::module::Module {
+                name: name.clone(),
+                source,
+                rev: m.rev.clone(),
+            });
+        }
+        let mut vars = BTreeMap::new();
+        for (k, v) in &raw.vars {
+            if !is_var_name(k.get_ref()) {
+                return Err(diag(
+                    k.span(),
+                    &format!("vars.{}", k.get_ref()),
+                    "a variable name uses letters, digits and `_`, and does not start with a digit".into(),
+                ));
+            }
+            vars.insert(k.get_ref().clone(), v.clone());
+        }
+
         let mut names: Vec<(usize, String)> = Vec::new();
         let dev_name =
             |names: &mut Vec<(usize, String)>, node: usize, n: &Spanned<String>, key: &str| -> Result<String, Error> {
@@ -960,7 +1036,47 @@ impl Scenario {
             background,
             faults,
             active_set: None,
+            modules,
+            vars,
         })
+    }
+
+    /// Sets a `[vars]` value from the command line (`K=V`); the name must be declared.
+    pub fn set_var(&mut self, assignment: &str) -> Result<(), String> {
+        let Some((k, v)) = assignment.split_once('=') else {
+            return Err(format!("`--var {assignment}`: expected NAME=VALUE"));
+        };
+        match self.vars.get_mut(k) {
+            Some(slot) => {
+                *slot = v.to_string();
+                Ok(())
+            }
+            None => {
+                let known: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+                Err(format!(
+                    "scenario `{}` declares no variable `{k}` in [vars]; it declares: {}",
+                    self.name,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            }
+        }
+    }
+
+    /// The scenario's own scripts (setup, background, workload) with `[vars]` exported first.
+    pub fn with_vars_exported(mut self) -> Self {
+        if self.vars.is_empty() {
+            return self;
+        }
+        let head = exports(&self.vars);
+        for st in self.setup.iter_mut().chain(self.background.iter_mut()) {
+            st.script = format!("{head}{}", st.script);
+        }
+        self.workload.script = format!("{head}{}", self.workload.script);
+        self
     }
 
     /// Makes patch set `name` apply to every node's kernel in this run.

@@ -71,6 +71,7 @@ fn overrides_apply_to_every_node() {
     s.apply(&Overrides {
         kernel: Some("local-6.1".into()),
         arch: Some(Arch::X86_64),
+        ..Default::default()
     });
     assert_eq!(s.nodes[0].kernel, "local-6.1");
     assert_eq!(s.nodes[0].arch, Arch::X86_64);

@@ -443,3 +443,53 @@ fn a_crash_on_a_source_kernel_is_symbolized_with_inlined_frames() {
     assert_eq!(last["file"], "drivers/tty/sysrq.c");
     assert!(last["line"].as_u64().is_some_and(|l| l > 0));
 }
+
+/// A module built against Debian's headers crashes the stock kernel; the module's own frames
+/// are symbolized from the `.ko`'s debug info.
+fn module_crash(arch: &str, mode: &str, title: &str) {
+    let (code, r, dir) = run(
+        "smoke-module-crash",
+        &["--arch", arch, "--var", &format!("MODE={mode}")],
+    );
+    assert_eq!(r["verdict"], "reproduced", "{r:#}");
+    assert_eq!(code, 1);
+    assert_eq!(r["crash"]["title"], title, "{r:#}");
+    assert!(read(dir.path(), "console.log").contains(&format!("crashmod: mode={mode}")));
+    let modules = r["kernel"]["modules"].as_array().unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(modules[0]["name"], "crashmod");
+    let func = title.rsplit(' ').next().unwrap();
+    // The faulting function (RIP / pc), or a trace frame on arches that print it there too.
+    let fault = &r["crash"]["faulting_frame"];
+    let frame = std::iter::once(fault)
+        .chain(r["crash"]["frames"].as_array().unwrap().iter())
+        .find(|f| f["function"] == func)
+        .unwrap_or_else(|| panic!("no {func} frame: {r:#}"));
+    assert_eq!(frame["module"], "crashmod");
+    let src = frame["source"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not symbolized: {frame:#}"));
+    let last = src.last().unwrap();
+    assert_eq!(last["file"], "crashmod.c", "{frame:#}");
+    // The line of the crash inside that function, in the module source.
+    let text = std::fs::read_to_string(repo().join("tests/modules/crashmod/crashmod.c")).unwrap();
+    let line = last["line"].as_u64().unwrap() as usize;
+    let start = text
+        .lines()
+        .position(|l| l.contains(&format!("int {func}(void)")))
+        .unwrap()
+        + 1;
+    assert!(
+        line > start && line < start + 20,
+        "{func} starts at line {start}, frame says {line}"
+    );
+}
+
+#[test]
+fn module_null_deref_x86_64_is_symbolized_from_the_ko() {
+    module_crash("x86_64", "null", "BUG: kernel NULL pointer dereference in crash_null");
+}
+
+#[test]
+fn module_bug_on_aarch64_is_symbolized_from_the_ko() {
+    module_crash("aarch64", "bug", "kernel BUG in crash_bug");
+}
