@@ -453,12 +453,24 @@ impl Store {
             return Ok(());
         }
         let wt = Repository::open(dir).map_err(git(format!("worktree {}", dir.display())))?;
+        // The slot's worktree may belong to another store (a build slot is per recipe, and the
+        // same recipe can build a tarball and a repository): give that store the objects.
+        if wt.find_object(commit, None).is_err() {
+            let (src, dst) = (
+                self.repo.odb().map_err(git("store odb"))?,
+                wt.odb().map_err(git("worktree odb"))?,
+            );
+            copy_object(&src, &dst, c.tree_id())?;
+            copy_object(&src, &dst, commit)?;
+        }
         let obj = wt.find_object(commit, None).map_err(git("object"))?;
         let mut co = CheckoutBuilder::new();
         co.force().remove_untracked(true);
         wt.checkout_tree(&obj, Some(&mut co)).map_err(git("checkout"))?;
         // Move the worktree's branch (not HEAD detached) so the store's refs keep it reachable.
-        self.repo.branch(&branch, &c, true).map_err(git("branch"))?;
+        // (In the worktree's own store, which the store at hand may not be.)
+        wt.reference(&format!("refs/heads/{branch}"), commit, true, "repro checkout")
+            .map_err(git("branch"))?;
         wt.set_head(&format!("refs/heads/{branch}")).map_err(git("set head"))?;
         Ok(())
     }

@@ -276,6 +276,30 @@ fn checkout_rewrites_only_changed_files() {
     assert!(!wt.join("fs/other.c").exists());
 }
 
+/// A build slot is per recipe, so its worktree can belong to another store (a tarball's, then a
+/// repository's when `repro bisect --repo` builds the same recipe).
+#[test]
+fn a_slot_worktree_of_another_store_checks_out_this_stores_commit() {
+    let u = user_repo();
+    let cache = tempfile::tempdir().unwrap();
+    let first = Origin::Git {
+        repo: u.path.display().to_string(),
+        rev: u.base.to_string(),
+    };
+    let (a, base) = Store::open(&cache.path().join("a"), &first, &nolog).unwrap();
+    let wt = cache.path().join("slot/src");
+    a.checkout(base, &wt, "slot").unwrap();
+    let second = Origin::Git {
+        repo: u.path.display().to_string(),
+        rev: u.later.to_string(),
+    };
+    let (b, later) = Store::open(&cache.path().join("b"), &second, &nolog).unwrap();
+    b.checkout(later, &wt, "slot").unwrap();
+    assert_eq!(read(&wt, "fs/file.c"), "int f(void)\n{\n\treturn *(int *)0;\n}\n");
+    let head = Repository::open(&wt).unwrap().head().unwrap().target().unwrap();
+    assert_eq!(head, later);
+}
+
 #[test]
 fn a_tarball_is_imported_once_with_modes_and_symlinks() {
     let tmp = tempfile::tempdir().unwrap();
