@@ -215,3 +215,33 @@ fn patch_sets_resolve_paths_against_the_scenario() {
         "scenario `t` has no patch set `nope`; it defines: fix"
     );
 }
+
+#[test]
+fn a_module_source_that_does_not_exist_names_the_key() {
+    let e = err(&format!(
+        "{MINIMAL}[[module]]\nname = \"m\"\nsource = \"no/such/dir\"\n"
+    ));
+    assert!(
+        e.contains("scenarios/t.toml:9") && e.contains("module[0].source"),
+        "{e}"
+    );
+    assert!(e.contains("is not a directory"), "{e}");
+    let e = err(&format!("{MINIMAL}[[module]]\nname = \"a b\"\nsource = \".\"\n"));
+    assert!(e.contains("module[0].name"), "{e}");
+}
+
+#[test]
+fn vars_are_declared_set_and_exported_quoted() {
+    let e = err(&format!("{MINIMAL}[vars]\n1X = \"a\"\n"));
+    assert!(e.contains("vars.1X"), "{e}");
+    let mut s = parse(&format!("{MINIMAL}[vars]\nMODE = \"null\"\n")).unwrap();
+    assert!(s.set_var("OTHER=1").unwrap_err().contains("declares: MODE"));
+    assert!(s.set_var("MODE").is_err());
+    s.set_var("MODE=it's").unwrap();
+    let s = s.with_vars_exported();
+    assert!(
+        s.workload.script.starts_with("export MODE='it'\\''s'\n"),
+        "{}",
+        s.workload.script
+    );
+}

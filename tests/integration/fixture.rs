@@ -47,6 +47,11 @@ impl Test {
     /// Also copies the repo's scenarios.
     pub fn with_repo_scenarios(self) -> Self {
         copy_dir(&repo().join("scenarios"), &self.dir.path().join("scenarios"));
+        // Module sources the scenarios name.
+        copy_dir(
+            &repo().join("tests/modules/crashmod"),
+            &self.dir.path().join("tests/modules/crashmod"),
+        );
         self
     }
 
