@@ -61,3 +61,46 @@ seeds: build
     done
     expect 0 run xfs-symlink-getlink-null
     exit $fail
+
+# Fuzz the oops parser (nightly toolchain and `cargo install cargo-fuzz`); SECONDS=900 by default.
+fuzz seconds="900":
+    cd crates/oops/fuzz && cargo +nightly fuzz run parse -- -max_total_time={{seconds}} -max_len=65536 -timeout=10
+
+# The history is linux-source-6.1 (one commit) plus twelve commits: eleven comment-only changes
+# to files the kernel builds, and the seed-000 recreation patch as the seventh. Kept in the
+# cache; made once (about 3 minutes). The bisect builds each candidate incrementally.
+# Bisect real kernel history: `repro bisect nfs-updatepage-null` must name the seed-000 commit.
+bisect-demo: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cache="${REPRO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/repro}"
+    demo="$cache/demo/linux-6.1-history"
+    export GIT_AUTHOR_NAME="repro demo" GIT_AUTHOR_EMAIL="demo@repro.invalid"
+    export GIT_COMMITTER_NAME="repro demo" GIT_COMMITTER_EMAIL="demo@repro.invalid"
+    if [ ! -f "$demo/.complete" ]; then
+        rm -rf "$demo" && mkdir -p "$demo"
+        echo "making $demo from /usr/src/linux-source-6.1.tar.xz"
+        tar -xf /usr/src/linux-source-6.1.tar.xz -C "$demo" --strip-components=1
+        git -C "$demo" init -q
+        git -C "$demo" add -A -f  # Debian's .gitignore ignores the whole top level
+        GIT_AUTHOR_DATE="2026-11-01T00:00:00Z" GIT_COMMITTER_DATE="2026-11-01T00:00:00Z" \
+            git -C "$demo" commit -q -m "Linux 6.1.192 (Debian linux-source-6.1)"
+        git -C "$demo" tag base
+        n=0
+        for f in fs/nfs/inode.c fs/nfs/dir.c fs/nfs/file.c fs/nfs/read.c fs/nfs/pagelist.c fs/nfs/nfs4proc.c \
+                 SEED fs/nfsd/nfssvc.c fs/xfs/xfs_super.c fs/ext4/super.c mm/filemap.c net/sunrpc/clnt.c; do
+            n=$((n + 1))
+            export GIT_AUTHOR_DATE="2026-11-01T$(printf %02d $n):00:00Z" GIT_COMMITTER_DATE="2026-11-01T$(printf %02d $n):00:00Z"
+            if [ "$f" = SEED ]; then
+                git -C "$demo" am -q "$PWD/kernels/patches/seed-000-nfs-launder-removes-page.patch"
+            else
+                printf '/* repro bisect demo: change %d, no functional change */\n' "$n" >> "$demo/$f"
+                git -C "$demo" commit -q -am "demo: comment in $f (no functional change)"
+            fi
+        done
+        touch "$demo/.complete"
+    fi
+    echo "history: $(git -C "$demo" rev-list --count base..HEAD) commits after base"
+    SECONDS=0
+    target/release/repro bisect nfs-updatepage-null --kernel linux-6.1 --repo "$demo" --good base --bad HEAD
+    echo "bisect-demo: ${SECONDS}s"

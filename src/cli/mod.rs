@@ -1,5 +1,6 @@
 //! The command line: the only place that prints or drives indicatif. Exit codes are mapped here.
 
+mod bisect;
 mod build;
 mod progress;
 mod verify;
@@ -84,6 +85,10 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Find the commit that introduced (or with --fix, fixed) the scenario's crash: builds and
+    /// runs candidates chosen as git bisect does, flake-aware. Exits 0 found, 2 ambiguous
+    /// (skipped commits), 125 stopped, 130 interrupted.
+    Bisect(bisect::BisectArgs),
     /// Validate scenarios without booting anything (all of them if none are named).
     Check { scenarios: Vec<String> },
     /// List scenarios with their summaries.
@@ -235,6 +240,7 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
             set,
             vars,
         } => run_cmd(&roots, &scenario, Overrides { kernel, arch, vars }, set, json, run_dir).await,
+        Cmd::Bisect(a) => bisect::bisect_cmd(&roots, a).await,
         Cmd::Verify {
             scenario,
             set,

@@ -202,6 +202,16 @@ pub enum Headers {
     Debian { image_package: String, version: String },
 }
 
+impl Error {
+    /// The tree itself does not build (compile error, patch does not apply, config recipe not
+    /// satisfiable), as opposed to a missing tool or an I/O problem.
+    pub fn is_build_failure(&self) -> bool {
+        matches!(self, Error::Build { source, .. } if matches!(**source,
+            build::Error::Make { .. } | build::Error::NoOutput { .. } | build::Error::Config(_)
+            | build::Error::Git(git::Error::PatchFailed { .. } | git::Error::PatchSyntax { .. } | git::Error::Conflict { .. })))
+    }
+}
+
 impl Artifacts {
     /// The directory to build out-of-tree modules against (fetched once into the cache).
     pub fn module_tree(&self, log: &dyn Fn(&str)) -> Result<PathBuf, Error> {
@@ -380,6 +390,38 @@ impl Definition {
         sd.steps.extend(steps.iter().cloned());
         let mut d = self.clone();
         d.name = format!("{}+{set}", self.name);
+        d.source = Source::Build(sd);
+        Ok(d)
+    }
+
+    /// The git repository and revision a source kernel is built from, if it is one.
+    pub fn git_source(&self) -> Option<(String, String)> {
+        match &self.source {
+            Source::Build(sd) => match &sd.origin {
+                git::Origin::Git { repo, rev } => Some((repo.clone(), rev.clone())),
+                git::Origin::Tarball(_) => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// This kernel built from `repo` at `rev` instead of its own source (same config recipe and
+    /// series), named `NAME@REV`: what `repro bisect` builds at each step.
+    pub fn with_source(&self, repo: &Path, rev: &str) -> Result<Self, String> {
+        let Source::Build(sd) = &self.source else {
+            return Err(format!(
+                "building `{}` from another tree needs a kernel of kind `source`, but it is kind `{}`",
+                self.name,
+                kind_name(self.kind)
+            ));
+        };
+        let mut sd = sd.clone();
+        sd.origin = git::Origin::Git {
+            repo: repo.display().to_string(),
+            rev: rev.to_string(),
+        };
+        let mut d = self.clone();
+        d.name = format!("{}@{}", self.name, &rev[..rev.len().min(12)]);
         d.source = Source::Build(sd);
         Ok(d)
     }

@@ -62,6 +62,9 @@ pub fn node_kernel(roots: &Roots, s: &Scenario, node: &Node) -> Result<kernel::D
         let steps = s.patchsets.get(set).map(|p| p.steps.clone()).unwrap_or_default();
         kdef = kdef.with_steps(set, &steps).map_err(Error::PatchSet)?;
     }
+    if let Some(ks) = &s.kernel_source {
+        kdef = kdef.with_source(&ks.repo, &ks.rev).map_err(Error::PatchSet)?;
+    }
     Ok(kdef)
 }
 

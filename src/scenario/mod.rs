@@ -460,6 +460,16 @@ pub struct Scenario {
     pub active_set: Option<String>,
     pub modules: Vec<crate::module::Module>,
     pub vars: BTreeMap<String, String>,
+    /// Builds every node's (source) kernel from this repository and revision instead of its
+    /// definition's source; set by `repro bisect`.
+    pub kernel_source: Option<KernelSource>,
+}
+
+/// A kernel tree to build instead of a definition's own source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelSource {
+    pub repo: PathBuf,
+    pub rev: String,
 }
 
 /// A name usable as a shell variable.
@@ -1038,6 +1048,7 @@ impl Scenario {
             active_set: None,
             modules,
             vars,
+            kernel_source: None,
         })
     }
 

@@ -493,3 +493,136 @@ fn module_null_deref_x86_64_is_symbolized_from_the_ko() {
 fn module_bug_on_aarch64_is_symbolized_from_the_ko() {
     module_crash("aarch64", "bug", "kernel BUG in crash_bug");
 }
+
+/// A git repository of an out-of-tree module where one commit adds a NULL dereference on load.
+fn module_history(dir: &Path) -> (Vec<git2::Oid>, usize) {
+    let repo = git2::Repository::init(dir).unwrap();
+    let sig = git2::Signature::new("Dev", "dev@example.invalid", &git2::Time::new(1_750_000_000, 0)).unwrap();
+    let body = |stats: bool, extra: &str| {
+        format!(
+            "#include <linux/module.h>\n#include <linux/slab.h>\n\n\
+             struct hello_stats {{ int loads; }};\n\
+             static struct hello_stats *volatile stats_table;\n\n\
+             static noinline void hello_stats_add(void)\n{{\n{}}}\n\n\
+             static int __init hello_init(void)\n{{\n\thello_stats_add();\n\tpr_info(\"hello: loaded{extra}\\n\");\n\treturn 0;\n}}\n\n\
+             static void __exit hello_exit(void)\n{{\n}}\n\n\
+             module_init(hello_init);\nmodule_exit(hello_exit);\nMODULE_LICENSE(\"GPL\");\n",
+            if stats {
+                "\t/* the table is allocated later, on first use */\n\tstats_table->loads++;\n"
+            } else {
+                "\tif (stats_table)\n\t\tstats_table->loads++;\n"
+            }
+        )
+    };
+    let steps: Vec<(&str, String)> = vec![
+        ("hello: a module that says hello", body(false, "")),
+        ("hello: say which module loaded", body(false, " (hello)")),
+        ("hello: count loads", body(false, " (hello, counting)")),
+        (
+            "hello: drop the NULL check on the stats table",
+            body(true, " (hello, counting)"),
+        ),
+        ("hello: reword the load message", body(true, " (hello, counted)")),
+        ("hello: log the module name", body(true, " (hello module, counted)")),
+        ("hello: final wording", body(true, " - hello module, counted")),
+    ];
+    let mut ids = Vec::new();
+    for (msg, src) in &steps {
+        let mut tb = repo.treebuilder(None).unwrap();
+        tb.insert("hello.c", repo.blob(src.as_bytes()).unwrap(), 0o100644)
+            .unwrap();
+        tb.insert("Kbuild", repo.blob(b"obj-m := hello.o\n").unwrap(), 0o100644)
+            .unwrap();
+        let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+        let parents: Vec<git2::Commit> = ids.last().map(|p| repo.find_commit(*p).unwrap()).into_iter().collect();
+        let refs: Vec<&git2::Commit> = parents.iter().collect();
+        ids.push(repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &refs).unwrap());
+    }
+    (ids, 3)
+}
+
+#[test]
+fn bisect_of_an_out_of_tree_module_names_the_culprit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ids, culprit) = module_history(&tmp.path().join("hello"));
+    let scenario = tmp.path().join("hello-null.toml");
+    std::fs::write(
+        &scenario,
+        r#"summary = "hello.ko dereferences NULL on load"
+kernel = "debian-6.1-cloud"
+arch = "x86_64"
+image = "debian-bookworm"
+
+[[module]]
+name = "hello"
+source = "hello"
+rev = "HEAD"
+
+[workload]
+timeout = "60s"
+script = "insmod /etc/repro/run/hello.ko"
+
+[expect]
+title = "BUG: kernel NULL pointer dereference in hello_stats_add"
+"#,
+    )
+    .unwrap();
+    let dir = tmp.path().join("bisect");
+    let out = repro()
+        .arg("bisect")
+        .arg(&scenario)
+        .args([
+            "--good",
+            &ids[0].to_string(),
+            "--bad",
+            &ids[6].to_string(),
+            "--calibrate",
+            "2",
+            "--json",
+            "--dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(out.status.code(), Some(0), "{r:#}\n{stderr}");
+    assert_eq!(r["outcome"], "found");
+    assert_eq!(r["commit"]["id"], ids[culprit].to_string(), "{r:#}");
+    assert_eq!(r["commit"]["subject"], "hello: drop the NULL check on the stats table");
+    assert_eq!(r["commit"]["author"], "Dev <dev@example.invalid>");
+    // Six candidates between the ends: at most three halvings, plus the two ends.
+    assert!(r["commits_tested"].as_u64().unwrap() <= 5, "{r:#}");
+    for c in r["commits"].as_array().unwrap() {
+        let i = ids
+            .iter()
+            .position(|x| x.to_string() == c["id"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(c["verdict"], if i >= culprit { "bad" } else { "good" }, "{c:#}");
+    }
+    // The log, as git bisect prints it, and a resume of the finished bisect (no new runs).
+    let log = repro()
+        .arg("bisect")
+        .arg(&scenario)
+        .arg("--log")
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(
+        log.contains(&format!("# first bad commit: [{}]", ids[culprit])),
+        "{log}"
+    );
+    assert!(log.contains(&format!("git bisect bad {}", ids[culprit])), "{log}");
+    let again = repro()
+        .arg("bisect")
+        .arg(&scenario)
+        .args(["--resume", "--json", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["commit"]["id"], r["commit"]["id"]);
+    assert_eq!(again["runs"], r["runs"]);
+}
