@@ -9,6 +9,7 @@ pub mod guest;
 pub mod image;
 pub mod kernel;
 pub mod module;
+pub mod nightly;
 pub mod process;
 pub mod report;
 pub mod run;

@@ -442,6 +442,7 @@ async fn drive(
                     run_dir: run_dir.clone(),
                     progress: ptx,
                     cancel: cancel.clone(),
+                    vmcore: false,
                 })
                 .await;
                 let _ = drain.await;

@@ -2,6 +2,7 @@
 
 mod bisect;
 mod build;
+mod nightly;
 mod progress;
 mod verify;
 
@@ -66,6 +67,10 @@ enum Cmd {
         /// Set a variable the scenario declares in [vars] (NAME=VALUE; repeatable).
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
+        /// On a crash, save the guest's memory as a kdump-compressed vmcore (for crash(8)) in
+        /// the node's run directory, beside its console log.
+        #[arg(long)]
+        vmcore: bool,
     },
     /// Run a scenario N times on its kernel and N times with a patch set applied, and conclude
     /// whether the set fixes it. Exits 0 fixed, 1 not fixed, 2 base does not reproduce, 125
@@ -89,6 +94,15 @@ enum Cmd {
     /// runs candidates chosen as git bisect does, flake-aware. Exits 0 found, 2 ambiguous
     /// (skipped commits), 125 stopped, 130 interrupted.
     Bisect(bisect::BisectArgs),
+    /// Run a scenario × kernel × arch matrix with parallel guests, compare with earlier
+    /// nightlies and write nightly.json, junit.xml and report.html. Exits 1 when a cell newly
+    /// crashes, 125 when one could not be tested, else 0.
+    Nightly(nightly::NightlyArgs),
+    /// Nightly reports.
+    Report {
+        #[command(subcommand)]
+        command: ReportCmd,
+    },
     /// Validate scenarios without booting anything (all of them if none are named).
     Check { scenarios: Vec<String> },
     /// List scenarios with their summaries.
@@ -114,6 +128,18 @@ enum Cmd {
         /// Prepare for these arches instead of the scenarios' own.
         #[arg(long = "arch")]
         arches: Vec<Arch>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCmd {
+    /// Join the nightly directories of several shards into one report.
+    Merge {
+        /// Nightly directories (each with a nightly.json).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -239,8 +265,24 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
             run_dir,
             set,
             vars,
-        } => run_cmd(&roots, &scenario, Overrides { kernel, arch, vars }, set, json, run_dir).await,
+            vmcore,
+        } => {
+            run_cmd(
+                &roots,
+                &scenario,
+                Overrides { kernel, arch, vars },
+                set,
+                json,
+                run_dir,
+                vmcore,
+            )
+            .await
+        }
         Cmd::Bisect(a) => bisect::bisect_cmd(&roots, a).await,
+        Cmd::Nightly(a) => nightly::nightly_cmd(&roots, a).await,
+        Cmd::Report {
+            command: ReportCmd::Merge { dirs, out },
+        } => nightly::merge_cmd(&dirs, &out),
         Cmd::Verify {
             scenario,
             set,
@@ -567,6 +609,7 @@ async fn run_cmd(
     set: Option<String>,
     json: bool,
     run_dir: Option<PathBuf>,
+    vmcore: bool,
 ) -> i32 {
     let s = match scenario_for_run(roots, name, &o, set.as_deref()) {
         Ok(s) => s,
@@ -589,6 +632,7 @@ async fn run_cmd(
         run_dir,
         progress: ptx,
         cancel: cancel.clone(),
+        vmcore,
     })
     .await;
     let _ = ui.await;

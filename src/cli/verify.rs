@@ -107,6 +107,7 @@ pub async fn verify_cmd(roots: &Roots, name: &str, set: &str, runs: u32, arch: O
                 run_dir: run_dir.clone(),
                 progress: ptx,
                 cancel: cancel.clone(),
+                vmcore: false,
             })
             .await;
             let _ = ui.await;

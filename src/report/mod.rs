@@ -31,6 +31,9 @@ pub struct RunReport {
     pub run_dir: String,
     /// Seconds since the Unix epoch.
     pub started_at: u64,
+    /// kdump-compressed guest memory saved on a crash (`--vmcore`), beside the console log.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vmcores: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -68,6 +68,9 @@ pub struct Options {
     pub progress: mpsc::UnboundedSender<Progress>,
     /// Becomes true when the user interrupts.
     pub cancel: watch::Receiver<bool>,
+    /// On a crash, save each crashed guest's memory as `vmcore` (kdump-compressed) in its
+    /// node directory before tearing down.
+    pub vmcore: bool,
 }
 
 /// Files in the run directory.
@@ -83,6 +86,8 @@ enum NodeEvent {
 
 struct Observer {
     crashes: Vec<Report>,
+    /// The node of each crash in `crashes`.
+    crash_nodes: Vec<usize>,
     /// Reports matching the scenario's `expect.ignore`.
     ignored: Vec<Report>,
     guest_panicked: bool,
@@ -97,6 +102,7 @@ impl Observer {
     fn new() -> Self {
         Observer {
             crashes: Vec::new(),
+            crash_nodes: Vec::new(),
             ignored: Vec::new(),
             guest_panicked: false,
             crash_started: None,
@@ -133,6 +139,7 @@ impl Observer {
                     self.detection = self.crash_started.map(|t| at.saturating_duration_since(t));
                 }
                 self.crashes.push((**report).clone());
+                self.crash_nodes.push(node);
                 self.crash_started = None;
             }
             NodeEvent::Qmp(qmp::Event::GuestPanicked { .. }) => self.guest_panicked = true,
@@ -202,6 +209,13 @@ pub async fn run(mut o: Options) -> RunReport {
                     break;
                 }
             }
+        }
+    }
+    if o.vmcore {
+        // Keep a panicked guest alive for the dump: without a pvpanic driver (Debian's arm64
+        // kernels have none) `panic=-1` would reset it, and -no-reboot would end QEMU.
+        for p in prepared.iter_mut().flatten() {
+            p.config.cmdline.push_str(" panic=0");
         }
     }
     let image_elapsed = t0.elapsed();
@@ -522,6 +536,43 @@ pub async fn run(mut o: Options) -> RunReport {
     let qemu_commands: Vec<Option<String>> = (0..s.nodes.len())
         .map(|i| instances.get(i).map(|x| x.command_line()))
         .collect();
+    let mut vmcores = Vec::new();
+    if o.vmcore && !interrupted {
+        let mut crashed = obs.crash_nodes.clone();
+        crashed.dedup();
+        for i in crashed {
+            let (Some(inst), dir) = (instances.get(i), node_dir(&o.run_dir, &s, i)) else {
+                continue;
+            };
+            let (flat, path) = (dir.join("vmcore.flat"), dir.join("vmcore"));
+            note(Progress::Note(format!("{}: saving vmcore", s.nodes[i].name)));
+            match tokio::time::timeout(Duration::from_secs(300), inst.qmp.dump_kdump(&flat)).await {
+                Ok(Ok(())) => {
+                    let (f, p) = (flat.clone(), path.clone());
+                    let r = tokio::task::spawn_blocking(move || {
+                        let r = crate::vm::dump::reassemble(&f, &p);
+                        let _ = std::fs::remove_file(&f);
+                        r
+                    })
+                    .await;
+                    match r {
+                        Ok(Ok(())) => vmcores.push(path.display().to_string()),
+                        Ok(Err(e)) => note(Progress::Note(format!("vmcore of `{}`: {e}", s.nodes[i].name))),
+                        Err(e) => note(Progress::Note(format!("vmcore of `{}`: {e}", s.nodes[i].name))),
+                    }
+                }
+                Ok(Err(e)) => note(Progress::Note(format!(
+                    "vmcore of `{}`: {}",
+                    s.nodes[i].name,
+                    crate::error_chain(&e)
+                ))),
+                Err(_) => note(Progress::Note(format!(
+                    "vmcore of `{}`: timed out after 300s",
+                    s.nodes[i].name
+                ))),
+            }
+        }
+    }
     for inst in instances.iter_mut() {
         inst.shutdown(Duration::from_secs(2)).await;
     }
@@ -617,6 +668,7 @@ pub async fn run(mut o: Options) -> RunReport {
         timings,
         run_dir: o.run_dir.display().to_string(),
         started_at,
+        vmcores,
     };
     if let Ok(json) = serde_json::to_string_pretty(&report) {
         let _ = std::fs::write(o.run_dir.join(REPORT_JSON), json + "\n");

@@ -3,6 +3,7 @@
 
 pub mod accel;
 pub mod argv;
+pub mod dump;
 mod instance;
 pub mod qmp;
 pub mod table;

@@ -175,6 +175,24 @@ impl Qmp {
         .map(drop)
     }
 
+    /// Writes the guest's memory to `path` in kdump-compressed (zlib) form, which crash(8) and
+    /// makedumpfile read. Synchronous: returns when the file is complete.
+    pub async fn dump_kdump(&self, path: &Path) -> Result<(), Error> {
+        self.exec(
+            "dump-guest-memory",
+            qmp::dump_guest_memory {
+                paging: false,
+                protocol: format!("file:{}", path.display()),
+                detach: Some(false),
+                begin: None,
+                length: None,
+                format: Some(qmp::DumpGuestMemoryFormat::kdump_zlib),
+            },
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn quit(&self) -> Result<(), Error> {
         self.exec("quit", qmp::quit {}).await.map(drop)
     }

@@ -626,3 +626,117 @@ title = "BUG: kernel NULL pointer dereference in hello_stats_add"
     assert_eq!(again["commit"]["id"], r["commit"]["id"]);
     assert_eq!(again["runs"], r["runs"]);
 }
+
+/// The smoke scenarios on both arches as a nightly matrix with two guests at a time: the
+/// reports, the JUnit schema, parallelism and a merge.
+#[test]
+fn nightly_smoke_matrix_on_both_arches_two_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n1 = tmp.path().join("nightly-1");
+    let out = repro()
+        .args(["nightly", "--matrix"])
+        .arg(repo().join("tests/matrices/smoke.toml"))
+        .arg("--out")
+        .arg(&n1)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let n: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    // smoke-oops crashes, and it was not crashing before (there is no before): a new crash.
+    assert_eq!(out.status.code(), Some(1), "{n:#}\n{stderr}");
+    let cells = n["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4, "{n:#}");
+    for c in cells {
+        let id = format!(
+            "{}/{}/{}",
+            c["scenario"].as_str().unwrap(),
+            c["kernel"].as_str().unwrap(),
+            c["arch"].as_str().unwrap()
+        );
+        let (verdict, change) = if c["scenario"] == "smoke-oops" {
+            ("reproduced", "new-crash")
+        } else {
+            ("not-reproduced", "new")
+        };
+        assert_eq!(c["verdict"], verdict, "{c:#}");
+        assert_eq!(n["changes"][&id], change, "{n:#}");
+        let dir = n1.join(c["run_dir"].as_str().unwrap());
+        assert!(dir.join("console.log").is_file(), "{}", dir.display());
+    }
+    // Two guests at a time: some cells ran at the same time, and never more than two.
+    let spans: Vec<(f64, f64)> = cells
+        .iter()
+        .map(|c| {
+            let s = c["started_s"].as_f64().unwrap();
+            (s, s + c["seconds"].as_f64().unwrap())
+        })
+        .collect();
+    let overlapping = |t: f64| spans.iter().filter(|(a, b)| *a <= t && t < *b).count();
+    assert!(spans.iter().any(|(s, _)| overlapping(*s) >= 2), "{spans:?}");
+    assert!(spans.iter().all(|(s, _)| overlapping(*s) <= 2), "{spans:?}");
+    // JUnit, valid against the schema.
+    let junit = read(&n1, "junit.xml");
+    assert!(junit.contains("tests=\"4\" failures=\"2\" errors=\"0\""), "{junit}");
+    let lint = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(repo().join("tests/schema/junit.xsd"))
+        .arg(n1.join("junit.xml"))
+        .output()
+        .expect("xmllint (libxml2-utils) is installed by ./setup");
+    assert!(lint.status.success(), "{}", String::from_utf8_lossy(&lint.stderr));
+    // The schema does reject a report without the counters CI systems read.
+    let broken = tmp.path().join("broken.xml");
+    std::fs::write(&broken, junit.replacen(" failures=\"2\" errors=\"0\"", "", 2)).unwrap();
+    let lint = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(repo().join("tests/schema/junit.xsd"))
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(
+        !lint.status.success(),
+        "a testsuite without failures/errors must not validate"
+    );
+    let html = read(&n1, "report.html");
+    assert!(html.contains("kernel panic: sysrq triggered crash") && html.contains("new crash"));
+    // A merge of the (single) shard, beside it: the first nightly is its history.
+    let merged = tmp.path().join("merged");
+    let m = repro()
+        .args(["report", "merge"])
+        .arg(&n1)
+        .arg("--out")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert_eq!(m.status.code(), Some(1), "{}", String::from_utf8_lossy(&m.stderr));
+    let mj: Value = serde_json::from_str(&read(&merged, "nightly.json")).unwrap();
+    assert_eq!(mj["cells"].as_array().unwrap().len(), 4);
+    assert!(
+        mj["cells"][0]["run_dir"]
+            .as_str()
+            .unwrap()
+            .starts_with("../nightly-1/cells/"),
+        "{mj:#}"
+    );
+    assert!(read(&merged, "report.html").contains("<title>nightly-1: "));
+}
+
+/// `--vmcore`: the panicked guest's memory, kdump-compressed (reassembled from QEMU's flattened
+/// output), beside the console log. On arm64 Debian's kernel has no pvpanic driver, so the
+/// guest is kept alive with panic=0 for the dump.
+#[test]
+fn a_crash_leaves_a_kdump_compressed_vmcore_on_both_arches() {
+    for arch in ["x86_64", "aarch64"] {
+        let (code, r, dir) = run("smoke-oops", &["--arch", arch, "--vmcore"]);
+        assert_eq!(code, 1, "{r:#}");
+        let v = r["vmcores"][0].as_str().unwrap_or_else(|| panic!("no vmcore: {r:#}"));
+        assert_eq!(Path::new(v), dir.path().join("vmcore"));
+        let mut head = [0u8; 8];
+        use std::io::Read;
+        std::fs::File::open(v).unwrap().read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"KDUMP   ", "{arch}");
+        assert!(std::fs::metadata(v).unwrap().len() > 1 << 20);
+        assert!(!dir.path().join("vmcore.flat").exists());
+    }
+}
