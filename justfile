@@ -104,3 +104,15 @@ bisect-demo: build
     SECONDS=0
     target/release/repro bisect nfs-updatepage-null --kernel linux-6.1 --repo "$demo" --good base --bad HEAD
     echo "bisect-demo: ${SECONDS}s"
+
+# Needs Debian's chromium (`apt-get install chromium`); DIR defaults to the newest nightly.
+# Screenshot a nightly's report.html with headless Chromium, as report.png beside it.
+nightly-screenshot dir="":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    d="{{dir}}"
+    [ -n "$d" ] || d=$(ls -d runs/nightly/*/ | sort | tail -1)
+    d=$(realpath "$d")
+    chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1400 \
+        --screenshot="$d/report.png" "file://$d/report.html" 2>/dev/null
+    echo "$d/report.png"

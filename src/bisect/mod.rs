@@ -241,17 +241,8 @@ impl Bisect {
         let repro_ends = self.reproducing_ends();
         for &e in &repro_ends {
             let t = &self.tallies[e];
-            if t.build_failed || t.other > 0 {
-                return Next::Stop(format!(
-                    "the {} end {} cannot be tested ({})",
-                    self.end_word(e),
-                    self.graph.short(e),
-                    if t.build_failed {
-                        "it does not build"
-                    } else {
-                        "it crashed differently"
-                    }
-                ));
+            if let Some(stop) = self.untestable_end(e) {
+                return stop;
             }
             if t.reproduced == 0 && t.runs >= self.params.max_runs {
                 return Next::Stop(format!(
@@ -280,17 +271,8 @@ impl Bisect {
                     self.graph.short(e)
                 ));
             }
-            if t.build_failed || t.other > 0 {
-                return Next::Stop(format!(
-                    "the {} end {} cannot be tested ({})",
-                    self.end_word(e),
-                    self.graph.short(e),
-                    if t.build_failed {
-                        "it does not build"
-                    } else {
-                        "it crashed differently"
-                    }
-                ));
+            if let Some(stop) = self.untestable_end(e) {
+                return stop;
             }
             if t.clean < need {
                 return Next::Test(e);
@@ -323,6 +305,23 @@ impl Bisect {
                 }
             }
         }
+    }
+
+    /// An end that does not build or crashes differently stops the bisect.
+    fn untestable_end(&self, e: usize) -> Option<Next> {
+        let t = &self.tallies[e];
+        let why = if t.build_failed {
+            "it does not build"
+        } else if t.other > 0 {
+            "it crashed differently"
+        } else {
+            return None;
+        };
+        Some(Next::Stop(format!(
+            "the {} end {} cannot be tested ({why})",
+            self.end_word(e),
+            self.graph.short(e)
+        )))
     }
 
     fn end_word(&self, i: usize) -> &'static str {
