@@ -4,6 +4,7 @@
 //!    from spawn to the guest's userland init printing `repro-guest: up`, against the wall time
 //!    of `repro run smoke-boot` (which also waits for SSH, runs `uname -a` and tears down).
 //! 2. The oops parser's throughput on a large log with many reports.
+//! 3. Fast repeats: a snapshot restore against a cold boot.
 //!
 //! Figures are printed, never asserted: this is a benchmark, not a test.
 
@@ -148,12 +149,49 @@ fn parser_bench() {
     );
 }
 
+/// Fast repeats: restoring the post-setup snapshot (loadvm, then a new SSH session) against a
+/// cold boot to SSH, from smoke-snapshot's report (3 iterations, so 2 restores per run).
+fn restore_bench() {
+    for arch in Arch::ALL {
+        let (mut boots, mut restores, mut iters) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_repro"))
+                .args(["run", "smoke-snapshot", "--json", "--arch", arch.as_str(), "--run-dir"])
+                .arg(dir.path())
+                .output()
+                .expect("run repro");
+            let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+            assert_eq!(r["verdict"], "not-reproduced", "{r:#}");
+            boots.push(r["timings"]["boot_to_ssh"].as_f64().unwrap());
+            restores.extend(
+                r["timings"]["restores"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|v| v.as_f64()),
+            );
+            // The workload phase holds 3 iterations and 2 restores with their reconnects.
+            iters.push(r["timings"]["workload"].as_f64().unwrap() / 3.0);
+        }
+        println!(
+            "## {arch}: cold boot to SSH {:.2} s; loadvm {:.2} s; workload phase per iteration {:.2} s (3 iterations, 2 restored with a new SSH session; medians of 3 runs)",
+            median(boots),
+            median(restores),
+            median(iters)
+        );
+    }
+}
+
 fn main() {
     let only = std::env::args().nth(1).unwrap_or_default();
-    if only != "parser" {
+    if only.is_empty() || only == "boot" {
         boot_bench();
     }
-    if only != "boot" {
+    if only.is_empty() || only == "parser" {
         parser_bench();
+    }
+    if only.is_empty() || only == "restore" {
+        restore_bench();
     }
 }

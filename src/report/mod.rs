@@ -79,4 +79,9 @@ pub struct Timings {
     pub detection: Option<f64>,
     pub teardown: Option<f64>,
     pub total: f64,
+    /// `restore = "snapshot"`: saving the guest after setup, and each restore (loadvm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_save: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restores: Vec<f64>,
 }

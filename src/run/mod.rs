@@ -411,6 +411,12 @@ pub async fn run(mut o: Options) -> RunReport {
             sessions[w.node].take(),
         );
         let mut job = job;
+        let (restore_tx, mut restore_rx) = mpsc::unbounded_channel();
+        if w.restore_snapshot {
+            job.restore = Some(restore_tx);
+        } else {
+            drop(restore_tx);
+        }
         if !markers.is_empty() || data_marker.is_some() {
             let buf = std::sync::Mutex::new(Vec::<u8>::new());
             job.on_stdout = Some(Arc::new(move |data: &[u8]| {
@@ -484,6 +490,21 @@ pub async fn run(mut o: Options) -> RunReport {
                     }
                 }
                 Some((i, ev)) = ev_rx.recv() => obs.on(&s, i, &ev, &progress),
+                Some((op, reply)) = restore_rx.recv() => {
+                    let t = std::time::Instant::now();
+                    let qmp = &instances[w.node].qmp;
+                    let r = match op {
+                        workload::Snapshot::Save => qmp.savevm(SNAPSHOT_TAG).await,
+                        workload::Snapshot::Load => qmp.loadvm(SNAPSHOT_TAG).await,
+                    };
+                    let secs = t.elapsed().as_secs_f64();
+                    match (op, &r) {
+                        (workload::Snapshot::Save, Ok(())) => timings.snapshot_save = Some(secs),
+                        (workload::Snapshot::Load, Ok(())) => timings.restores.push(secs),
+                        _ => {}
+                    }
+                    let _ = reply.send(r.map(|()| secs).map_err(|e| crate::error_chain(&e)));
+                }
                 r = &mut rx, if settle.is_none() => {
                     workload_outcome = r.unwrap_or(WorkloadOutcome::Lost { why: "the workload thread died".into() });
                     // Late console output from the last iteration: a short settle, longer if a
@@ -675,6 +696,9 @@ pub async fn run(mut o: Options) -> RunReport {
     }
     report
 }
+
+/// The internal snapshot `restore = "snapshot"` saves after setup.
+const SNAPSHOT_TAG: &str = "repro-setup";
 
 /// How long the whole setup phase may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(300);

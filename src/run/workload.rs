@@ -65,6 +65,24 @@ pub struct Job {
     first: Option<Session>,
     /// Sees workload stdout as it arrives (for marker-triggered faults).
     pub on_stdout: Option<OutputHook>,
+    /// `restore = "snapshot"`: asks the run loop to save the guest after the script upload and
+    /// to restore it before every iteration after the first.
+    pub restore: Option<RestoreHook>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshot {
+    Save,
+    Load,
+}
+
+/// A request to the run loop (which owns QMP), answered with the seconds it took.
+pub type RestoreHook = tokio::sync::mpsc::UnboundedSender<(Snapshot, std::sync::mpsc::Sender<Result<f64, String>>)>;
+
+fn snapshot(hook: &RestoreHook, op: Snapshot) -> Result<f64, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    hook.send((op, tx)).map_err(|_| "the run ended".to_string())?;
+    rx.recv().map_err(|_| "the run ended".to_string())?
 }
 
 impl Job {
@@ -85,6 +103,7 @@ impl Job {
             completed: Arc::new(AtomicU32::new(0)),
             first,
             on_stdout: None,
+            restore: None,
         }
     }
 
@@ -123,6 +142,9 @@ impl Job {
                     why: crate::error_chain(&e),
                 }
             }
+        }
+        if let Some(hook) = self.restore.clone() {
+            return self.run_restoring(first, &hook);
         }
         let out = Arc::new(Mutex::new(Files::open(&self.run_dir)));
         let next = Arc::new(AtomicU32::new(0));
@@ -205,6 +227,75 @@ impl Job {
         r.unwrap_or(WorkloadOutcome::Passed {
             iterations: self.completed.load(Ordering::SeqCst),
         })
+    }
+}
+
+impl Job {
+    /// Iterations one at a time, each after the first on the guest restored to the snapshot
+    /// taken before the first (a new SSH connection each time: the old one does not survive).
+    fn run_restoring(&self, first: Session, hook: &RestoreHook) -> WorkloadOutcome {
+        if let Err(why) = snapshot(hook, Snapshot::Save) {
+            return WorkloadOutcome::CouldNotStart {
+                why: format!("saving the snapshot: {why}"),
+            };
+        }
+        let mut out = Files::open(&self.run_dir);
+        let mut session = Some(first);
+        for i in 0..self.workload.iterations {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if i > 0 {
+                drop(session.take());
+                if let Err(why) = snapshot(hook, Snapshot::Load) {
+                    return WorkloadOutcome::Lost {
+                        why: format!("restoring the snapshot before iteration {i}: {why}"),
+                    };
+                }
+                match Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT) {
+                    Ok(s) => session = Some(s),
+                    Err(e) => {
+                        return WorkloadOutcome::Lost {
+                            why: format!("SSH after restoring the snapshot: {}", crate::error_chain(&e)),
+                        }
+                    }
+                }
+            }
+            let Some(s) = &session else { break };
+            let cmd = format!("REPRO_ITERATION={i} {} {SCRIPT}", self.workload.shell);
+            let hook = self.on_stdout.clone();
+            let mut live = |stream: u8, data: &[u8]| {
+                if let (0, Some(f)) = (stream, &hook) {
+                    f(data)
+                }
+            };
+            match s.exec_with(&cmd, b"", &mut live) {
+                Ok(o) => {
+                    out.record(i, &o);
+                    if o.status != 0 {
+                        return WorkloadOutcome::Failed {
+                            iteration: i,
+                            status: o.status,
+                            stderr_tail: String::from_utf8_lossy(&o.stderr)
+                                .trim()
+                                .lines()
+                                .last()
+                                .unwrap_or("")
+                                .to_string(),
+                        };
+                    }
+                    self.completed.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    return WorkloadOutcome::Lost {
+                        why: crate::error_chain(&e),
+                    }
+                }
+            }
+        }
+        WorkloadOutcome::Passed {
+            iterations: self.completed.load(Ordering::SeqCst),
+        }
     }
 }
 

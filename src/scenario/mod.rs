@@ -348,6 +348,9 @@ struct RawWorkload {
     iterations: Option<Spanned<u32>>,
     parallel: Option<Spanned<u32>>,
     shell: Option<String>,
+    /// `snapshot`: save the guest after setup and restore it before every iteration after the
+    /// first (QMP savevm/loadvm), instead of running iterations on one booted guest.
+    restore: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -400,6 +403,8 @@ pub struct Workload {
     pub iterations: u32,
     pub parallel: u32,
     pub shell: String,
+    /// Restore the post-setup snapshot before every iteration after the first.
+    pub restore_snapshot: bool,
 }
 
 /// What counts as reproduced. Empty means "any crash".
@@ -630,6 +635,31 @@ impl Scenario {
             iterations: positive(&w.iterations, "workload.iterations")?,
             parallel: positive(&w.parallel, "workload.parallel")?,
             shell: w.shell.clone().unwrap_or_else(|| "/bin/bash".into()),
+            restore_snapshot: match w.restore.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
+                None | Some(("none", _)) => false,
+                Some(("snapshot", span)) => {
+                    let why = if nodes.len() > 1 {
+                        Some("restoring a snapshot works with one node only")
+                    } else if w.parallel.as_ref().is_some_and(|p| *p.get_ref() > 1) {
+                        Some("restoring a snapshot runs iterations one at a time: drop `parallel`")
+                    } else if !raw.disks.is_empty() {
+                        Some("restoring a snapshot needs every writable disk to be qcow2, and [[disks]] are raw")
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        return Err(diag(span, "workload.restore", why.into()));
+                    }
+                    true
+                }
+                Some((other, span)) => {
+                    return Err(diag(
+                        span,
+                        "workload.restore",
+                        format!("unknown restore `{other}`, expected none or snapshot"),
+                    ))
+                }
+            },
         };
 
         let title_regex = match &raw.expect.title_regex {

@@ -245,3 +245,15 @@ fn vars_are_declared_set_and_exported_quoted() {
         s.workload.script
     );
 }
+
+#[test]
+fn snapshot_restore_is_checked_against_what_it_cannot_restore() {
+    let w = MINIMAL.replace("script = \"true\"", "script = \"true\"\nrestore = \"snapshot\"");
+    assert!(parse(&w).unwrap().workload.restore_snapshot);
+    let e = err(&w.replace("restore = \"snapshot\"", "restore = \"snapshot\"\nparallel = 2"));
+    assert!(e.contains("workload.restore") && e.contains("parallel"), "{e}");
+    let e = err(&format!("{w}[[disks]]\nname = \"d\"\nsize = \"64M\"\n"));
+    assert!(e.contains("qcow2"), "{e}");
+    let e = err(&w.replace("\"snapshot\"", "\"reboot\""));
+    assert!(e.contains("unknown restore `reboot`"), "{e}");
+}

@@ -193,6 +193,40 @@ impl Qmp {
         .map(drop)
     }
 
+    /// An HMP command; its output (HMP reports errors as text).
+    async fn hmp(&self, line: &str) -> Result<String, Error> {
+        self.exec(
+            "human-monitor-command",
+            qmp::human_monitor_command {
+                command_line: line.to_string(),
+                cpu_index: None,
+            },
+        )
+        .await
+    }
+
+    /// Saves the whole guest (RAM, devices, internal qcow2 disk snapshots) as `tag`.
+    pub async fn savevm(&self, tag: &str) -> Result<(), Error> {
+        self.hmp_quiet("savevm", &format!("savevm {tag}")).await
+    }
+
+    /// Restores the guest saved as `tag`; it keeps running from that point.
+    pub async fn loadvm(&self, tag: &str) -> Result<(), Error> {
+        self.hmp_quiet("loadvm", &format!("loadvm {tag}")).await
+    }
+
+    async fn hmp_quiet(&self, name: &'static str, line: &str) -> Result<(), Error> {
+        let out = self.hmp(line).await?;
+        if out.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Command {
+                command: name,
+                message: out.trim().to_string(),
+            })
+        }
+    }
+
     pub async fn quit(&self) -> Result<(), Error> {
         self.exec("quit", qmp::quit {}).await.map(drop)
     }

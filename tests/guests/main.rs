@@ -740,3 +740,18 @@ fn a_crash_leaves_a_kdump_compressed_vmcore_on_both_arches() {
         assert!(!dir.path().join("vmcore.flat").exists());
     }
 }
+
+/// `restore = "snapshot"`: a file the workload writes on the root disk is gone again in every
+/// iteration, because each one after the first runs on the guest restored to after setup.
+#[test]
+fn snapshot_restore_resets_the_guest_between_iterations_on_both_arches() {
+    for arch in ["x86_64", "aarch64"] {
+        let (code, r, dir) = run("smoke-snapshot", &["--arch", arch]);
+        assert_eq!(code, 0, "{r:#}");
+        let out = read(dir.path(), "workload.stdout");
+        let counts: Vec<&str> = out.lines().filter(|l| l.starts_with("count ")).collect();
+        assert_eq!(counts, vec!["count 1"; 3], "{arch}: {out}");
+        assert_eq!(r["timings"]["restores"].as_array().map(Vec::len), Some(2), "{r:#}");
+        assert!(read(dir.path(), "qmp.log").contains("loadvm repro-setup"));
+    }
+}
