@@ -30,6 +30,9 @@ pub enum ConsoleEvent {
 
 /// A report still incomplete after this long without console output is flushed as it is.
 const REPORT_QUIET_FLUSH: Duration = Duration::from_secs(3);
+/// A report whose body has ended (`---[ end trace`, ...) is closed after this much quiet: its
+/// tail (the register dump after the end marker) comes right behind it.
+const TAIL_QUIET_FLUSH: Duration = Duration::from_millis(300);
 
 /// Markers printed by the guest's init scripts, matched on whole lines.
 fn marker(line: &str) -> Option<ConsoleEvent> {
@@ -88,10 +91,15 @@ where
         let mut last_byte = Instant::now();
         let mut flush_at: Option<Instant> = None;
         loop {
+            let quiet = if detector.in_tail() {
+                TAIL_QUIET_FLUSH
+            } else {
+                REPORT_QUIET_FLUSH
+            };
             let close_at = match (detector.in_report(), flush_at) {
                 (false, _) => None,
-                (true, Some(f)) => Some(f.min(last_byte + REPORT_QUIET_FLUSH)),
-                (true, None) => Some(last_byte + REPORT_QUIET_FLUSH),
+                (true, Some(f)) => Some(f.min(last_byte + quiet)),
+                (true, None) => Some(last_byte + quiet),
             };
             let read = tokio::select! {
                 r = src.read(&mut buf) => r,

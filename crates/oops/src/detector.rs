@@ -122,6 +122,12 @@ impl Detector {
         self.pending.is_some()
     }
 
+    /// True when the report in progress has reached its natural end and only its tail (the
+    /// register dump and the like, printed right after) may still follow.
+    pub fn in_tail(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.tail)
+    }
+
     /// The input ended: flushes a partial last line and a report in progress. A report whose
     /// body never reached its natural end is marked corrupted. The detector can be fed again
     /// afterwards (offsets keep counting).

@@ -23,6 +23,9 @@ pub(crate) enum LineKind {
     CallTrace,
     Marker(Marker),
     RegDump,
+    /// A trace entry with no symbol (` ? 0xffffffffc0495000`: module text being loaded, or
+    /// freed): part of the trace, but no frame to name.
+    RawAddress,
     Other,
 }
 
@@ -71,7 +74,18 @@ pub(crate) fn classify(text: &str) -> LineKind {
     if p.regdump.is_match(text) {
         return LineKind::RegDump;
     }
+    if is_raw_address(text) {
+        return LineKind::RawAddress;
+    }
     LineKind::Other
+}
+
+/// ` 0xffffffffc0495000` or ` ? 0xffffffffc0495000`, alone on the line.
+fn is_raw_address(text: &str) -> bool {
+    let t = text.trim();
+    let t = t.strip_prefix("? ").unwrap_or(t);
+    t.strip_prefix("0x")
+        .is_some_and(|h| !h.is_empty() && h.len() <= 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Where a line sits.
@@ -200,7 +214,9 @@ impl Tracker {
                 }
                 (self.ctx(), None)
             }
-            LineKind::Pc { .. } | LineKind::Lr(_) | LineKind::RegDump | LineKind::Marker(_) => (self.ctx(), None),
+            LineKind::Pc { .. } | LineKind::Lr(_) | LineKind::RegDump | LineKind::RawAddress | LineKind::Marker(_) => {
+                (self.ctx(), None)
+            }
             LineKind::Other => {
                 self.last_was_frame = false;
                 if patterns::get().ignore_next_trace.is_match(text) {

@@ -639,3 +639,32 @@ fn json_shape_and_kind_names() {
         );
     }
 }
+
+/// Before its end marker a report is in its body; after it, only its tail may follow, so a
+/// live caller can close it after a short quiet instead of a long one.
+#[test]
+fn the_tail_phase_starts_at_the_end_marker() {
+    let mut d = Detector::new();
+    d.feed(b"BUG: kernel NULL pointer dereference, address: 0000000000000000\nRIP: 0010:crash_null+0xc/0x13 [crashmod]\nCall Trace:\n <TASK>\n do_one_initcall+0x59/0x220\n </TASK>\n");
+    assert!(d.in_report() && !d.in_tail());
+    d.feed(b"CR2: 0000000000000000\n---[ end trace 0000000000000000 ]---\n");
+    assert!(d.in_report() && d.in_tail());
+    d.feed(b"RIP: 0010:crash_null+0xc/0x13 [crashmod]\nCR2: ffffffffc02b1fe2 CR3: 0000000020b00000 CR4: 0000000000751eb0\n");
+    assert!(d.in_tail());
+    let got = d.finish();
+    assert_eq!(got.len(), 1);
+    assert!(!got[0].corrupted);
+    assert_eq!(got[0].title, "BUG: kernel NULL pointer dereference in crash_null");
+}
+
+/// A symbol-less entry (` ? 0xffffffffc0495000`, module text) inside an x86 trace does not make
+/// a clean report look interleaved (real: tests/data/real-qemu-6.1-x86-module-warn.log).
+#[test]
+fn a_raw_address_in_a_trace_is_not_interleaving() {
+    let log = std::fs::read("tests/data/real-qemu-6.1-x86-module-warn.log").unwrap();
+    let r = parse(&log);
+    assert_eq!(r.len(), 1);
+    assert!(!r[0].corrupted, "{:#?}", r[0]);
+    let names: Vec<&str> = r[0].frames.iter().map(|f| f.function.as_str()).collect();
+    assert_eq!(&names[..3], ["crashmod_init", "do_one_initcall", "do_init_module"]);
+}
