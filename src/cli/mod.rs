@@ -89,6 +89,9 @@ enum Cmd {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Set a variable the scenario declares in [vars] (NAME=VALUE; repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
     },
     /// Find the commit that introduced (or with --fix, fixed) the scenario's crash: builds and
     /// runs candidates chosen as git bisect does, flake-aware. Exits 0 found, 2 ambiguous
@@ -289,7 +292,8 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
             runs,
             arch,
             json,
-        } => verify_cmd(&roots, &scenario, &set, runs, arch, json).await,
+            vars,
+        } => verify_cmd(&roots, &scenario, &set, runs, arch, json, vars).await,
         Cmd::Kernel {
             command:
                 KernelCmd::Build {

@@ -52,13 +52,22 @@ async fn build_kernels(roots: &Roots, s: &Scenario) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn verify_cmd(roots: &Roots, name: &str, set: &str, runs: u32, arch: Option<Arch>, json: bool) -> i32 {
+pub async fn verify_cmd(
+    roots: &Roots,
+    name: &str,
+    set: &str,
+    runs: u32,
+    arch: Option<Arch>,
+    json: bool,
+    vars: Vec<String>,
+) -> i32 {
     if runs == 0 {
         err("--runs must be at least 1");
         return exit::USAGE;
     }
     let o = Overrides {
         arch,
+        vars,
         ..Default::default()
     };
     let base = match scenario_for_run(roots, name, &o, None) {
