@@ -434,18 +434,7 @@ async fn drive(
             Err(o) => (o, None),
             Ok(()) => {
                 let _ = std::fs::create_dir_all(&run_dir);
-                let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
-                let drain = tokio::spawn(async move { while prx.recv().await.is_some() {} });
-                let report = run::run(run::Options {
-                    scenario: cand,
-                    roots: roots.clone(),
-                    run_dir: run_dir.clone(),
-                    progress: ptx,
-                    cancel: cancel.clone(),
-                    vmcore: false,
-                })
-                .await;
-                let _ = drain.await;
+                let report = run::run_quiet(cand, roots.clone(), run_dir.clone(), cancel.clone(), false).await;
                 if *cancel.borrow() {
                     interrupted = true;
                     break Next::Test(i);

@@ -240,18 +240,7 @@ pub async fn nightly_cmd(roots: &Roots, a: NightlyArgs) -> i32 {
             let (roots, stop, vmcore) = (roots.clone(), stop.clone(), a.vmcore);
             let started_s = t0.elapsed().as_secs_f64();
             tasks.spawn(async move {
-                let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
-                let drain = tokio::spawn(async move { while prx.recv().await.is_some() {} });
-                let r = run::run(run::Options {
-                    scenario: s,
-                    roots,
-                    run_dir,
-                    progress: ptx,
-                    cancel: stop,
-                    vmcore,
-                })
-                .await;
-                let _ = drain.await;
+                let r = run::run_quiet(s, roots, run_dir, stop, vmcore).await;
                 (cell, name, r, started_s)
             });
         }

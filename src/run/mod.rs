@@ -155,6 +155,29 @@ impl Observer {
     }
 }
 
+/// [`run`] with its progress discarded (for callers that print their own lines per run).
+pub async fn run_quiet(
+    scenario: Scenario,
+    roots: Roots,
+    run_dir: PathBuf,
+    cancel: watch::Receiver<bool>,
+    vmcore: bool,
+) -> RunReport {
+    let (progress, mut rx) = mpsc::unbounded_channel();
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let r = run(Options {
+        scenario,
+        roots,
+        run_dir,
+        progress,
+        cancel,
+        vmcore,
+    })
+    .await;
+    let _ = drain.await;
+    r
+}
+
 /// Runs the scenario and writes `report.json`. Never fails: every failure is a verdict.
 pub async fn run(mut o: Options) -> RunReport {
     let t0 = Instant::now();
