@@ -113,13 +113,7 @@ pub fn render(r: &Record, b: &Bisect) -> String {
         let Some(i) = g.index_of(&s.commit) else { continue };
         replay.observe(i, &s.outcome);
         let t = &replay.tallies[i];
-        let what = match &s.outcome {
-            Outcome::Reproduced => "reproduced".to_string(),
-            Outcome::Clean => "clean".to_string(),
-            Outcome::OtherCrash { title } => format!("other crash: {title}"),
-            Outcome::BuildFailed { why } => format!("build failed: {}", why.lines().next().unwrap_or("")),
-            Outcome::Infra { why } => format!("infra error (retried): {}", why.lines().next().unwrap_or("")),
-        };
+        let what = s.outcome.describe();
         out.push_str(&format!("# run {}: {what} ({:.0}s)\n", g.short(i), s.seconds));
         let st = replay.state(i);
         if st != State::Pending && decided[i] != Some(st) {

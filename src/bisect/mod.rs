@@ -35,6 +35,20 @@ pub enum Outcome {
     Infra { why: String },
 }
 
+impl Outcome {
+    /// One line for logs: the outcome and the first line of its reason.
+    pub fn describe(&self) -> String {
+        let first = |s: &str| s.lines().next().unwrap_or("").to_string();
+        match self {
+            Outcome::Reproduced => "reproduced".into(),
+            Outcome::Clean => "clean".into(),
+            Outcome::OtherCrash { title } => format!("crashed differently: {title}"),
+            Outcome::BuildFailed { why } => format!("does not build: {}", first(why)),
+            Outcome::Infra { why } => format!("infra error (retried): {}", first(why)),
+        }
+    }
+}
+
 /// What to do with a crash other than the expected one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -140,28 +154,24 @@ impl Bisect {
     /// Records one test of commit `i`.
     pub fn observe(&mut self, i: usize, o: &Outcome) {
         let t = &mut self.tallies[i];
-        match o {
-            Outcome::Reproduced => {
-                t.runs += 1;
-                t.reproduced += 1
-            }
-            Outcome::Clean => {
-                t.runs += 1;
-                t.clean += 1
-            }
+        let counter = match o {
+            Outcome::Reproduced => &mut t.reproduced,
+            Outcome::Clean => &mut t.clean,
             Outcome::OtherCrash { .. } => match self.params.other_crash {
-                OtherCrash::Skip => {
-                    t.runs += 1;
-                    t.other += 1
-                }
-                OtherCrash::Clean => {
-                    t.runs += 1;
-                    t.clean += 1
-                }
+                OtherCrash::Skip => &mut t.other,
+                OtherCrash::Clean => &mut t.clean,
             },
-            Outcome::BuildFailed { .. } => t.build_failed = true,
-            Outcome::Infra { .. } => t.infra += 1,
-        }
+            Outcome::BuildFailed { .. } => {
+                t.build_failed = true;
+                return;
+            }
+            Outcome::Infra { .. } => {
+                t.infra += 1;
+                return;
+            }
+        };
+        *counter += 1;
+        t.runs += 1;
     }
 
     /// The reproduction rate measured at commits known to reproduce (their runs up to and

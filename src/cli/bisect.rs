@@ -455,13 +455,7 @@ async fn drive(
                 (o, Some(run_dir.display().to_string()))
             }
         };
-        let shown = match &outcome {
-            Outcome::Reproduced => "reproduced".to_string(),
-            Outcome::Clean => "clean".to_string(),
-            Outcome::OtherCrash { title } => format!("crashed differently: {title}"),
-            Outcome::BuildFailed { why } => format!("does not build: {}", why.lines().next().unwrap_or("")),
-            Outcome::Infra { why } => format!("infra error (will retry): {}", why.lines().next().unwrap_or("")),
-        };
+        let shown = outcome.describe();
         eprintln!("          {short}: {shown} ({:.0}s)", started.elapsed().as_secs_f64());
         b.observe(i, &outcome);
         rec.steps.push(Step {

@@ -156,22 +156,8 @@ pub fn fetch(name: &str, pattern: &str, arch: Arch, log: &dyn Fn(&str)) -> Resul
         };
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| io(e, &tmp))?;
-        run(Command::new("apt-get").current_dir(&tmp).args([
-            "download",
-            "-q",
-            &format!("{pkg}:{}={version}", arch.debian()),
-        ]))?;
-        let deb = std::fs::read_dir(&tmp)
-            .map_err(|e| io(e, &tmp))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|x| x == "deb"))
-            .ok_or(Error::Layout {
-                dir: tmp.clone(),
-                what: ".deb after apt-get download",
-            })?;
         let root = tmp.join("root");
-        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
-        std::fs::remove_file(&deb).map_err(|e| io(e, &deb))?;
+        download_unpack(&format!("{pkg}:{}={version}", arch.debian()), &tmp, &root)?;
         let release = release_of(&root)?;
         run(Command::new("depmod").arg("-b").arg(&root).arg(&release))?;
         std::fs::write(tmp.join(cache::COMPLETE), format!("{pkg} {version}\n")).map_err(|e| io(e, &tmp))?;
@@ -235,19 +221,7 @@ pub fn fetch_headers(image_package: &str, version: &str, arch: Arch, log: &dyn F
     let _ = std::fs::remove_dir_all(&tmp);
     let root = tmp.join("root");
     std::fs::create_dir_all(&root).map_err(|e| io(e, &root))?;
-    let unpack = |spec: &str| -> Result<(), Error> {
-        run(Command::new("apt-get").current_dir(&tmp).args(["download", "-q", spec]))?;
-        for deb in std::fs::read_dir(&tmp)
-            .map_err(|e| io(e, &tmp))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-        {
-            if deb.extension().is_some_and(|x| x == "deb") {
-                run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
-                std::fs::remove_file(&deb).map_err(|e| io(e, &deb))?;
-            }
-        }
-        Ok(())
-    };
+    let unpack = |spec: &str| download_unpack(spec, &tmp, &root);
     unpack(&format!("{flavour_pkg}:{}={version}", arch.debian()))?;
     // The flavour's Makefile is one line: `include /usr/src/linux-headers-<abi>-common/Makefile`.
     let flavour = tree(&root);
@@ -296,6 +270,26 @@ fn host_debian_arch() -> &'static str {
         "aarch64" => "arm64",
         _ => "amd64",
     }
+}
+
+/// `apt-get download SPEC` into `dir`, and the package unpacked into `root` with dpkg-deb (the
+/// .deb is removed).
+fn download_unpack(spec: &str, dir: &Path, root: &Path) -> Result<(), Error> {
+    let io = |source, path: &Path| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    run(Command::new("apt-get").current_dir(dir).args(["download", "-q", spec]))?;
+    let deb = std::fs::read_dir(dir)
+        .map_err(|e| io(e, dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or(Error::Layout {
+            dir: dir.to_path_buf(),
+            what: ".deb after apt-get download",
+        })?;
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root))?;
+    std::fs::remove_file(&deb).map_err(|e| io(e, &deb))
 }
 
 fn release_of(root: &Path) -> Result<String, Error> {

@@ -583,37 +583,14 @@ pub async fn run(mut o: Options) -> RunReport {
     let mut vmcores = Vec::new();
     if o.vmcore && !interrupted {
         let mut crashed = obs.crash_nodes.clone();
+        crashed.sort_unstable();
         crashed.dedup();
         for i in crashed {
-            let (Some(inst), dir) = (instances.get(i), node_dir(&o.run_dir, &s, i)) else {
-                continue;
-            };
-            let (flat, path) = (dir.join("vmcore.flat"), dir.join("vmcore"));
+            let Some(inst) = instances.get(i) else { continue };
             note(Progress::Note(format!("{}: saving vmcore", s.nodes[i].name)));
-            match tokio::time::timeout(Duration::from_secs(300), inst.qmp.dump_kdump(&flat)).await {
-                Ok(Ok(())) => {
-                    let (f, p) = (flat.clone(), path.clone());
-                    let r = tokio::task::spawn_blocking(move || {
-                        let r = crate::vm::dump::reassemble(&f, &p);
-                        let _ = std::fs::remove_file(&f);
-                        r
-                    })
-                    .await;
-                    match r {
-                        Ok(Ok(())) => vmcores.push(path.display().to_string()),
-                        Ok(Err(e)) => note(Progress::Note(format!("vmcore of `{}`: {e}", s.nodes[i].name))),
-                        Err(e) => note(Progress::Note(format!("vmcore of `{}`: {e}", s.nodes[i].name))),
-                    }
-                }
-                Ok(Err(e)) => note(Progress::Note(format!(
-                    "vmcore of `{}`: {}",
-                    s.nodes[i].name,
-                    crate::error_chain(&e)
-                ))),
-                Err(_) => note(Progress::Note(format!(
-                    "vmcore of `{}`: timed out after 300s",
-                    s.nodes[i].name
-                ))),
+            match save_vmcore(inst, &node_dir(&o.run_dir, &s, i)).await {
+                Ok(path) => vmcores.push(path.display().to_string()),
+                Err(why) => note(Progress::Note(format!("vmcore of `{}`: {why}", s.nodes[i].name))),
             }
         }
     }
@@ -718,6 +695,25 @@ pub async fn run(mut o: Options) -> RunReport {
         let _ = std::fs::write(o.run_dir.join(REPORT_JSON), json + "\n");
     }
     report
+}
+
+/// Dumps `inst`'s memory into `dir`/vmcore: QEMU's flattened kdump output, reassembled.
+async fn save_vmcore(inst: &Instance, dir: &Path) -> Result<PathBuf, String> {
+    let (flat, path) = (dir.join("vmcore.flat"), dir.join("vmcore"));
+    tokio::time::timeout(Duration::from_secs(300), inst.qmp.dump_kdump(&flat))
+        .await
+        .map_err(|_| "timed out after 300s".to_string())?
+        .map_err(|e| crate::error_chain(&e))?;
+    let (f, p) = (flat.clone(), path.clone());
+    tokio::task::spawn_blocking(move || {
+        let r = crate::vm::dump::reassemble(&f, &p);
+        let _ = std::fs::remove_file(&f);
+        r
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    Ok(path)
 }
 
 /// The internal snapshot `restore = "snapshot"` saves after setup.

@@ -177,45 +177,20 @@ impl Job {
                     if i >= w.iterations || stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    let cmd = format!("REPRO_ITERATION={i} {} {SCRIPT}", w.shell);
                     let fail = |o: WorkloadOutcome| {
                         result.lock().map(|mut r| r.get_or_insert(o).clone()).ok();
                         stop.store(true, Ordering::SeqCst);
                     };
-                    let mut live = |stream: u8, data: &[u8]| {
-                        if let (0, Some(f)) = (stream, &on_stdout) {
-                            f(data)
+                    let record = |o: &guest::Output| {
+                        if let Ok(mut f) = out.lock() {
+                            f.record(i, o);
                         }
                     };
-                    match session.exec_with(&cmd, b"", &mut live) {
-                        Ok(o) => {
-                            if let Ok(mut f) = out.lock() {
-                                f.record(i, &o);
-                            }
-                            if o.status != 0 {
-                                let tail = String::from_utf8_lossy(&o.stderr)
-                                    .trim()
-                                    .lines()
-                                    .rev()
-                                    .take(3)
-                                    .collect::<Vec<_>>()
-                                    .into_iter()
-                                    .rev()
-                                    .collect::<Vec<_>>()
-                                    .join(" / ");
-                                return fail(WorkloadOutcome::Failed {
-                                    iteration: i,
-                                    status: o.status,
-                                    stderr_tail: tail,
-                                });
-                            }
+                    match iteration(&session, &w, i, &on_stdout, record) {
+                        Ok(()) => {
                             completed.fetch_add(1, Ordering::SeqCst);
                         }
-                        Err(e) => {
-                            return fail(WorkloadOutcome::Lost {
-                                why: crate::error_chain(&e),
-                            })
-                        }
+                        Err(o) => return fail(o),
                     }
                 })
             })
@@ -234,69 +209,72 @@ impl Job {
     /// Iterations one at a time, each after the first on the guest restored to the snapshot
     /// taken before the first (a new SSH connection each time: the old one does not survive).
     fn run_restoring(&self, first: Session, hook: &RestoreHook) -> WorkloadOutcome {
-        if let Err(why) = snapshot(hook, Snapshot::Save) {
-            return WorkloadOutcome::CouldNotStart {
-                why: format!("saving the snapshot: {why}"),
-            };
+        match self.restoring(first, hook) {
+            Ok(()) => WorkloadOutcome::Passed {
+                iterations: self.completed.load(Ordering::SeqCst),
+            },
+            Err(o) => o,
         }
+    }
+
+    fn restoring(&self, first: Session, hook: &RestoreHook) -> Result<(), WorkloadOutcome> {
+        snapshot(hook, Snapshot::Save).map_err(|why| WorkloadOutcome::CouldNotStart {
+            why: format!("saving the snapshot: {why}"),
+        })?;
         let mut out = Files::open(&self.run_dir);
-        let mut session = Some(first);
+        let mut session = first;
         for i in 0..self.workload.iterations {
             if self.stop.load(Ordering::SeqCst) {
                 break;
             }
             if i > 0 {
-                drop(session.take());
-                if let Err(why) = snapshot(hook, Snapshot::Load) {
-                    return WorkloadOutcome::Lost {
-                        why: format!("restoring the snapshot before iteration {i}: {why}"),
-                    };
-                }
-                match Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT) {
-                    Ok(s) => session = Some(s),
-                    Err(e) => {
-                        return WorkloadOutcome::Lost {
-                            why: format!("SSH after restoring the snapshot: {}", crate::error_chain(&e)),
-                        }
-                    }
-                }
+                snapshot(hook, Snapshot::Load).map_err(|why| WorkloadOutcome::Lost {
+                    why: format!("restoring the snapshot before iteration {i}: {why}"),
+                })?;
+                session =
+                    Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT).map_err(|e| WorkloadOutcome::Lost {
+                        why: format!("SSH after restoring the snapshot: {}", crate::error_chain(&e)),
+                    })?;
             }
-            let Some(s) = &session else { break };
-            let cmd = format!("REPRO_ITERATION={i} {} {SCRIPT}", self.workload.shell);
-            let hook = self.on_stdout.clone();
-            let mut live = |stream: u8, data: &[u8]| {
-                if let (0, Some(f)) = (stream, &hook) {
-                    f(data)
-                }
-            };
-            match s.exec_with(&cmd, b"", &mut live) {
-                Ok(o) => {
-                    out.record(i, &o);
-                    if o.status != 0 {
-                        return WorkloadOutcome::Failed {
-                            iteration: i,
-                            status: o.status,
-                            stderr_tail: String::from_utf8_lossy(&o.stderr)
-                                .trim()
-                                .lines()
-                                .last()
-                                .unwrap_or("")
-                                .to_string(),
-                        };
-                    }
-                    self.completed.fetch_add(1, Ordering::SeqCst);
-                }
-                Err(e) => {
-                    return WorkloadOutcome::Lost {
-                        why: crate::error_chain(&e),
-                    }
-                }
-            }
+            iteration(&session, &self.workload, i, &self.on_stdout, |o| out.record(i, o))?;
+            self.completed.fetch_add(1, Ordering::SeqCst);
         }
-        WorkloadOutcome::Passed {
-            iterations: self.completed.load(Ordering::SeqCst),
-        }
+        Ok(())
     }
+}
+
+/// Runs iteration `i` of `w` on `session`, streaming its stdout to `hook`, and hands the output
+/// to `record`. A non-zero exit is `Failed` with the last lines of stderr; a lost session is
+/// `Lost`.
+fn iteration(
+    session: &Session,
+    w: &Workload,
+    i: u32,
+    hook: &Option<OutputHook>,
+    record: impl FnOnce(&guest::Output),
+) -> Result<(), WorkloadOutcome> {
+    let cmd = format!("REPRO_ITERATION={i} {} {SCRIPT}", w.shell);
+    let mut live = |stream: u8, data: &[u8]| {
+        if let (0, Some(f)) = (stream, hook) {
+            f(data)
+        }
+    };
+    let o = session
+        .exec_with(&cmd, b"", &mut live)
+        .map_err(|e| WorkloadOutcome::Lost {
+            why: crate::error_chain(&e),
+        })?;
+    record(&o);
+    if o.status != 0 {
+        let text = String::from_utf8_lossy(&o.stderr);
+        let lines: Vec<&str> = text.trim().lines().collect();
+        return Err(WorkloadOutcome::Failed {
+            iteration: i,
+            status: o.status,
+            stderr_tail: lines[lines.len().saturating_sub(3)..].join(" / "),
+        });
+    }
+    Ok(())
 }
 
 struct Files {
