@@ -106,8 +106,13 @@ pub fn summary(r: &RunReport) {
     }
     let t = &r.timings;
     let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}s"));
+    let cut = if t.power_cut_to_ssh.is_some() || t.check.is_some() {
+        format!(" power-cut-to-ssh {} check {}", f(t.power_cut_to_ssh), f(t.check))
+    } else {
+        String::new()
+    };
     println!(
-        "  timings: image {} boot-to-ssh {} workload {} detection {} total {:.1}s",
+        "  timings: image {} boot-to-ssh {} workload {}{cut} detection {} total {:.1}s",
         f(t.image),
         f(t.boot_to_ssh),
         f(t.workload),

@@ -1,6 +1,7 @@
 //! `repro run`: prepare each node's kernel and image, boot the guests, run the workload over
 //! SSH while the console detector watches, and decide a verdict.
 
+mod power_cut;
 mod prepare;
 pub mod setup;
 pub mod verdict;
@@ -30,6 +31,8 @@ pub enum Phase {
     Workload,
     Detection,
     Teardown,
+    PowerCut,
+    Check,
 }
 
 impl Phase {
@@ -41,6 +44,8 @@ impl Phase {
             Phase::Workload => "workload",
             Phase::Detection => "detection",
             Phase::Teardown => "teardown",
+            Phase::PowerCut => "power-cut",
+            Phase::Check => "check",
         }
     }
 }
@@ -339,6 +344,14 @@ pub async fn run(mut o: Options) -> RunReport {
 
     // The first workload line with the scenario's data marker, if any.
     let marker_line: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
+    let mut power_cut_seen: Option<verdict::PowerCutObserved> = None;
+    // The power-cut check's output is searched for the data marker too.
+    let check_marker_line: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
+    let power_cut_hook = s
+        .expect
+        .marker
+        .as_ref()
+        .map(|_| workload::line_hook(note_marker(check_marker_line.clone(), s.expect.marker.clone())));
 
     // Phase 3: setup (links, NFS, the scenario's own steps), in order, over SSH.
     let mut setup_done = false;
@@ -356,7 +369,7 @@ pub async fn run(mut o: Options) -> RunReport {
                 let names: Vec<String> = s.nodes.iter().map(|n| n.name.clone()).collect();
                 let (key, dir, tx) = (key_path.clone(), o.run_dir.clone(), ev_tx.clone());
                 std::thread::spawn(move || {
-                    let r = run_setup(&steps, &ports, &names, &key, &dir);
+                    let r = run_setup(&steps, &ports, &names, &key, &dir, "setup.log");
                     let _ = tx.send((0, NodeEvent::SetupDone(r)));
                 });
                 let deadline = t_setup + SETUP_TIMEOUT;
@@ -404,7 +417,6 @@ pub async fn run(mut o: Options) -> RunReport {
         }
         let (marker_tx, mut marker_rx) = mpsc::unbounded_channel::<String>();
         let data_marker = s.expect.marker.clone();
-        let seen_line = marker_line.clone();
         let markers: Vec<String> = s
             .faults
             .iter()
@@ -413,6 +425,9 @@ pub async fn run(mut o: Options) -> RunReport {
                 _ => None,
             })
             .collect();
+        let cut_marker = s.power_cut.as_ref().and_then(|pc| pc.marker.clone());
+        let mut markers = markers;
+        markers.extend(cut_marker.iter().cloned());
         let mut fault_pending: Vec<bool> = s.faults.iter().map(|_| true).collect();
         let t_work = Instant::now();
         let w = s.workload.clone();
@@ -440,27 +455,26 @@ pub async fn run(mut o: Options) -> RunReport {
         } else {
             drop(restore_tx);
         }
+        // A workload cut by the power never finishes its iteration, so the output it streamed
+        // until then is kept as it arrives.
+        let streamed = cut_marker.as_ref().and_then(|_| {
+            std::fs::File::create(o.run_dir.join(power_cut::STREAMED))
+                .ok()
+                .map(std::sync::Mutex::new)
+        });
         if !markers.is_empty() || data_marker.is_some() {
-            let buf = std::sync::Mutex::new(Vec::<u8>::new());
-            job.on_stdout = Some(Arc::new(move |data: &[u8]| {
-                let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
-                b.extend_from_slice(data);
-                while let Some(nl) = b.iter().position(|&c| c == b'\n') {
-                    let line = String::from_utf8_lossy(&b[..nl]).into_owned();
-                    b.drain(..=nl);
-                    for m in &markers {
-                        if line.contains(m.as_str()) {
-                            let _ = marker_tx.send(m.clone());
-                        }
-                    }
-                    if let Some(d) = &data_marker {
-                        if line.contains(d.as_str()) {
-                            if let Ok(mut l) = seen_line.lock() {
-                                l.get_or_insert(line.clone());
-                            }
-                        }
+            let record = note_marker(marker_line.clone(), data_marker);
+            job.on_stdout = Some(workload::line_hook(move |line: &str| {
+                if let Some(Ok(mut f)) = streamed.as_ref().map(|f| f.lock()) {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{line}");
+                }
+                for m in &markers {
+                    if line.contains(m.as_str()) {
+                        let _ = marker_tx.send(m.clone());
                     }
                 }
+                record(line);
             }));
         }
         let counter = job.counter();
@@ -469,6 +483,7 @@ pub async fn run(mut o: Options) -> RunReport {
         });
         let deadline = t_work + w.timeout;
         let mut settle: Option<Instant> = None;
+        let mut cut_seen = false;
         loop {
             if obs.done {
                 workload_outcome = WorkloadOutcome::Interrupted;
@@ -503,6 +518,12 @@ pub async fn run(mut o: Options) -> RunReport {
                     }
                 }
                 Some(m) = marker_rx.recv() => {
+                    if cut_marker.as_ref() == Some(&m) && !cut_seen {
+                        // The power fails here: the workload is abandoned mid-flight.
+                        cut_seen = true;
+                        workload_outcome = WorkloadOutcome::Interrupted;
+                        break;
+                    }
                     let hit: Vec<usize> = s.faults.iter().enumerate()
                         .filter(|(i, f)| fault_pending[*i] && matches!(&f.when, crate::scenario::FaultWhen::Marker(x) if *x == m))
                         .map(|(i, _)| i)
@@ -550,6 +571,44 @@ pub async fn run(mut o: Options) -> RunReport {
             phase: Phase::Workload,
             elapsed: e,
         });
+
+        // Phase 4b: the power cut, the boot on the same storage, and the check.
+        if let Some(pc) = &s.power_cut {
+            let quiet = infra.is_none() && !interrupted && !obs.done && !obs.in_report();
+            match power_cut::due(pc, cut_seen, &workload_outcome) {
+                _ if !quiet => {}
+                power_cut::Due::No => {}
+                power_cut::Due::MarkerMissing => {
+                    infra = Some(format!(
+                        "the workload finished without printing the power-cut marker `{}`",
+                        pc.marker.as_deref().unwrap_or_default()
+                    ))
+                }
+                power_cut::Due::Now => {
+                    let c = power_cut::Context {
+                        scenario: &s,
+                        cut: pc,
+                        instance: &instances[w.node],
+                        key: &key_path,
+                        run_dir: &o.run_dir,
+                        progress: &progress,
+                        on_stdout: power_cut_hook.clone(),
+                    };
+                    let r = power_cut::run(c, &mut obs, &mut ev_rx, &mut o.cancel).await;
+                    timings.power_cut_to_ssh = r.to_ssh;
+                    timings.check = r.check_secs;
+                    interrupted |= r.interrupted;
+                    if let Some(why) = r.infra {
+                        infra.get_or_insert(why);
+                    }
+                    power_cut_seen = Some(verdict::PowerCutObserved {
+                        at_marker: cut_seen.then(|| pc.marker.clone()).flatten(),
+                        check: r.check.unwrap_or(WorkloadOutcome::NotRun),
+                        marker_line: check_marker_line.lock().map(|m| m.clone()).unwrap_or(None),
+                    });
+                }
+            }
+        }
     }
     // A report still being printed: wait for it to complete (the detector flushes a stalled one).
     let grace = Instant::now() + Duration::from_secs(6);
@@ -640,6 +699,7 @@ pub async fn run(mut o: Options) -> RunReport {
         infra,
         guest_panicked: obs.guest_panicked,
         marker_line: marker_line.lock().map(|m| m.clone()).unwrap_or(None),
+        power_cut: power_cut_seen,
     };
     let decision = verdict::decide(&s.expect, &observed);
     timings.total = t0.elapsed().as_secs_f64();
@@ -697,6 +757,19 @@ pub async fn run(mut o: Options) -> RunReport {
     report
 }
 
+/// Keeps the first line that contains the data marker (if the scenario has one).
+fn note_marker(seen: Arc<std::sync::Mutex<Option<String>>>, marker: Option<String>) -> impl Fn(&str) + Send + Sync {
+    move |line: &str| {
+        if let Some(m) = &marker {
+            if line.contains(m.as_str()) {
+                if let Ok(mut l) = seen.lock() {
+                    l.get_or_insert_with(|| line.to_string());
+                }
+            }
+        }
+    }
+}
+
 /// Dumps `inst`'s memory into `dir`/vmcore: QEMU's flattened kdump output, reassembled.
 async fn save_vmcore(inst: &Instance, dir: &Path) -> Result<PathBuf, String> {
     let (flat, path) = (dir.join("vmcore.flat"), dir.join("vmcore"));
@@ -724,9 +797,16 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Runs the setup steps in order, each in a fresh SSH session, logging to `setup.log`. A step
 /// that exits non-zero stops the sequence.
-fn run_setup(steps: &[setup::Step], ports: &[u16], names: &[String], key: &Path, dir: &Path) -> Result<(), String> {
+fn run_setup(
+    steps: &[setup::Step],
+    ports: &[u16],
+    names: &[String],
+    key: &Path,
+    dir: &Path,
+    log_name: &str,
+) -> Result<(), String> {
     use std::io::Write;
-    let mut log = std::fs::File::create(dir.join("setup.log")).map_err(|e| format!("setup.log: {e}"))?;
+    let mut log = std::fs::File::create(dir.join(log_name)).map_err(|e| format!("{log_name}: {e}"))?;
     for (n, st) in steps.iter().enumerate() {
         let node = &names[st.node];
         let what = format!("setup step `{}` on node `{node}`", st.label);
@@ -754,13 +834,15 @@ fn run_setup(steps: &[setup::Step], ports: &[u16], names: &[String], key: &Path,
             let _ = log.write_all(b"\n");
         }
         if out.status != 0 {
+            // The step's own last words first, then the kernel's.
             let text = String::from_utf8_lossy(&out.stdout);
-            let tail: Vec<&str> = text.trim().lines().rev().take(5).collect();
-            return Err(format!(
-                "{what} failed (exit {}):\n{}",
-                out.status,
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            ));
+            let (kernel, own): (Vec<&str>, Vec<&str>) = text.trim().lines().partition(|l| l.starts_with("dmesg: "));
+            let tail = own[own.len().saturating_sub(5)..]
+                .iter()
+                .chain(&kernel[kernel.len().saturating_sub(3)..])
+                .copied()
+                .collect::<Vec<_>>();
+            return Err(format!("{what} failed (exit {}):\n{}", out.status, tail.join("\n")));
         }
     }
     Ok(())

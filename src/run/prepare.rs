@@ -170,6 +170,20 @@ pub fn prepare_node(
 
     let choice = accel::choose(node.arch);
     let mut extra = kdef.cmdline.clone();
+    // aarch64 `virt` describes NVDIMMs only in the ACPI NFIT, which only UEFI firmware installs;
+    // ACPI is then forced over the device tree the firmware also passes.
+    let firmware = if node.arch == crate::arch::Arch::Aarch64 && !pmem.is_empty() {
+        extra.push("acpi=force".into());
+        Some(aarch64_firmware().ok_or_else(|| Error::Tool {
+            command: "pmem on aarch64".into(),
+            stderr: format!(
+                "needs UEFI firmware for the NFIT, and none of {} exists (apt-get install qemu-efi-aarch64)",
+                AARCH64_FIRMWARE.join(", ")
+            ),
+        })?)
+    } else {
+        None
+    };
     extra.extend(s.cmdline.iter().cloned());
     let ssh_port = free_port().map_err(|source| Error::Io {
         path: dir.to_path_buf(),
@@ -203,6 +217,7 @@ pub fn prepare_node(
         ssh_port,
         links,
         pmem,
+        firmware,
     };
     Ok(Prepared {
         kernel,
@@ -211,6 +226,16 @@ pub fn prepare_node(
         accel: choice,
         config,
     })
+}
+
+/// Debian's qemu-efi-aarch64 (EDK2 ArmVirtQemu), in the order tried.
+const AARCH64_FIRMWARE: [&str; 2] = [
+    "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
+    "/usr/share/AAVMF/AAVMF_CODE.fd",
+];
+
+fn aarch64_firmware() -> Option<PathBuf> {
+    AARCH64_FIRMWARE.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.

@@ -183,7 +183,10 @@ fn nfs_client(c: &NfsClient, srv: &NfsServer, server_addr: &str) -> String {
     )
 }
 
-fn storage(s: &Scenario, node: usize) -> Option<String> {
+/// The node's disks, pmem, dm devices and filesystems. `fresh`: namespaces created, devices
+/// filled and filesystems made; otherwise (after a power cut) everything is found and mounted
+/// again as it was left, with no mkfs, so the filesystem replays its log.
+fn storage(s: &Scenario, node: usize, fresh: bool) -> Option<String> {
     let disks: Vec<_> = s.disks.iter().filter(|d| d.node == node).collect();
     let pmem: Vec<_> = s.pmem.iter().filter(|d| d.node == node).collect();
     let dms: Vec<_> = s.dm.iter().filter(|d| d.node == node).collect();
@@ -206,21 +209,34 @@ fn storage(s: &Scenario, node: usize) -> Option<String> {
     }
     if !pmem.is_empty() {
         sc.push_str("modprobe nfit 2>/dev/null || true\nmodprobe nd_pmem 2>/dev/null || true\n");
+        sc.push_str(
+            "[ -d /sys/bus/nd ] || { echo 'this kernel has no libnvdimm (CONFIG_LIBNVDIMM, ACPI_NFIT)' >&2; exit 1; }\n",
+        );
         sc.push_str("for i in $(seq 50); do [ -e /sys/bus/nd/devices/namespace0.0 ] && break; sleep 0.1; done\n");
         for (i, d) in pmem.iter().enumerate() {
+            if fresh {
+                sc.push_str(&format!(
+                    "ndctl create-namespace -f -e namespace{i}.0 -m fsdax > /dev/null || {{ echo 'no fsdax namespace for pmem {}: \
+                     the kernel needs ZONE_DEVICE, NVDIMM_PFN and FS_DAX (Debian arm64 kernels lack them)' >&2; exit 1; }}\n",
+                    d.name
+                ));
+            }
+            // After a power cut the namespace comes back from the labels in the backing file.
             sc.push_str(&format!(
-                "ndctl create-namespace -f -e namespace{i}.0 -m fsdax > /dev/null\n\
-                 for j in $(seq 50); do [ -b /dev/pmem{i} ] && break; sleep 0.1; done\n\
-                 ln -sfn /dev/pmem{i} /dev/repro/{}\n",
+                "for j in $(seq 50); do [ -b /dev/pmem{i} ] && break; sleep 0.1; done\n\
+                 [ -b /dev/pmem{i} ] || {{ echo 'no /dev/pmem{i} for pmem {0}' >&2; exit 1; }}\n\
+                 ln -sfn /dev/pmem{i} /dev/repro/{0}\n",
                 d.name
             ));
         }
     }
-    for d in disks.iter().chain(pmem.iter()) {
+    for d in disks.iter().chain(pmem.iter()).filter(|_| fresh) {
         if let Some(b) = d.fill {
+            // The device is smaller than its backing file for pmem (labels, alignment): fill
+            // what the guest sees, in whole MiB (tr then dies of SIGPIPE, which is fine).
             sc.push_str(&format!(
-                "tr '\\000' '\\{b:03o}' < /dev/zero | dd of=/dev/repro/{} bs=1M count={} iflag=fullblock oflag=direct status=none || true\n",
-                d.name, d.size_mib
+                "{{ tr '\\000' '\\{b:03o}' < /dev/zero || true; }} | dd of=/dev/repro/{0} bs=1M count=$(( $(blockdev --getsize64 /dev/repro/{0}) >> 20 )) iflag=fullblock oflag=direct status=none\n",
+                d.name
             ));
             // The fill must have reached the device: check its first byte.
             sc.push_str(&format!(
@@ -259,10 +275,14 @@ fn storage(s: &Scenario, node: usize) -> Option<String> {
         } else {
             format!(" -o {}", f.mount_options)
         };
+        let mkfs = if fresh {
+            format!("{mkfs} {} /dev/repro/{}\n", f.mkfs_options, f.device)
+        } else {
+            String::new()
+        };
         sc.push_str(&format!(
-            "modprobe {fs} 2>/dev/null || true\n{mkfs} {mo} /dev/repro/{dev}\nmkdir -p {mp}\nmount -t {fs}{opts} /dev/repro/{dev} {mp}\n",
+            "modprobe {fs} 2>/dev/null || true\n{mkfs}mkdir -p {mp}\nmount -t {fs}{opts} /dev/repro/{dev} {mp}\n",
             fs = f.fs,
-            mo = f.mkfs_options,
             dev = f.device,
             mp = f.mountpoint
         ));
@@ -295,7 +315,7 @@ pub fn steps(s: &Scenario) -> Result<Vec<Step>, String> {
         }
     }
     for i in 0..s.nodes.len() {
-        if let Some(sc) = storage(s, i) {
+        if let Some(sc) = storage(s, i, true) {
             out.push(Step {
                 node: i,
                 label: "storage".into(),
@@ -331,6 +351,19 @@ pub fn steps(s: &Scenario) -> Result<Vec<Step>, String> {
         });
     }
     Ok(out)
+}
+
+/// After a power cut of `node`: its storage found and mounted again as it was left (dm tables
+/// loaded again, no fill, no namespace creation, no mkfs).
+pub fn after_power_cut(s: &Scenario, node: usize) -> Vec<Step> {
+    storage(s, node, false)
+        .map(|script| Step {
+            node,
+            label: "storage after the power cut".into(),
+            script,
+        })
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]
@@ -400,5 +433,39 @@ mod tests {
         assert_eq!(address(&s, 2, 0).as_deref(), Some("10.99.2.1"));
         assert_eq!(address(&s, 0, 2).as_deref(), Some("10.99.2.2"));
         assert_eq!(address(&s, 1, 1).as_deref(), Some("127.0.0.1"));
+    }
+
+    #[test]
+    fn after_a_power_cut_storage_is_mounted_again_without_mkfs_fill_or_new_namespaces() {
+        let s = scenario(
+            "[[disks]]\nname = \"d\"\nsize = \"64M\"\nfill = 0xAB\n[[pmem]]\nname = \"pm\"\nsize = \"1026M\"\nfill = 0xAB\n\
+             [[dm]]\nname = \"lin\"\ntarget = \"linear\"\ndevice = \"d\"\n\
+             [[filesystems]]\ndevice = \"lin\"\nfs = \"xfs\"\nmkfs_options = \"-m reflink=0\"\nmountpoint = \"/mnt/a\"\n\
+             [[filesystems]]\ndevice = \"pm\"\nfs = \"xfs\"\nmountpoint = \"/mnt/dax\"\nmount_options = \"dax=always\"\n",
+        );
+        let first = &steps(&s).unwrap()[0].script;
+        for fresh in [
+            "mkfs.xfs -f -q -m reflink=0 /dev/repro/lin",
+            "ndctl create-namespace",
+            "dd of=/dev/repro/pm",
+        ] {
+            assert!(first.contains(fresh), "{fresh}: {first}");
+        }
+        let again = after_power_cut(&s, 0);
+        assert_eq!(again.len(), 1);
+        let sc = &again[0].script;
+        for gone in ["mkfs", "ndctl create-namespace", "dd of="] {
+            assert!(!sc.contains(gone), "{gone}: {sc}");
+        }
+        for kept in [
+            "ln -sfn /dev/pmem0 /dev/repro/pm",
+            "dmsetup create --noudevsync lin",
+            "mount -t xfs /dev/repro/lin /mnt/a",
+            "mount -t xfs -o dax=always /dev/repro/pm /mnt/dax",
+            "DAX is NOT in effect on /mnt/dax",
+        ] {
+            assert!(sc.contains(kept), "{kept}: {sc}");
+        }
+        assert!(after_power_cut(&scenario(""), 0).is_empty());
     }
 }

@@ -72,6 +72,18 @@ pub struct Observed {
     pub guest_panicked: bool,
     /// The first workload output line containing the scenario's `expect.marker`.
     pub marker_line: Option<String>,
+    /// `[power_cut]` happened: the node was reset and booted again, and its check ran.
+    pub power_cut: Option<PowerCutObserved>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PowerCutObserved {
+    /// The workload line that triggered the cut; `None`: the cut came after the workload.
+    pub at_marker: Option<String>,
+    /// The check script's outcome, after the boot on the same storage.
+    pub check: WorkloadOutcome,
+    /// The first check output line containing the scenario's `expect.marker`.
+    pub marker_line: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -164,11 +176,25 @@ pub fn decide(expect: &Expect, o: &Observed) -> Decision {
                 crash: None,
             };
         }
-        if let (Some(want), WorkloadOutcome::Failed { status, .. }) = (expect.exit_status, &o.workload) {
+        if let Some(line) = o.power_cut.as_ref().and_then(|pc| pc.marker_line.as_ref()) {
+            return Decision {
+                verdict: Verdict::Reproduced,
+                reason: format!(
+                    "the check after the power cut printed the scenario's marker: {}",
+                    line.trim()
+                ),
+                crash: None,
+            };
+        }
+        let (last, who) = match &o.power_cut {
+            Some(pc) => (&pc.check, "the check after the power cut"),
+            None => (&o.workload, "the workload"),
+        };
+        if let (Some(want), WorkloadOutcome::Failed { status, .. }) = (expect.exit_status, last) {
             if *status == want {
                 return Decision {
                     verdict: Verdict::Reproduced,
-                    reason: format!("the workload exited {status}, which this scenario defines as reproduced"),
+                    reason: format!("{who} exited {status}, which this scenario defines as reproduced"),
                     crash: None,
                 };
             }
@@ -204,6 +230,20 @@ pub fn decide(expect: &Expect, o: &Observed) -> Decision {
         reason,
         crash: None,
     };
+    if let Some(pc) = &o.power_cut {
+        let cut = match &pc.at_marker {
+            Some(m) => format!("the power was cut when the workload printed `{m}`"),
+            None => format!("the power was cut after the workload ({})", outcome_words(&o.workload)),
+        };
+        return match &pc.check {
+            WorkloadOutcome::Passed { .. } => Decision {
+                verdict: Verdict::NotReproduced,
+                reason: format!("{cut}; after the reboot the check passed, with no crash on the console"),
+                crash: None,
+            },
+            other => infra(format!("{cut}; after the reboot the check {}", outcome_words(other))),
+        };
+    }
     match &o.workload {
         WorkloadOutcome::Passed { iterations } => Decision {
             verdict: Verdict::NotReproduced,
@@ -231,6 +271,30 @@ pub fn decide(expect: &Expect, o: &Observed) -> Decision {
             infra("the run ended before the workload finished, with no crash on the console".into())
         }
         WorkloadOutcome::NotRun => infra("the workload never ran".into()),
+    }
+}
+
+/// A short account of an outcome, for reasons that are not about the workload itself.
+fn outcome_words(w: &WorkloadOutcome) -> String {
+    match w {
+        WorkloadOutcome::Passed { iterations } => format!("{iterations} iteration(s) passed"),
+        WorkloadOutcome::Failed {
+            status, stderr_tail, ..
+        } if stderr_tail.is_empty() => {
+            format!("exited with status {status} and no crash was seen")
+        }
+        WorkloadOutcome::Failed {
+            status, stderr_tail, ..
+        } => {
+            format!("exited with status {status} and no crash was seen: {stderr_tail}")
+        }
+        WorkloadOutcome::CouldNotStart { why } => format!("could not start: {why}"),
+        WorkloadOutcome::Lost { why } => format!("lost its SSH connection with no crash on the console: {why}"),
+        WorkloadOutcome::TimedOut { after_secs } => {
+            format!("did not finish within {after_secs}s and the console shows no crash (hung guest?)")
+        }
+        WorkloadOutcome::Interrupted => "was cut short with no crash on the console".into(),
+        WorkloadOutcome::NotRun => "never ran".into(),
     }
 }
 

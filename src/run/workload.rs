@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const SCRIPT: &str = "/run/repro/workload.sh";
-pub const STDOUT: &str = "workload.stdout";
-pub const STDERR: &str = "workload.stderr";
+/// The workload's output files are `workload.stdout` and `workload.stderr` in the run directory.
+pub const STEM: &str = "workload";
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_millis(150);
@@ -54,6 +54,20 @@ pub fn wait_ssh(
 /// A callback for live workload output.
 pub type OutputHook = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
+/// A hook that calls `f` with each complete line of output (without its newline).
+pub fn line_hook(f: impl Fn(&str) + Send + Sync + 'static) -> OutputHook {
+    let buf = Mutex::new(Vec::<u8>::new());
+    Arc::new(move |data: &[u8]| {
+        let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
+        b.extend_from_slice(data);
+        while let Some(nl) = b.iter().position(|&c| c == b'\n') {
+            let line = String::from_utf8_lossy(&b[..nl]).into_owned();
+            b.drain(..=nl);
+            f(&line);
+        }
+    })
+}
+
 pub struct Job {
     pub port: u16,
     pub key: PathBuf,
@@ -68,6 +82,8 @@ pub struct Job {
     /// `restore = "snapshot"`: asks the run loop to save the guest after the script upload and
     /// to restore it before every iteration after the first.
     pub restore: Option<RestoreHook>,
+    /// Output goes to `<stem>.stdout` and `<stem>.stderr` in the run directory.
+    pub stem: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +120,7 @@ impl Job {
             first,
             on_stdout: None,
             restore: None,
+            stem: STEM,
         }
     }
 
@@ -146,7 +163,7 @@ impl Job {
         if let Some(hook) = self.restore.clone() {
             return self.run_restoring(first, &hook);
         }
-        let out = Arc::new(Mutex::new(Files::open(&self.run_dir)));
+        let out = Arc::new(Mutex::new(Files::open(&self.run_dir, self.stem)));
         let next = Arc::new(AtomicU32::new(0));
         let result: Arc<Mutex<Option<WorkloadOutcome>>> = Arc::new(Mutex::new(None));
         let mut sessions = vec![first];
@@ -221,7 +238,7 @@ impl Job {
         snapshot(hook, Snapshot::Save).map_err(|why| WorkloadOutcome::CouldNotStart {
             why: format!("saving the snapshot: {why}"),
         })?;
-        let mut out = Files::open(&self.run_dir);
+        let mut out = Files::open(&self.run_dir, self.stem);
         let mut session = first;
         for i in 0..self.workload.iterations {
             if self.stop.load(Ordering::SeqCst) {
@@ -283,17 +300,17 @@ struct Files {
 }
 
 impl Files {
-    fn open(dir: &Path) -> Self {
-        let open = |n: &str| {
+    fn open(dir: &Path, stem: &str) -> Self {
+        let open = |ext: &str| {
             std::fs::File::options()
                 .create(true)
                 .append(true)
-                .open(dir.join(n))
+                .open(dir.join(format!("{stem}.{ext}")))
                 .ok()
         };
         Files {
-            stdout: open(STDOUT),
-            stderr: open(STDERR),
+            stdout: open("stdout"),
+            stderr: open("stderr"),
         }
     }
 

@@ -79,7 +79,7 @@ struct Raw {
     /// Extra virtio disks, backed by sparse files in the run directory.
     #[serde(default)]
     disks: Vec<RawDisk>,
-    /// NVDIMMs with an fsdax namespace (x86_64).
+    /// NVDIMMs with an fsdax namespace (x86_64; aarch64 boots through UEFI for the NFIT).
     #[serde(default)]
     pmem: Vec<RawDisk>,
     /// Device-mapper devices over disks or pmem.
@@ -95,6 +95,18 @@ struct Raw {
     /// Variables exported to the setup, background and workload scripts (`--var K=V` overrides).
     #[serde(default)]
     vars: BTreeMap<Spanned<String>, String>,
+    /// Cut the workload node's power, boot it again on the same disks and pmem, and run a check.
+    power_cut: Option<Spanned<RawPowerCut>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPowerCut {
+    /// Cut when a workload output line contains this; without it, after the workload passes.
+    marker: Option<String>,
+    /// Runs on the node once it is back up with its filesystems mounted again (no mkfs).
+    script: String,
+    timeout: Option<Secs>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -468,6 +480,19 @@ pub struct Scenario {
     /// Builds every node's (source) kernel from this repository and revision instead of its
     /// definition's source; set by `repro bisect`.
     pub kernel_source: Option<KernelSource>,
+    pub power_cut: Option<PowerCut>,
+}
+
+/// `[power_cut]`: QMP `system_reset` of the workload's node (no sync, no unmount: the power
+/// fails), a boot on the same disks, pmem and root, the node's storage mounted again without
+/// mkfs, then a check script whose output counts for `expect` like the workload's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerCut {
+    /// Cut when a workload output line contains this (the workload is abandoned there);
+    /// `None`: after every iteration passed.
+    pub marker: Option<String>,
+    /// The check, on the workload's node, one iteration.
+    pub check: Workload,
 }
 
 /// A kernel tree to build instead of a definition's own source.
@@ -944,14 +969,6 @@ impl Scenario {
         let mut pmem = Vec::new();
         for (i, d) in raw.pmem.iter().enumerate() {
             let node = node_index(&d.node, &format!("pmem[{i}].node"), 0)?;
-            if nodes[node].arch != Arch::X86_64 {
-                return Err(diag(
-                    d.name.span(),
-                    &format!("pmem[{i}]"),
-                    "pmem is supported on x86_64 only (aarch64 needs UEFI firmware for the NFIT, not wired up yet)"
-                        .into(),
-                ));
-            }
             pmem.push(BlockDev {
                 node,
                 name: dev_name(&mut names, node, &d.name, &format!("pmem[{i}].name"))?,
@@ -1042,6 +1059,41 @@ impl Scenario {
             }
         }
 
+        let power_cut = match &raw.power_cut {
+            None => None,
+            Some(pc) => {
+                let span = pc.span();
+                let node = workload.node;
+                let why = if workload.restore_snapshot {
+                    Some("a power cut cannot follow a snapshot restore: drop `workload.restore`")
+                } else if nfs_server.as_ref().is_some_and(|n: &NfsServer| n.node == node)
+                    || nfs_clients.iter().any(|c: &NfsClient| c.node == node)
+                {
+                    Some("after a power cut repro mounts local storage again, not NFS: the workload's node must not be an NFS server or client")
+                } else if pc.get_ref().marker.as_deref() == Some("") {
+                    Some("an empty `marker` would match every line: drop it to cut after the workload")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(diag(span, "power_cut", why.into()));
+                }
+                let pc = pc.get_ref();
+                Some(PowerCut {
+                    marker: pc.marker.clone(),
+                    check: Workload {
+                        script: pc.script.clone(),
+                        node,
+                        timeout: pc.timeout.map_or(DEFAULT_WORKLOAD_TIMEOUT, |t| t.0),
+                        iterations: 1,
+                        parallel: 1,
+                        shell: workload.shell.clone(),
+                        restore_snapshot: false,
+                    },
+                })
+            }
+        };
+
         Ok(Scenario {
             name: path
                 .file_stem()
@@ -1079,6 +1131,7 @@ impl Scenario {
             modules,
             vars,
             kernel_source: None,
+            power_cut,
         })
     }
 
@@ -1117,6 +1170,9 @@ impl Scenario {
             st.script = format!("{head}{}", st.script);
         }
         self.workload.script = format!("{head}{}", self.workload.script);
+        if let Some(pc) = &mut self.power_cut {
+            pc.check.script = format!("{head}{}", pc.check.script);
+        }
         self
     }
 

@@ -257,3 +257,36 @@ fn snapshot_restore_is_checked_against_what_it_cannot_restore() {
     let e = err(&w.replace("\"snapshot\"", "\"reboot\""));
     assert!(e.contains("unknown restore `reboot`"), "{e}");
 }
+
+#[test]
+fn a_power_cut_gets_a_one_shot_check_and_refuses_what_it_cannot_mount_again() {
+    let pc = format!(
+        "{MINIMAL}[vars]\nN = \"1\"\n[power_cut]\nmarker = \"ready\"\nscript = \"test -e /mnt/x\"\ntimeout = \"45s\"\n"
+    );
+    let s = parse(&pc).unwrap().with_vars_exported();
+    let cut = s.power_cut.as_ref().unwrap();
+    assert_eq!(cut.marker.as_deref(), Some("ready"));
+    assert_eq!((cut.check.iterations, cut.check.parallel, cut.check.node), (1, 1, 0));
+    assert_eq!(cut.check.timeout, Duration::from_secs(45));
+    assert_eq!(cut.check.script, "export N='1'\ntest -e /mnt/x");
+    assert_eq!(parse(MINIMAL).unwrap().power_cut, None);
+
+    let e = err(&pc.replace("script = \"true\"", "script = \"true\"\nrestore = \"snapshot\""));
+    assert!(e.starts_with("scenarios/t.toml:10:1: key `power_cut`"), "{e}");
+    assert!(e.contains("snapshot"), "{e}");
+    let e = err(&pc.replace("marker = \"ready\"", "marker = \"\""));
+    assert!(e.contains("key `power_cut`") && e.contains("empty `marker`"), "{e}");
+    let e = err(&format!(
+        "{pc}[nfs]\nfs = \"tmpfs\"\n[[nfs.clients]]\nversion = \"4.2\"\n"
+    ));
+    assert!(e.contains("key `power_cut`") && e.contains("NFS"), "{e}");
+    let e = err(&pc.replace("timeout = \"45s\"", "timout = \"45s\""));
+    assert!(e.contains("unknown field `timout`"), "{e}");
+}
+
+#[test]
+fn pmem_is_accepted_on_aarch64() {
+    let s = parse(&format!("{MINIMAL}[[pmem]]\nname = \"pm\"\nsize = \"1026M\"\n")).unwrap();
+    assert_eq!(s.nodes[0].arch, Arch::Aarch64);
+    assert_eq!(s.pmem.len(), 1);
+}

@@ -14,7 +14,8 @@ pub struct Disk {
     pub serial: Option<String>,
 }
 
-/// An emulated NVDIMM backed by a file (x86_64 q35 with `nvdimm=on`).
+/// An emulated NVDIMM backed by a file (`nvdimm=on`; on aarch64 `virt` the guest finds it in the
+/// ACPI NFIT, so it boots through UEFI firmware).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pmem {
     pub path: PathBuf,
@@ -38,8 +39,11 @@ pub struct Config {
     pub ssh_port: u16,
     /// Private guest-to-guest links over unix stream sockets.
     pub links: Vec<NetLink>,
-    /// NVDIMMs (x86_64 only).
+    /// NVDIMMs.
     pub pmem: Vec<Pmem>,
+    /// UEFI firmware to boot the kernel through (`-bios`), for ACPI tables such as the NFIT
+    /// that aarch64 `virt` only exposes through firmware.
+    pub firmware: Option<PathBuf>,
 }
 
 /// One end of a private link: a virtio NIC on a `-netdev stream` over a unix socket. The
@@ -175,6 +179,9 @@ pub fn argv(c: &Config) -> Vec<String> {
         v.push("-device".into());
         v.push(format!("nvdimm,id=nv{i},memdev=pm{i},label-size=128K"));
     }
+    if let Some(fw) = &c.firmware {
+        v.extend(["-bios".into(), fw.display().to_string()]);
+    }
     v.extend([
         "-kernel".into(),
         c.kernel.display().to_string(),
@@ -240,6 +247,7 @@ mod tests {
             ssh_port: 40022,
             links: vec![],
             pmem: vec![],
+            firmware: None,
         }
     }
 
@@ -286,5 +294,25 @@ mod tests {
             assert!(net[0].contains("restrict=on"));
             assert!(net[0].contains("hostfwd=tcp:127.0.0.1:"));
         }
+    }
+
+    #[test]
+    fn firmware_boots_the_kernel_through_bios_when_set() {
+        let mut c = config(Arch::Aarch64, Accel::Tcg);
+        assert!(!argv(&c).iter().any(|a| a == "-bios"));
+        c.firmware = Some("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd".into());
+        c.pmem = vec![Pmem {
+            path: "/r/pmem-pm.img".into(),
+            size_mib: 1026,
+        }];
+        let v = argv(&c);
+        let at = |a: &str| v.iter().position(|x| x == a).unwrap_or_else(|| panic!("{a} in {v:?}"));
+        assert_eq!(v[at("-bios") + 1], "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd");
+        assert!(at("-bios") < at("-kernel"), "{v:?}");
+        assert!(v[at("-machine") + 1].ends_with(",nvdimm=on"), "{v:?}");
+        assert_eq!(
+            v[at("-m") + 1],
+            format!("{}M,slots=2,maxmem={}M", c.memory_mib, c.memory_mib + 1026 + 1024)
+        );
     }
 }

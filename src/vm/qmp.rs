@@ -227,6 +227,33 @@ impl Qmp {
         }
     }
 
+    /// A hard reset, as a power cut: nothing in the guest runs first. With `-no-reboot` QEMU
+    /// turns any reset into a shutdown, so the reboot action is `reset` while it happens; call
+    /// [`Qmp::reboot_action`] with `false` after the RESET event to restore it.
+    pub async fn power_cut(&self) -> Result<(), Error> {
+        self.reboot_action(true).await?;
+        self.exec("system_reset", qmp::system_reset {}).await.map(drop)
+    }
+
+    /// What a reset does: `true` resets the guest, `false` ends QEMU (like `-no-reboot`).
+    pub async fn reboot_action(&self, reset: bool) -> Result<(), Error> {
+        self.exec(
+            "set-action",
+            qmp::set_action {
+                reboot: Some(if reset {
+                    qmp::RebootAction::reset
+                } else {
+                    qmp::RebootAction::shutdown
+                }),
+                panic: None,
+                shutdown: None,
+                watchdog: None,
+            },
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn quit(&self) -> Result<(), Error> {
         self.exec("quit", qmp::quit {}).await.map(drop)
     }

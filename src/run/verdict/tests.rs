@@ -43,6 +43,7 @@ fn observed(crashes: Vec<Report>, workload: WorkloadOutcome, infra: Option<&str>
         infra: infra.map(str::to_string),
         guest_panicked: false,
         marker_line: None,
+        power_cut: None,
     }
 }
 
@@ -296,4 +297,95 @@ fn an_inlined_function_from_debug_info_counts_as_a_frame() {
         },
     ];
     assert!(matches(&e, &r));
+}
+
+#[test]
+fn after_a_power_cut_the_check_decides_and_its_failure_is_never_not_reproduced() {
+    let data = Expect {
+        marker: Some("INTEGRITY FAILURE".into()),
+        exit_status: Some(3),
+        ..Default::default()
+    };
+    let cut = |at: Option<&str>, check: WorkloadOutcome| {
+        let mut o = observed(vec![], WorkloadOutcome::Interrupted, None);
+        o.power_cut = Some(PowerCutObserved {
+            at_marker: at.map(str::to_string),
+            check,
+            marker_line: None,
+        });
+        o
+    };
+    // The check passed: not reproduced, and the reason says where the power was cut.
+    let d = decide(
+        &data,
+        &cut(Some("msync done"), WorkloadOutcome::Passed { iterations: 1 }),
+    );
+    assert_eq!(d.verdict, Verdict::NotReproduced);
+    assert!(
+        d.reason.contains("when the workload printed `msync done`;"),
+        "{}",
+        d.reason
+    );
+    assert!(d.reason.contains("the check passed"), "{}", d.reason);
+
+    // The check's marker line reproduces, and the reason says it was the check's.
+    let mut o = cut(None, WorkloadOutcome::Passed { iterations: 1 });
+    o.workload = WorkloadOutcome::Passed { iterations: 2 };
+    if let Some(pc) = o.power_cut.as_mut() {
+        pc.marker_line = Some("INTEGRITY FAILURE: 0 of 65536 bytes".into());
+    }
+    let d = decide(&data, &o);
+    assert_eq!(d.verdict, Verdict::Reproduced);
+    assert!(
+        d.reason.starts_with("the check after the power cut printed"),
+        "{}",
+        d.reason
+    );
+
+    // The check's exit status counts as the workload's would.
+    let failed = |status| WorkloadOutcome::Failed {
+        iteration: 0,
+        status,
+        stderr_tail: "mount: wrong fs type".into(),
+    };
+    let d = decide(&data, &cut(None, failed(3)));
+    assert_eq!(d.verdict, Verdict::Reproduced);
+    assert!(
+        d.reason.starts_with("the check after the power cut exited 3"),
+        "{}",
+        d.reason
+    );
+
+    // Any other failure of the check is infrastructure, with the check's own words.
+    let d = decide(&data, &cut(None, failed(32)));
+    assert_eq!(d.verdict, Verdict::InfraError);
+    assert!(
+        d.reason.contains("after the reboot the check exited with status 32") && d.reason.contains("wrong fs type"),
+        "{}",
+        d.reason
+    );
+    for check in [
+        WorkloadOutcome::TimedOut { after_secs: 60 },
+        WorkloadOutcome::Lost { why: "eof".into() },
+        WorkloadOutcome::CouldNotStart { why: "no ssh".into() },
+        WorkloadOutcome::NotRun,
+    ] {
+        assert_eq!(decide(&data, &cut(None, check)).verdict, Verdict::InfraError);
+    }
+
+    // A fatal crash after the reboot is still the story.
+    let mut o = cut(None, WorkloadOutcome::Passed { iterations: 1 });
+    o.crashes.push(report(
+        "BUG: kernel NULL pointer dereference in xlog_recover",
+        CrashKind::NullDeref,
+        &[],
+    ));
+    assert_eq!(decide(&data, &o).verdict, Verdict::CrashedDifferently);
+
+    // An infrastructure failure (the node never came back) wins over the check.
+    let mut o = cut(None, WorkloadOutcome::NotRun);
+    o.infra = Some("SSH did not come back after the power cut".into());
+    let d = decide(&data, &o);
+    assert_eq!(d.verdict, Verdict::InfraError);
+    assert!(d.reason.contains("did not come back"));
 }
