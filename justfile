@@ -45,10 +45,10 @@ bench: prepare
     cargo bench --bench kbuild
 
 # Each seed scenario must reproduce on its default kernel (exit 1) and not on stock Debian 6.1
-# (exit 0), and `verify --set fix` must conclude fixed (exit 0). Seed 002 reproduces on its
-# widened kernel; on the stock kernel its workload is a capped stress (SECS, 600 s here), where
-# not-reproduced is the honest expectation; its verify runs cap the stress at 60 s. Long; not
-# part of CI.
+# (exit 0), and `verify --set fix` must conclude fixed (exit 0), on x86_64 and, where the setup
+# exists, on aarch64. Seed 002 reproduces on its widened kernel; on stock kernels (linux-6.1 and
+# Debian's) its workload is a capped stress (SECS, 600 s each), where not-reproduced is the
+# honest expectation; its verify runs cap the stress at 60 s. Long; not part of CI.
 # The seed reproductions and their fixes, with times.
 seeds: build
     #!/usr/bin/env bash
@@ -56,16 +56,24 @@ seeds: build
     fail=0
     expect() { local want=$1; shift; echo "+ repro $*"; SECONDS=0; target/release/repro "$@"; local rc=$?;
         echo "= exit $rc (want $want) after ${SECONDS}s"; [ $rc -eq $want ] || fail=1; }
-    for s in nfs-updatepage-null nfsd-probe-callback-null iomap-mkwrite-not-uptodate dax-unwritten-fault; do
+    for s in nfs-updatepage-null nfsd-probe-callback-null iomap-mkwrite-not-uptodate dax-unwritten-fault dax-unwritten-fault-power-cut; do
         expect 1 run $s
         expect 0 run $s --kernel debian-6.1-cloud
         expect 0 verify $s --set fix --runs 2
+    done
+    # aarch64: seed 003 on XFS over dm, seed 004 on an NVDIMM booted through UEFI.
+    for s in iomap-mkwrite-not-uptodate dax-unwritten-fault dax-unwritten-fault-power-cut; do
+        expect 1 run $s --arch aarch64
+        expect 0 verify $s --set fix --runs 2 --arch aarch64
     done
     s=xfs-symlink-getlink-null
     expect 1 run $s
     expect 0 verify $s --set fix --runs 2 --var SECS=60
     expect 0 verify $s --set candidate-fix --runs 2 --var SECS=60
+    expect 1 run $s --arch aarch64
+    expect 0 verify $s --set candidate-fix --runs 2 --var SECS=60 --arch aarch64
     expect 0 run $s --kernel linux-6.1
+    expect 0 run $s --kernel debian-6.1-cloud
     exit $fail
 
 # Fuzz the oops parser (nightly toolchain and `cargo install cargo-fuzz`); SECONDS=900 by default.
