@@ -472,11 +472,16 @@ fn list(roots: &Roots) -> i32 {
     };
     let mut code = 0;
     let mut out = std::io::stdout().lock();
+    // The name column is 28 wide, wider when a file stem needs it.
+    let width = files
+        .iter()
+        .filter_map(|f| f.file_stem().map(|s| s.len()))
+        .fold(28, usize::max);
     for f in files {
         match Scenario::load(&f, &kernel::names(&roots.kernels), &image::names(&roots.images)) {
             Ok(s) => {
                 let arches: Vec<&str> = s.nodes.iter().map(|n| n.arch.as_str()).collect();
-                let _ = writeln!(out, "{:<28} {:<8} {}", s.name, arches.join(","), s.summary);
+                let _ = writeln!(out, "{:<width$} {:<8} {}", s.name, arches.join(","), s.summary);
             }
             Err(e) => {
                 report_scenario_error(&e);

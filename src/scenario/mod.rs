@@ -1233,13 +1233,14 @@ pub fn resolve(dir: &Path, arg: &str) -> Result<PathBuf, Error> {
     }
 }
 
-/// The `.toml` files directly inside `dir`, sorted by name.
+/// The `.toml` files directly inside `dir`, sorted by name (the stem: `a.toml` before
+/// `a-b.toml`, which a sort of whole paths would reverse).
 pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
-    v.sort();
+    v.sort_by(|a, b| a.file_stem().cmp(&b.file_stem()));
     Ok(v)
 }
 

@@ -26,6 +26,17 @@ fn list_shows_summaries() {
         .args(&["list"])
         .stdout("one                          x86_64   a fine scenario\n")
         .run();
+    // A longer name widens the column for every row.
+    let long = "a-scenario-name-of-thirty-two-ch";
+    Test::new()
+        .file("scenarios/one.toml", GOOD)
+        .file(&format!("scenarios/{long}.toml"), GOOD)
+        .args(&["list"])
+        .stdout(&format!(
+            "{long} x86_64   a fine scenario\none{} x86_64   a fine scenario\n",
+            " ".repeat(long.len() - 3)
+        ))
+        .run();
 }
 
 #[test]
