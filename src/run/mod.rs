@@ -805,45 +805,63 @@ fn run_setup(
     dir: &Path,
     log_name: &str,
 ) -> Result<(), String> {
-    use std::io::Write;
     let mut log = std::fs::File::create(dir.join(log_name)).map_err(|e| format!("{log_name}: {e}"))?;
     for (n, st) in steps.iter().enumerate() {
-        let node = &names[st.node];
-        let what = format!("setup step `{}` on node `{node}`", st.label);
-        let session = crate::guest::Session::connect(ports[st.node], key, Duration::from_secs(10))
-            .map_err(|e| format!("{what}: {}", crate::error_chain(&e)))?;
-        // The script's output goes to a file that `cat` returns, so a daemon it starts never
-        // holds the SSH channel open.
-        let f = format!("/run/repro/setup-{n}");
-        let cmd = format!(
-            "mkdir -p /run/repro && cat > {f}.sh && bash {f}.sh < /dev/null > {f}.log 2>&1; rc=$?; cat {f}.log; \
-             [ $rc -eq 0 ] || dmesg | tail -n 6 | sed 's/^/dmesg: /'; exit $rc"
-        );
-        let out = session
-            .exec(&cmd, st.script.as_bytes())
-            .map_err(|e| format!("{what}: {}", crate::error_chain(&e)))?;
-        let _ = writeln!(
-            log,
-            "=== {n}: {} on {node}: exit {} after {:.2}s ===",
-            st.label,
-            out.status,
-            out.elapsed.as_secs_f64()
-        );
-        let _ = log.write_all(&out.stdout);
-        if !out.stdout.is_empty() && !out.stdout.ends_with(b"\n") {
-            let _ = log.write_all(b"\n");
-        }
-        if out.status != 0 {
-            // The step's own last words first, then the kernel's.
-            let text = String::from_utf8_lossy(&out.stdout);
-            let (kernel, own): (Vec<&str>, Vec<&str>) = text.trim().lines().partition(|l| l.starts_with("dmesg: "));
-            let tail = own[own.len().saturating_sub(5)..]
-                .iter()
-                .chain(&kernel[kernel.len().saturating_sub(3)..])
-                .copied()
-                .collect::<Vec<_>>();
-            return Err(format!("{what} failed (exit {}):\n{}", out.status, tail.join("\n")));
-        }
+        let session = crate::guest::Session::connect(ports[st.node], key, Duration::from_secs(10)).map_err(|e| {
+            format!(
+                "setup step `{}` on node `{}`: {}",
+                st.label,
+                names[st.node],
+                crate::error_chain(&e)
+            )
+        })?;
+        run_step(&session, n, st, &names[st.node], &mut log)?;
+    }
+    Ok(())
+}
+
+/// Runs setup step number `n` on `session` (a session to the step's node, named `node`) and
+/// appends its output to `log`. A failure names the step and ends with its last words.
+fn run_step(
+    session: &crate::guest::Session,
+    n: usize,
+    st: &setup::Step,
+    node: &str,
+    log: &mut std::fs::File,
+) -> Result<(), String> {
+    use std::io::Write;
+    let what = format!("setup step `{}` on node `{node}`", st.label);
+    // The script's output goes to a file that `cat` returns, so a daemon it starts never
+    // holds the SSH channel open.
+    let f = format!("/run/repro/setup-{n}");
+    let cmd = format!(
+        "mkdir -p /run/repro && cat > {f}.sh && bash {f}.sh < /dev/null > {f}.log 2>&1; rc=$?; cat {f}.log; \
+         [ $rc -eq 0 ] || dmesg | tail -n 6 | sed 's/^/dmesg: /'; exit $rc"
+    );
+    let out = session
+        .exec(&cmd, st.script.as_bytes())
+        .map_err(|e| format!("{what}: {}", crate::error_chain(&e)))?;
+    let _ = writeln!(
+        log,
+        "=== {n}: {} on {node}: exit {} after {:.2}s ===",
+        st.label,
+        out.status,
+        out.elapsed.as_secs_f64()
+    );
+    let _ = log.write_all(&out.stdout);
+    if !out.stdout.is_empty() && !out.stdout.ends_with(b"\n") {
+        let _ = log.write_all(b"\n");
+    }
+    if out.status != 0 {
+        // The step's own last words first, then the kernel's.
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (kernel, own): (Vec<&str>, Vec<&str>) = text.trim().lines().partition(|l| l.starts_with("dmesg: "));
+        let tail = own[own.len().saturating_sub(5)..]
+            .iter()
+            .chain(&kernel[kernel.len().saturating_sub(3)..])
+            .copied()
+            .collect::<Vec<_>>();
+        return Err(format!("{what} failed (exit {}):\n{}", out.status, tail.join("\n")));
     }
     Ok(())
 }

@@ -104,9 +104,7 @@ pub(super) async fn run(
         let dir: PathBuf = c.run_dir.to_path_buf();
         let (stop, listening) = (stop.clone(), listening.clone());
         let steps = setup::after_power_cut(s, node);
-        let mut ports = vec![0u16; s.nodes.len()];
-        ports[node] = port;
-        let names: Vec<String> = s.nodes.iter().map(|n| n.name.clone()).collect();
+        let name = name.clone();
         let check = c.cut.check.clone();
         let hook = c.on_stdout.clone();
         let ssh_by = std::time::Instant::now() + s.boot_timeout;
@@ -122,7 +120,17 @@ pub(super) async fn run(
             };
             let _ = done_tx.send(Done::Ssh(t.elapsed().as_secs_f64()));
             let t = std::time::Instant::now();
-            if let Err(e) = super::run_setup(&steps, &ports, &names, &key, &dir, SETUP_LOG) {
+            // The steps run on the session that proved SSH is back: no second handshake with a
+            // guest that has just booted.
+            let storage = std::fs::File::create(dir.join(SETUP_LOG))
+                .map_err(|e| format!("{SETUP_LOG}: {e}"))
+                .and_then(|mut log| {
+                    steps
+                        .iter()
+                        .enumerate()
+                        .try_for_each(|(n, st)| super::run_step(&session, n, st, &name, &mut log))
+                });
+            if let Err(e) = storage {
                 let _ = done_tx.send(Done::Finished(Err(format!("after the power cut: {e}"))));
                 return;
             }
