@@ -71,6 +71,10 @@ enum Cmd {
         /// the node's run directory, beside its console log.
         #[arg(long)]
         vmcore: bool,
+        /// Keep the scenario's disk and NVDIMM backing files in the run directory (deleted at
+        /// the end of the run by default).
+        #[arg(long)]
+        keep_disks: bool,
     },
     /// Run a scenario N times on its kernel and N times with a patch set applied, and conclude
     /// whether the set fixes it. Exits 0 fixed, 1 not fixed, 2 base does not reproduce, 125
@@ -269,6 +273,7 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
             set,
             vars,
             vmcore,
+            keep_disks,
         } => {
             run_cmd(
                 &roots,
@@ -277,7 +282,7 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> i32 {
                 set,
                 json,
                 run_dir,
-                vmcore,
+                Keep { vmcore, keep_disks },
             )
             .await
         }
@@ -611,6 +616,12 @@ fn scenario_for_run(roots: &Roots, name: &str, o: &Overrides, set: Option<&str>)
     Ok(s)
 }
 
+/// What `repro run` keeps in the run directory besides the logs and the report.
+struct Keep {
+    vmcore: bool,
+    keep_disks: bool,
+}
+
 async fn run_cmd(
     roots: &Roots,
     name: &str,
@@ -618,7 +629,7 @@ async fn run_cmd(
     set: Option<String>,
     json: bool,
     run_dir: Option<PathBuf>,
-    vmcore: bool,
+    Keep { vmcore, keep_disks }: Keep,
 ) -> i32 {
     let s = match scenario_for_run(roots, name, &o, set.as_deref()) {
         Ok(s) => s,
@@ -642,6 +653,7 @@ async fn run_cmd(
         progress: ptx,
         cancel: cancel.clone(),
         vmcore,
+        keep_disks,
     })
     .await;
     let _ = ui.await;

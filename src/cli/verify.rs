@@ -117,6 +117,7 @@ pub async fn verify_cmd(
                 progress: ptx,
                 cancel: cancel.clone(),
                 vmcore: false,
+                keep_disks: false,
             })
             .await;
             let _ = ui.await;

@@ -76,6 +76,9 @@ pub struct Options {
     /// On a crash, save each crashed guest's memory as `vmcore` (kdump-compressed) in its
     /// node directory before tearing down.
     pub vmcore: bool,
+    /// Keep the scenario's disk and NVDIMM backing files (`disk-*.img`, `pmem-*.img`) after the
+    /// run; by default they are deleted at teardown (a filled 1 GiB NVDIMM is 1 GiB on disk).
+    pub keep_disks: bool,
 }
 
 /// Files in the run directory.
@@ -177,6 +180,7 @@ pub async fn run_quiet(
         progress,
         cancel,
         vmcore,
+        keep_disks: false,
     })
     .await;
     let _ = drain.await;
@@ -657,6 +661,14 @@ pub async fn run(mut o: Options) -> RunReport {
         inst.shutdown(Duration::from_secs(2)).await;
     }
     drop(instances);
+    if !o.keep_disks {
+        let removed = remove_disk_images(&o.run_dir, &s);
+        if removed > 0 {
+            note(Progress::Note(format!(
+                "removed {removed} disk/NVDIMM backing file(s); `--keep-disks` keeps them"
+            )));
+        }
+    }
     timings.teardown = Some(t_down.elapsed().as_secs_f64());
 
     // Symbolize the crashes with the kernel's vmlinux (when every node runs the same kernel), so
@@ -755,6 +767,25 @@ pub async fn run(mut o: Options) -> RunReport {
         let _ = std::fs::write(o.run_dir.join(REPORT_JSON), json + "\n");
     }
     report
+}
+
+/// Deletes the scenario disks' and NVDIMMs' backing files in every node directory; returns how
+/// many were removed.
+fn remove_disk_images(run_dir: &Path, s: &Scenario) -> usize {
+    let mut removed = 0;
+    for i in 0..s.nodes.len() {
+        let Ok(entries) = std::fs::read_dir(node_dir(run_dir, s, i)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let image = (name.starts_with("disk-") || name.starts_with("pmem-")) && name.ends_with(".img");
+            if image && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 /// Keeps the first line that contains the data marker (if the scenario has one).

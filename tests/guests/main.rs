@@ -390,7 +390,7 @@ fn a_patch_that_does_not_apply_to_the_real_tree_is_a_clear_error() {
 
 #[test]
 fn a_dm_error_table_swap_fails_exactly_the_targeted_file() {
-    let (code, r, dir) = run("xfs-dm-error", &[]);
+    let (code, r, dir) = run("xfs-dm-error", &["--keep-disks"]);
     assert_eq!(r["verdict"], "not-reproduced", "{r:#}");
     assert_eq!(code, 0);
     let out = read(dir.path(), "workload.stdout");
@@ -406,6 +406,9 @@ fn a_dm_error_table_swap_fails_exactly_the_targeted_file() {
         .collect();
     assert!(table.len() >= 3, "{out}");
     assert!(read(dir.path(), "qemu.cmdline").contains(",serial=data"));
+    // --keep-disks: the disk's backing file stays, for a look after the run.
+    let kept = std::fs::metadata(dir.path().join("disk-data.img")).map(|m| m.len());
+    assert_eq!(kept.ok(), Some(512 << 20));
 }
 
 #[test]
@@ -422,6 +425,9 @@ fn xfs_on_pmem_mounts_with_dax_in_effect() {
     assert!(out.contains("DAX attribute set (0x200000)"), "{out}");
     let cmd = read(dir.path(), "qemu.cmdline");
     assert!(cmd.contains("nvdimm=on") && cmd.contains("-device nvdimm,"), "{cmd}");
+    // By default the NVDIMM's backing file is deleted at the end of the run.
+    assert!(cmd.contains("pmem-pm.img"), "{cmd}");
+    assert!(!dir.path().join("pmem-pm.img").exists());
 }
 
 #[test]
