@@ -349,13 +349,6 @@ pub async fn run(mut o: Options) -> RunReport {
     // The first workload line with the scenario's data marker, if any.
     let marker_line: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
     let mut power_cut_seen: Option<verdict::PowerCutObserved> = None;
-    // The power-cut check's output is searched for the data marker too.
-    let check_marker_line: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
-    let power_cut_hook = s
-        .expect
-        .marker
-        .as_ref()
-        .map(|_| workload::line_hook(note_marker(check_marker_line.clone(), s.expect.marker.clone())));
 
     // Phase 3: setup (links, NFS, the scenario's own steps), in order, over SSH.
     let mut setup_done = false;
@@ -421,6 +414,8 @@ pub async fn run(mut o: Options) -> RunReport {
         }
         let (marker_tx, mut marker_rx) = mpsc::unbounded_channel::<String>();
         let data_marker = s.expect.marker.clone();
+        // Lines the run loop acts on: fault markers and the power-cut marker.
+        let cut_marker = s.power_cut.as_ref().and_then(|pc| pc.marker.clone());
         let markers: Vec<String> = s
             .faults
             .iter()
@@ -428,10 +423,8 @@ pub async fn run(mut o: Options) -> RunReport {
                 crate::scenario::FaultWhen::Marker(m) => Some(m.clone()),
                 _ => None,
             })
+            .chain(cut_marker.iter().cloned())
             .collect();
-        let cut_marker = s.power_cut.as_ref().and_then(|pc| pc.marker.clone());
-        let mut markers = markers;
-        markers.extend(cut_marker.iter().cloned());
         let mut fault_pending: Vec<bool> = s.faults.iter().map(|_| true).collect();
         let t_work = Instant::now();
         let w = s.workload.clone();
@@ -589,6 +582,12 @@ pub async fn run(mut o: Options) -> RunReport {
                     ))
                 }
                 power_cut::Due::Now => {
+                    // The check's output is searched for the data marker too.
+                    let check_marker_line = Arc::new(std::sync::Mutex::new(None));
+                    let hook =
+                        s.expect.marker.as_ref().map(|_| {
+                            workload::line_hook(note_marker(check_marker_line.clone(), s.expect.marker.clone()))
+                        });
                     let c = power_cut::Context {
                         scenario: &s,
                         cut: pc,
@@ -596,7 +595,7 @@ pub async fn run(mut o: Options) -> RunReport {
                         key: &key_path,
                         run_dir: &o.run_dir,
                         progress: &progress,
-                        on_stdout: power_cut_hook.clone(),
+                        on_stdout: hook,
                     };
                     let r = power_cut::run(c, &mut obs, &mut ev_rx, &mut o.cancel).await;
                     timings.power_cut_to_ssh = r.to_ssh;
@@ -662,7 +661,7 @@ pub async fn run(mut o: Options) -> RunReport {
     }
     drop(instances);
     if !o.keep_disks {
-        let removed = remove_disk_images(&o.run_dir, &s);
+        let removed = remove_disk_images(&prepared);
         if removed > 0 {
             note(Progress::Note(format!(
                 "removed {removed} disk/NVDIMM backing file(s); `--keep-disks` keeps them"
@@ -769,23 +768,18 @@ pub async fn run(mut o: Options) -> RunReport {
     report
 }
 
-/// Deletes the scenario disks' and NVDIMMs' backing files in every node directory; returns how
-/// many were removed.
-fn remove_disk_images(run_dir: &Path, s: &Scenario) -> usize {
-    let mut removed = 0;
-    for i in 0..s.nodes.len() {
-        let Ok(entries) = std::fs::read_dir(node_dir(run_dir, s, i)) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let image = (name.starts_with("disk-") || name.starts_with("pmem-")) && name.ends_with(".img");
-            if image && std::fs::remove_file(e.path()).is_ok() {
-                removed += 1;
-            }
-        }
-    }
-    removed
+/// Deletes the backing files `prepare_node` made for the scenario's disks (the ones with a
+/// serial) and NVDIMMs; returns how many were removed.
+fn remove_disk_images(prepared: &[Option<Prepared>]) -> usize {
+    prepared
+        .iter()
+        .flatten()
+        .flat_map(|p| {
+            let disks = p.config.disks.iter().filter(|d| d.serial.is_some()).map(|d| &d.path);
+            disks.chain(p.config.pmem.iter().map(|m| &m.path))
+        })
+        .filter(|path| std::fs::remove_file(path).is_ok())
+        .count()
 }
 
 /// Keeps the first line that contains the data marker (if the scenario has one).
