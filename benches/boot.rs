@@ -9,8 +9,10 @@
 //! Figures are printed, never asserted: this is a benchmark, not a test.
 
 use repro::arch::Arch;
-use repro::run::{prepare_node, Roots};
-use repro::scenario::{Overrides, Scenario};
+use repro::catalog::Catalog;
+use repro::def::load::Roots;
+use repro::run::prepare_node;
+use repro::scenario::Overrides;
 use repro::vm::argv;
 use std::io::Read;
 use std::path::PathBuf;
@@ -71,15 +73,14 @@ fn repro_run(arch: Arch) -> (f64, serde_json::Value) {
 fn boot_bench() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let roots = Roots::at(&root);
-    let kernels = repro::kernel::names(&roots.kernels);
-    let images = repro::image::names(&roots.images);
+    let catalog = Catalog::new(roots.clone());
     println!("## boot: bare QEMU to init vs repro run smoke-boot (median of {RUNS}, seconds)");
     println!(
         "{:<8} {:<5} {:>10} {:>10} {:>8} | repro phases: image boot-to-ssh workload teardown",
         "arch", "accel", "bare", "repro", "extra"
     );
     for arch in Arch::ALL {
-        let mut s = Scenario::load(&roots.scenarios.join("smoke-boot.toml"), &kernels, &images).expect("smoke-boot");
+        let mut s = catalog.scenario("smoke-boot").expect("smoke-boot");
         s.apply(&Overrides {
             arch: Some(arch),
             ..Default::default()

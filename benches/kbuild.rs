@@ -27,7 +27,7 @@ fn build(name: &str) -> (f64, Vec<(String, f64)>) {
             ));
         }
     })
-    .unwrap_or_else(|e| panic!("building {name}: {}", repro::error_chain(&e)));
+    .unwrap_or_else(|e| panic!("building {name}: {}", repro::errors::chain(&e)));
     (t0.elapsed().as_secs_f64(), stages.into_inner().unwrap())
 }
 

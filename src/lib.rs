@@ -3,8 +3,11 @@
 pub mod arch;
 pub mod bisect;
 pub mod cache;
+pub mod catalog;
 pub mod cli;
 pub mod console;
+pub mod def;
+pub mod errors;
 pub mod guest;
 pub mod image;
 pub mod kernel;
@@ -19,18 +22,3 @@ pub mod timefmt;
 pub mod verify;
 pub mod vm;
 pub mod wait;
-
-/// An error and all its sources, joined with ": ".
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}

@@ -4,20 +4,10 @@
 
 use crate::arch::Arch;
 use crate::cache;
+use crate::def::module::ModuleSpec;
 use crate::kernel::Artifacts;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// A module as the scenario declares it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Module {
-    /// The `.ko` name (`obj-m := <name>.o`).
-    pub name: String,
-    /// A directory with a Kbuild/Makefile, or a git repository when `rev` is set.
-    pub source: PathBuf,
-    /// A revision of the git repository at `source`; without it, the directory's files as they are.
-    pub rev: Option<String>,
-}
 
 /// A built module.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -60,7 +50,7 @@ enum Snapshot {
     },
 }
 
-fn snapshot(m: &Module) -> Result<Snapshot, Error> {
+fn snapshot(m: &ModuleSpec) -> Result<Snapshot, Error> {
     let git = |e: git2::Error| Error::Git {
         name: m.name.clone(),
         why: e.message().to_string(),
@@ -155,7 +145,7 @@ pub fn make_args(tree: &Path, src: &Path, arch: Arch) -> Vec<String> {
 }
 
 /// Builds `m` against `kernel` (cached), logging stages through `log`.
-pub fn build(m: &Module, kernel: &Artifacts, log: &dyn Fn(&str)) -> Result<Built, Error> {
+pub fn build(m: &ModuleSpec, kernel: &Artifacts, log: &dyn Fn(&str)) -> Result<Built, Error> {
     let snap = snapshot(m)?;
     let (content, origin) = match &snap {
         Snapshot::Tree { tree, commit, .. } => (tree.to_string(), format!("git {commit}")),
@@ -181,7 +171,7 @@ pub fn build(m: &Module, kernel: &Artifacts, log: &dyn Fn(&str)) -> Result<Built
             origin,
         });
     }
-    let tree = kernel.module_tree(log)?;
+    let tree = crate::kernel::module_tree(kernel, log)?;
     log(&format!(
         "building module {} ({origin}) against {}",
         m.name, kernel.name

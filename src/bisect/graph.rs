@@ -1,7 +1,18 @@
 //! The commit graph of a bisect range, with ancestor sets as bitsets, and git bisect's choice of
 //! the commit that best halves what is left.
 
-use super::State;
+use serde::Serialize;
+
+/// A commit's state as far as the bisect is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Old,
+    New,
+    Skip,
+    /// Tested, but not enough yet.
+    Pending,
+}
 
 #[derive(Debug, Clone)]
 pub struct Graph {

@@ -14,6 +14,7 @@
 //! `(1 - p)^k <= alpha`. A deterministic bug (`p = 1`) needs one run.
 
 pub mod graph;
+pub use graph::State;
 pub mod log;
 
 pub use graph::Graph;
@@ -97,17 +98,6 @@ pub struct Tally {
     pub other: u32,
     pub infra: u32,
     pub build_failed: bool,
-}
-
-/// A commit's state as far as the bisect is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum State {
-    Old,
-    New,
-    Skip,
-    /// Tested, but not enough yet.
-    Pending,
 }
 
 /// What to do next.

@@ -9,7 +9,8 @@ use super::{err, exit, scenario_for_run, signals};
 use crate::arch::Arch;
 use crate::bisect::log::{self, Record, Step, Target};
 use crate::bisect::{Bisect, Graph, Next, OtherCrash, Outcome, Params, State};
-use crate::run::{self, verdict::Verdict, Roots};
+use crate::def::load::Roots;
+use crate::run::{self, verdict::Verdict};
 use crate::scenario::{KernelSource, Overrides, Scenario};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -177,7 +178,7 @@ fn target(roots: &Roots, s: &Scenario, a: &BisectArgs) -> Result<Target, String>
             repo: repo.display().to_string(),
         });
     }
-    let kdef = run::node_kernel(roots, s, &s.nodes[0]).map_err(|e| crate::error_chain(&*e))?;
+    let kdef = run::node_kernel(roots, s, &s.nodes[0]).map_err(|e| crate::errors::chain(&*e))?;
     let repo = match (&a.repo, kdef.git_source()) {
         (Some(r), _) => r.display().to_string(),
         (None, Some((r, _))) if !r.contains("://") => r,
@@ -224,13 +225,13 @@ fn at_commit(s: &Scenario, t: &Target, id: &str) -> Scenario {
 fn build(roots: &Roots, s: &Scenario, t: &Target) -> Result<(), Outcome> {
     for n in &s.nodes {
         let kdef = run::node_kernel(roots, s, n).map_err(|e| Outcome::Infra {
-            why: crate::error_chain(&*e),
+            why: crate::errors::chain(&*e),
         })?;
         let ui = super::build::BuildUi::new(&format!("{} {}", kdef.name, n.arch));
         let k = kdef.build(n.arch, &|e| ui.on(e));
         ui.finish();
         let k = k.map_err(|e| {
-            let why = crate::error_chain(&e);
+            let why = crate::errors::chain(&e);
             if e.is_build_failure() && t.kind == "kernel" {
                 Outcome::BuildFailed { why }
             } else {
@@ -239,7 +240,7 @@ fn build(roots: &Roots, s: &Scenario, t: &Target) -> Result<(), Outcome> {
         })?;
         for m in &s.modules {
             crate::module::build(m, &k, &|_| {}).map_err(|e| {
-                let why = crate::error_chain(&e);
+                let why = crate::errors::chain(&e);
                 match e {
                     crate::module::Error::Build { .. } | crate::module::Error::Git { .. } if m.name == t.name => {
                         Outcome::BuildFailed { why }

@@ -2,8 +2,8 @@
 
 use super::{blocking, err, exit, load_scenario, report_scenario_error};
 use crate::arch::Arch;
+use crate::def::load::Roots;
 use crate::kernel::{self, build::Event};
-use crate::run::Roots;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -67,7 +67,7 @@ pub async fn kernel_build(roots: &Roots, name: &str, arch: Arch, set: Option<(&s
             return exit::USAGE;
         }
         Err(e) => {
-            err(crate::error_chain(&e));
+            err(crate::errors::chain(&e));
             return exit::USAGE;
         }
     };

@@ -10,8 +10,10 @@ use build::kernel_build;
 use verify::verify_cmd;
 
 use crate::arch::Arch;
-use crate::run::{self, Roots};
-use crate::scenario::{self, Overrides, Scenario};
+use crate::catalog::{self, Catalog};
+use crate::def::load::Roots;
+use crate::run;
+use crate::scenario::{Overrides, Scenario};
 use crate::{image, kernel, process};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -365,7 +367,7 @@ where
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
-            err(crate::error_chain(&e));
+            err(crate::errors::chain(&e));
             Err(exit::CANNOT_TEST)
         }
         Err(e) => {
@@ -392,7 +394,7 @@ fn oops_parse(file: &Path, json: bool, vmlinux: Option<&Path>) -> i32 {
                 }
             }
             Err(e) => {
-                err(crate::error_chain(&e));
+                err(crate::errors::chain(&e));
                 return exit::USAGE;
             }
         }
@@ -428,21 +430,20 @@ fn oops_parse(file: &Path, json: bool, vmlinux: Option<&Path>) -> i32 {
     }
 }
 
-fn load_scenario(roots: &Roots, arg: &str) -> Result<Scenario, scenario::Error> {
-    let path = scenario::resolve(&roots.scenarios, arg)?;
-    Scenario::load(&path, &kernel::names(&roots.kernels), &image::names(&roots.images))
+fn load_scenario(roots: &Roots, arg: &str) -> Result<Scenario, catalog::Error> {
+    Catalog::new(roots.clone()).scenario(arg)
 }
 
-fn report_scenario_error(e: &scenario::Error) {
+fn report_scenario_error(e: &catalog::Error) {
     match e {
-        scenario::Error::Invalid(d) => eprintln!("error: {d}"),
-        other => err(crate::error_chain(other)),
+        catalog::Error::Invalid(d) => eprintln!("error: {d}"),
+        other => err(crate::errors::chain(other)),
     }
 }
 
 fn check(roots: &Roots, names: &[String]) -> i32 {
     let args: Vec<String> = if names.is_empty() {
-        scenario::list_files(&roots.scenarios)
+        crate::def::load::list_files(&roots.scenarios)
             .unwrap_or_default()
             .iter()
             .map(|p| p.display().to_string())
@@ -468,7 +469,7 @@ fn check(roots: &Roots, names: &[String]) -> i32 {
 }
 
 fn list(roots: &Roots) -> i32 {
-    let files = match scenario::list_files(&roots.scenarios) {
+    let files = match crate::def::load::list_files(&roots.scenarios) {
         Ok(f) => f,
         Err(e) => {
             err(format!("cannot read {}: {e}", roots.scenarios.display()));
@@ -483,7 +484,7 @@ fn list(roots: &Roots) -> i32 {
         .filter_map(|f| f.file_stem().map(|s| s.len()))
         .fold(28, usize::max);
     for f in files {
-        match Scenario::load(&f, &kernel::names(&roots.kernels), &image::names(&roots.images)) {
+        match Catalog::new(roots.clone()).scenario_file(&f) {
             Ok(s) => {
                 let arches: Vec<&str> = s.nodes.iter().map(|n| n.arch.as_str()).collect();
                 let _ = writeln!(out, "{:<width$} {:<8} {}", s.name, arches.join(","), s.summary);
@@ -521,7 +522,7 @@ fn kernel_list(roots: &Roots, json: bool) -> i32 {
             exit::USAGE
         }
         Err(e) => {
-            err(crate::error_chain(&e));
+            err(crate::errors::chain(&e));
             exit::USAGE
         }
     }
@@ -553,12 +554,12 @@ async fn prepare(roots: &Roots, names: &[String], arches: &[Arch]) -> i32 {
             let (roots, image) = (roots.clone(), s.image.clone());
             let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
                 let log = |m: &str| eprintln!("{m}");
-                let kd = kernel::find(&roots.kernels, &k).map_err(|e| crate::error_chain(&e))?;
-                let ka = kd.resolve(a, &log).map_err(|e| crate::error_chain(&e))?;
-                let id = image::find(&roots.images, &image).map_err(|e| crate::error_chain(&e))?;
-                let b = image::build(&id, a, &log).map_err(|e| crate::error_chain(&e))?;
-                image::boot_initramfs(&ka, &b).map_err(|e| crate::error_chain(&e))?;
-                image::modules_disk(&ka).map_err(|e| crate::error_chain(&e))?;
+                let kd = kernel::find(&roots.kernels, &k).map_err(|e| crate::errors::chain(&e))?;
+                let ka = kd.resolve(a, &log).map_err(|e| crate::errors::chain(&e))?;
+                let id = image::find(&roots.images, &image).map_err(|e| crate::errors::chain(&e))?;
+                let b = image::build(&id, a, &log).map_err(|e| crate::errors::chain(&e))?;
+                image::boot_initramfs(&ka, &b).map_err(|e| crate::errors::chain(&e))?;
+                image::modules_disk(&ka).map_err(|e| crate::errors::chain(&e))?;
                 eprintln!("prepared {k} on {a}: {} + {}", ka.origin, b.rootfs.display());
                 Ok(())
             })

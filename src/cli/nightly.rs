@@ -1,9 +1,11 @@
 //! `repro nightly` and `repro report merge`.
 
 use super::{err, exit, load_scenario, report_scenario_error, signals};
+use crate::def::load::Roots;
+use crate::def::units::parse_duration;
 use crate::nightly::{self, report, Capacity, Cell, CellResult, Nightly};
-use crate::run::{self, Roots};
-use crate::scenario::{parse_duration, Overrides, Scenario};
+use crate::run;
+use crate::scenario::{Overrides, Scenario};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -82,7 +84,7 @@ fn print_summary(n: &Nightly, out: &Path) {
 }
 
 fn all_scenarios(roots: &Roots) -> Result<Vec<Scenario>, i32> {
-    let files = crate::scenario::list_files(&roots.scenarios).map_err(|e| {
+    let files = crate::def::load::list_files(&roots.scenarios).map_err(|e| {
         err(format!("{}: {e}", roots.scenarios.display()));
         exit::USAGE
     })?;

@@ -2,7 +2,8 @@
 
 use super::{err, exit, progress, scenario_for_run, signals};
 use crate::arch::Arch;
-use crate::run::{self, Roots};
+use crate::def::load::Roots;
+use crate::run;
 use crate::scenario::{Overrides, Scenario};
 use crate::verify::{conclude, Tally};
 use serde::Serialize;
@@ -36,9 +37,9 @@ async fn build_kernels(roots: &Roots, s: &Scenario) -> Result<(), String> {
     for n in &s.nodes {
         let (roots, s2, n2) = (roots.clone(), s.clone(), n.clone());
         let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let d = run::node_kernel(&roots, &s2, &n2).map_err(|e| crate::error_chain(&*e))?;
+            let d = run::node_kernel(&roots, &s2, &n2).map_err(|e| crate::errors::chain(&*e))?;
             let ui = super::build::BuildUi::new(&format!("{} {}", d.name, n2.arch));
-            let r = d.build(n2.arch, &|e| ui.on(e)).map_err(|e| crate::error_chain(&e));
+            let r = d.build(n2.arch, &|e| ui.on(e)).map_err(|e| crate::errors::chain(&e));
             ui.finish();
             r.map(|_| ())
         })

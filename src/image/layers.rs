@@ -1,7 +1,9 @@
 //! The small layers around a base image: the per-kernel modules disk, the per-(kernel, image)
 //! boot initramfs, and the per-run cpio.
 
-use super::{cpio, io_err, run_logged, Built, Error};
+use super::cpio;
+use super::error::{io_err, Error};
+use super::rootfs::{run_logged, Built};
 use crate::arch::Arch;
 use crate::cache;
 use crate::kernel::Artifacts;

@@ -8,11 +8,12 @@
 //!   per (arch, recipe). Another commit or patch set is checked out into the same worktree, which
 //!   rewrites only the files that differ, so `make` rebuilds incrementally.
 
+use super::artifacts::Artifacts;
 use super::config::{self, Entry};
-use super::git::{self, Origin, Step, Store};
-use super::Artifacts;
+use super::git::{self, Origin, Store};
 use crate::arch::Arch;
 use crate::cache;
+use crate::def::patch::PatchStep;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -100,7 +101,7 @@ pub struct Request<'a> {
     pub name: &'a str,
     pub arch: Arch,
     pub origin: &'a Origin,
-    pub steps: &'a [Step],
+    pub steps: &'a [PatchStep],
     pub recipe: &'a Recipe,
 }
 
@@ -253,7 +254,7 @@ pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
         "base_commit": plan.base.to_string(),
         "commit": plan.applied.commit.to_string(),
         "tree": plan.applied.tree.to_string(),
-        "steps": req.steps.iter().map(|s| s.label()).collect::<Vec<_>>(),
+        "steps": req.steps.iter().map(|s| s.describe()).collect::<Vec<_>>(),
         "release": release.trim(),
     });
     std::fs::write(tmp.join("source.json"), desc.to_string()).map_err(io(&tmp))?;

@@ -1,7 +1,7 @@
 //! Debian kernel packages: resolved with apt-cache, fetched with `apt-get download`, unpacked
 //! with dpkg-deb into the cache (never installed on the host), with modules.dep generated.
 
-use super::Artifacts;
+use super::artifacts::Artifacts;
 use crate::arch::Arch;
 use crate::cache;
 use std::path::{Path, PathBuf};
@@ -186,10 +186,12 @@ pub fn fetch(name: &str, pattern: &str, arch: Arch, log: &dyn Fn(&str)) -> Resul
         modules: Some(root.join("lib/modules").join(&release)),
         vmlinux: None,
         id: cache::key(&[origin.as_bytes(), arch.debian().as_bytes()]),
-        headers: origin.split_once(' ').map(|(pkg, version)| super::Headers::Debian {
-            image_package: pkg.to_string(),
-            version: version.to_string(),
-        }),
+        headers: origin
+            .split_once(' ')
+            .map(|(pkg, version)| super::artifacts::Headers::Debian {
+                image_package: pkg.to_string(),
+                version: version.to_string(),
+            }),
     })
 }
 

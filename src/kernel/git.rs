@@ -10,6 +10,7 @@
 //! - Build trees are git worktrees of the store, updated in place so that unchanged files keep
 //!   their mtimes and `make` rebuilds only what changed.
 
+use crate::def::patch::{PatchStep, RevertTarget};
 use git2::{build::CheckoutBuilder, ApplyOptions, Diff, Oid, Repository, Signature, Time};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -74,34 +75,6 @@ pub enum Origin {
     Tarball(PathBuf),
     /// A git repository, by path or URL, at a revision.
     Git { repo: String, rev: String },
-}
-
-/// One step of a patch series.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// Apply a patch file (`git diff` / `git format-patch` / `diff -u` with a/ b/ prefixes).
-    Apply(PathBuf),
-    /// Revert a commit (by revision) or a patch file applied earlier in the series.
-    Revert(Target),
-    /// Cherry-pick a commit.
-    CherryPick(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Rev(String),
-    Patch(PathBuf),
-}
-
-impl Step {
-    pub fn label(&self) -> String {
-        match self {
-            Step::Apply(p) => format!("apply {}", p.display()),
-            Step::Revert(Target::Rev(r)) => format!("revert {r}"),
-            Step::Revert(Target::Patch(p)) => format!("revert {}", p.display()),
-            Step::CherryPick(r) => format!("cherry-pick {r}"),
-        }
-    }
 }
 
 /// A tree produced by a series: the commit in the store and its tree id (the cache key).
@@ -304,24 +277,24 @@ impl Store {
 
     /// Applies `steps` on top of `base`. Each step becomes a commit; identical inputs give
     /// identical commits (the signature time is the base's).
-    pub fn apply(&self, base: Oid, steps: &[Step], log: &dyn Fn(&str)) -> Result<Applied, Error> {
+    pub fn apply(&self, base: Oid, steps: &[PatchStep], log: &dyn Fn(&str)) -> Result<Applied, Error> {
         let base_commit = self.repo.find_commit(base).map_err(git(format!("commit {base}")))?;
         let time = base_commit.time().seconds();
         let sig = signature(time)?;
         let mut cur = base_commit;
         let mut applied: Vec<(PathBuf, Oid)> = Vec::new();
         for step in steps {
-            log(&step.label());
+            log(&step.describe());
             let (tree, message) = match step {
-                Step::Apply(patch) => {
+                PatchStep::Apply(patch) => {
                     let tree = self.apply_patch(&cur, patch)?;
                     let name = patch.file_name().unwrap_or_default().to_string_lossy().into_owned();
                     (tree, format!("repro: apply {name}\n"))
                 }
-                Step::Revert(target) => {
+                PatchStep::Revert(target) => {
                     let victim = match target {
-                        Target::Rev(r) => self.resolve(r)?,
-                        Target::Patch(p) => applied
+                        RevertTarget::Rev(r) => self.resolve(r)?,
+                        RevertTarget::Patch(p) => applied
                             .iter()
                             .rev()
                             .find(|(q, _)| same_file(p, q))
@@ -341,7 +314,7 @@ impl Store {
                         format!("Revert \"{subject}\"\n\nThis reverts commit {}.\n", victim.id()),
                     )
                 }
-                Step::CherryPick(rev) => {
+                PatchStep::CherryPick(rev) => {
                     let pick = self.resolve(rev)?;
                     let pick = self.repo.find_commit(pick).map_err(git("cherry-pick target"))?;
                     let mainline = u32::from(pick.parent_count() > 1);
@@ -359,7 +332,7 @@ impl Store {
                 .repo
                 .commit(None, &sig, &sig, &message, &tree, &[&cur])
                 .map_err(git("commit"))?;
-            if let Step::Apply(p) = step {
+            if let PatchStep::Apply(p) = step {
                 applied.push((p.clone(), c));
             }
             cur = self.repo.find_commit(c).map_err(git("commit"))?;

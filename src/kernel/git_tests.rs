@@ -1,6 +1,7 @@
 //! git2 store tests over small real repositories (and a real tarball).
 
-use super::git::{Error, Origin, Step, Store, Target};
+use super::git::{Error, Origin, Store};
+use crate::def::patch::{PatchStep as Step, RevertTarget as Target};
 use git2::{Repository, Signature};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

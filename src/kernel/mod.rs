@@ -4,13 +4,17 @@
 //! never installed on the host), `local` (files on disk) and `source` (built from a tarball or a
 //! git revision plus a patch series and a config recipe; see [`build`]).
 
+mod artifacts;
 pub mod build;
 pub mod config;
 mod debian;
 pub mod git;
 
+pub use artifacts::{Artifacts, Headers};
+
 use crate::arch::Arch;
-use crate::scenario::{from_toml, Diagnostic};
+use crate::def::diag::{from_toml, Diagnostic};
+use crate::def::patch::{PatchStep, RawPatchStep};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -87,7 +91,7 @@ struct Raw {
     config: Option<RawConfig>,
     /// source: the patch series, applied in order.
     #[serde(default)]
-    patch: Vec<Spanned<RawStep>>,
+    patch: Vec<Spanned<RawPatchStep>>,
     /// source: the arches it builds for (default: all).
     arches: Option<Vec<Arch>>,
 }
@@ -111,32 +115,6 @@ struct RawConfig {
     /// Fragments relative to the definition; `{arch}` becomes `x86_64` or `aarch64`.
     #[serde(default)]
     fragments: Vec<String>,
-}
-
-/// One step of a patch series: exactly one of the keys.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawStep {
-    /// A patch file to apply.
-    pub apply: Option<String>,
-    /// A commit to revert, or a patch file applied earlier in the series.
-    pub revert: Option<String>,
-    /// A commit to cherry-pick.
-    pub cherry_pick: Option<String>,
-}
-
-impl RawStep {
-    /// The step, with file paths resolved against `base`; `None` unless exactly one key is set.
-    pub fn resolve(&self, base: &Path) -> Option<git::Step> {
-        let is_patch = |s: &str| s.ends_with(".patch") || s.ends_with(".diff");
-        match (&self.apply, &self.revert, &self.cherry_pick) {
-            (Some(a), None, None) => Some(git::Step::Apply(base.join(a))),
-            (None, Some(r), None) if is_patch(r) => Some(git::Step::Revert(git::Target::Patch(base.join(r)))),
-            (None, Some(r), None) => Some(git::Step::Revert(git::Target::Rev(r.clone()))),
-            (None, None, Some(c)) => Some(git::Step::CherryPick(c.clone())),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -171,35 +149,8 @@ struct SourceDef {
     base: build::Base,
     /// Absolute fragment paths, possibly with `{arch}`.
     fragments: Vec<String>,
-    steps: Vec<git::Step>,
+    steps: Vec<PatchStep>,
     arches: Vec<Arch>,
-}
-
-/// What a kernel definition resolves to on disk, for one arch.
-#[derive(Debug, Clone, Serialize)]
-pub struct Artifacts {
-    pub name: String,
-    pub arch: Arch,
-    /// `uname -r`, when known.
-    pub release: Option<String>,
-    /// Human description of where it came from (package and version, or path).
-    pub origin: String,
-    pub image: PathBuf,
-    /// `lib/modules/<release>` with `modules.dep`.
-    pub modules: Option<PathBuf>,
-    pub vmlinux: Option<PathBuf>,
-    /// A stable id of these exact artifacts, for cache keys of derived layers.
-    pub id: String,
-    /// Where the headers for out-of-tree modules come from, when there are any.
-    #[serde(skip)]
-    pub headers: Option<Headers>,
-}
-
-/// The source of a kernel's module build tree (`make -C <tree> M=<module>`).
-#[derive(Debug, Clone)]
-pub enum Headers {
-    /// Debian's `linux-headers-<release>` for this image package and version.
-    Debian { image_package: String, version: String },
 }
 
 impl Error {
@@ -212,17 +163,16 @@ impl Error {
     }
 }
 
-impl Artifacts {
-    /// The directory to build out-of-tree modules against (fetched once into the cache).
-    pub fn module_tree(&self, log: &dyn Fn(&str)) -> Result<PathBuf, Error> {
-        match &self.headers {
-            Some(Headers::Debian { image_package, version }) => {
-                Ok(debian::fetch_headers(image_package, version, self.arch, log)?)
-            }
-            None => Err(Error::NoHeaders {
-                name: self.name.clone(),
-            }),
+/// The directory to build out-of-tree modules against for `kernel` (fetched once into the
+/// cache).
+pub fn module_tree(kernel: &Artifacts, log: &dyn Fn(&str)) -> Result<PathBuf, Error> {
+    match &kernel.headers {
+        Some(Headers::Debian { image_package, version }) => {
+            Ok(debian::fetch_headers(image_package, version, kernel.arch, log)?)
         }
+        None => Err(Error::NoHeaders {
+            name: kernel.name.clone(),
+        }),
     }
 }
 
@@ -351,13 +301,10 @@ impl Definition {
                     ));
                 }
                 for (i, step) in raw.patch.iter().enumerate() {
-                    let s = step.get_ref().resolve(base).ok_or_else(|| {
-                        diag(
-                            step.span(),
-                            &format!("patch[{i}]"),
-                            "a patch step needs exactly one of `apply`, `revert`, `cherry_pick`".into(),
-                        )
-                    })?;
+                    let s = step
+                        .get_ref()
+                        .resolve(base)
+                        .ok_or_else(|| diag(step.span(), &format!("patch[{i}]"), crate::def::patch::ONE_KEY.into()))?;
                     def.steps.push(s);
                 }
                 if let Some(a) = &raw.arches {
@@ -378,7 +325,7 @@ impl Definition {
 
     /// This kernel with `steps` appended to its series (a scenario's patch set), named
     /// `NAME+SET`. Only source kernels can take patches.
-    pub fn with_steps(&self, set: &str, steps: &[git::Step]) -> Result<Self, String> {
+    pub fn with_steps(&self, set: &str, steps: &[PatchStep]) -> Result<Self, String> {
         let Source::Build(sd) = &self.source else {
             return Err(format!(
                 "patch set `{set}` needs a kernel of kind `source`, but `{}` is kind `{}`",
@@ -566,7 +513,7 @@ pub fn kind_name(k: Kind) -> &'static str {
 
 /// All definitions in `dir`, sorted by name.
 pub fn load_all(dir: &Path) -> Result<Vec<Definition>, Error> {
-    let files = crate::scenario::list_files(dir).map_err(|source| Error::Read {
+    let files = crate::def::load::list_files(dir).map_err(|source| Error::Read {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -575,11 +522,7 @@ pub fn load_all(dir: &Path) -> Result<Vec<Definition>, Error> {
 
 /// The names of the definitions in `dir` (no parsing).
 pub fn names(dir: &Path) -> Vec<String> {
-    crate::scenario::list_files(dir)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .collect()
+    crate::def::load::names(dir)
 }
 
 pub fn find(dir: &Path, name: &str) -> Result<Definition, Error> {

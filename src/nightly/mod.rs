@@ -6,7 +6,9 @@
 pub mod report;
 
 use crate::arch::Arch;
-use crate::scenario::{from_toml, Diagnostic, Scenario, Secs};
+use crate::def::diag::{from_toml, Diagnostic};
+use crate::def::units::Secs;
+use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

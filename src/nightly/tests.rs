@@ -210,7 +210,7 @@ fn matrix_files_expand_and_report_errors_with_file_line_and_key() {
             "summary = \"s\"\nkernel = \"k1\"\narch = \"x86_64\"\nimage = \"img\"\ntags = [{tags}]\n[workload]\nscript = \"true\"\n"
         );
         let p = dir.path().join(format!("{name}.toml"));
-        Scenario::parse(&p, &src, &["k1".into(), "k2".into()], &["img".into()]).unwrap()
+        crate::scenario::parse(&p, &src, &["k1".into(), "k2".into()], &["img".into()]).unwrap()
     };
     let all = vec![
         scen("boot", "\"nightly\", \"smoke\""),

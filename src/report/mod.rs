@@ -2,9 +2,12 @@
 //! beyond serialization.
 
 use crate::arch::Arch;
+use crate::run::infra::InfraError;
 use crate::run::verdict::Verdict;
-use crate::vm::Accel;
+use crate::vm::table::Accel;
 use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -34,6 +37,13 @@ pub struct RunReport {
     /// kdump-compressed guest memory saved on a crash (`--vmcore`), beside the console log.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vmcores: Vec<String>,
+    /// The infrastructure failure behind an `infra-error` verdict, typed (not in report.json:
+    /// `reason` is its text).
+    #[serde(skip)]
+    pub infra: Option<Arc<InfraError>>,
+    /// The user (or a nightly's budget) stopped the run.
+    #[serde(skip)]
+    pub interrupted: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +53,16 @@ pub struct KernelInfo {
     pub origin: String,
     /// The scenario's out-of-tree modules built for this kernel.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub modules: Vec<crate::module::Built>,
+    pub modules: Vec<ModuleInfo>,
+}
+
+/// An out-of-tree module built for the kernel.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleInfo {
+    pub name: String,
+    pub ko: PathBuf,
+    /// `git <commit>` or `dir <content hash>`.
+    pub origin: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

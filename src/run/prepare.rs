@@ -1,29 +1,13 @@
 //! Preparing one node: its kernel, its image, and the per-run layers (blocking work).
 
+use super::progress::Progress;
+use crate::def::load::Roots;
 use crate::image::{self, RunLayer};
 use crate::kernel::{self, Artifacts};
 use crate::scenario::{Node, Scenario};
 use crate::vm::{self, accel, argv, Disk};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Where definitions live.
-#[derive(Debug, Clone)]
-pub struct Roots {
-    pub scenarios: PathBuf,
-    pub kernels: PathBuf,
-    pub images: PathBuf,
-}
-
-impl Roots {
-    pub fn at(root: &Path) -> Self {
-        Roots {
-            scenarios: root.join("scenarios"),
-            kernels: root.join("kernels"),
-            images: root.join("images"),
-        }
-    }
-}
 
 pub struct Prepared {
     pub kernel: Artifacts,
@@ -75,19 +59,61 @@ pub fn prepare_node(
     node: &Node,
     dir: &Path,
     pubkey: &str,
-    progress: &dyn Fn(super::Progress),
+    progress: &dyn Fn(Progress),
 ) -> Result<Prepared, Box<Error>> {
-    let log = |m: &str| progress(super::Progress::Note(m.to_string()));
-    let on_build = |e: kernel::build::Event| match e {
-        kernel::build::Event::Stage(m) => progress(super::Progress::Note(format!("kernel {}: {m}", node.kernel))),
-        kernel::build::Event::Line(l) => progress(super::Progress::Detail(l.to_string())),
-    };
     let me = s.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,
     })?;
     let kdef = node_kernel(roots, s, node)?;
+    let cached = artifacts(roots, s, node, &kdef, progress)?;
+    let (disks, pmem) = disks(s, me, dir, &cached)?;
+    let initrd = dir.join("initrd.img");
+    let layer = RunLayer {
+        node: node.name.clone(),
+        authorized_key: pubkey.to_string(),
+        modules_dev: cached.modules_disk.as_ref().map(|_| "/dev/vdb".to_string()),
+        files: cached
+            .modules
+            .iter()
+            .map(|m| (format!("{}.ko", m.name), m.ko.clone()))
+            .collect(),
+    };
+    image::run_initrd(&cached.boot, &layer, &initrd).map_err(Error::from)?;
+    let choice = accel::choose(node.arch);
+    let layers = Layers { initrd, disks, pmem };
+    let config = vm_config(s, me, dir, &kdef, &cached, choice.accel, layers)?;
+    Ok(Prepared {
+        kernel: cached.kernel,
+        modules: cached.modules,
+        image: cached.image,
+        accel: choice,
+        config,
+    })
+}
+
+/// What a node boots that the cache holds: kernel, modules, image, boot initramfs, modules disk.
+struct Cached {
+    kernel: Artifacts,
+    modules: Vec<crate::module::Built>,
+    image: image::Built,
+    boot: PathBuf,
+    modules_disk: Option<PathBuf>,
+}
+
+fn artifacts(
+    roots: &Roots,
+    s: &Scenario,
+    node: &Node,
+    kdef: &kernel::Definition,
+    progress: &dyn Fn(Progress),
+) -> Result<Cached, Box<Error>> {
+    let log = |m: &str| progress(Progress::Note(m.to_string()));
+    let on_build = |e: kernel::build::Event| match e {
+        kernel::build::Event::Stage(m) => progress(Progress::Note(format!("kernel {}: {m}", node.kernel))),
+        kernel::build::Event::Line(l) => progress(Progress::Detail(l.to_string())),
+    };
     let kernel = kdef.build(node.arch, &on_build).map_err(Error::from)?;
     let mut modules = Vec::new();
     for m in &s.modules {
@@ -96,12 +122,23 @@ pub fn prepare_node(
     let idef = image::find(&roots.images, &s.image).map_err(Error::from)?;
     let built = image::build(&idef, node.arch, &log).map_err(Error::from)?;
     let boot = image::boot_initramfs(&kernel, &built).map_err(Error::from)?;
-    let mods = image::modules_disk(&kernel).map_err(Error::from)?;
+    let modules_disk = image::modules_disk(&kernel).map_err(Error::from)?;
+    Ok(Cached {
+        kernel,
+        modules,
+        image: built,
+        boot,
+        modules_disk,
+    })
+}
 
+/// The root overlay, the modules disk, and node `me`'s scenario disks and pmem: sparse files in
+/// the node's directory, found by name in the guest.
+fn disks(s: &Scenario, me: usize, dir: &Path, cached: &Cached) -> Result<(Vec<Disk>, Vec<vm::Pmem>), Box<Error>> {
     let overlay = dir.join("root.qcow2");
     let out = Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-        .arg(&built.rootfs)
+        .arg(&cached.image.rootfs)
         .arg(&overlay)
         .output()
         .map_err(|source| Error::Io {
@@ -120,7 +157,7 @@ pub fn prepare_node(
         readonly: false,
         serial: None,
     }];
-    if let Some(m) = &mods {
+    if let Some(m) = &cached.modules_disk {
         disks.push(Disk {
             path: m.clone(),
             format: "raw",
@@ -128,22 +165,9 @@ pub fn prepare_node(
             serial: None,
         });
     }
-    // Scenario disks and pmem: sparse files in the node's directory, found by name in the guest.
-    let sparse = |name: &str, size_mib: u64| -> Result<PathBuf, Box<Error>> {
-        let p = dir.join(format!("{name}.img"));
-        let f = std::fs::File::create(&p).map_err(|source| Error::Io {
-            path: p.clone(),
-            source,
-        })?;
-        f.set_len(size_mib << 20).map_err(|source| Error::Io {
-            path: p.clone(),
-            source,
-        })?;
-        Ok(p)
-    };
     for d in s.disks.iter().filter(|d| d.node == me) {
         disks.push(Disk {
-            path: sparse(&format!("disk-{}", d.name), d.size_mib)?,
+            path: sparse(dir, &format!("disk-{}", d.name), d.size_mib)?,
             format: "raw",
             readonly: false,
             serial: Some(d.name.clone()),
@@ -152,23 +176,43 @@ pub fn prepare_node(
     let mut pmem = Vec::new();
     for d in s.pmem.iter().filter(|d| d.node == me) {
         pmem.push(vm::Pmem {
-            path: sparse(&format!("pmem-{}", d.name), d.size_mib)?,
+            path: sparse(dir, &format!("pmem-{}", d.name), d.size_mib)?,
             size_mib: d.size_mib,
         });
     }
-    let initrd = dir.join("initrd.img");
-    let layer = RunLayer {
-        node: node.name.clone(),
-        authorized_key: pubkey.to_string(),
-        modules_dev: mods.as_ref().map(|_| "/dev/vdb".to_string()),
-        files: modules
-            .iter()
-            .map(|m| (format!("{}.ko", m.name), m.ko.clone()))
-            .collect(),
-    };
-    image::run_initrd(&boot, &layer, &initrd).map_err(Error::from)?;
+    Ok((disks, pmem))
+}
 
-    let choice = accel::choose(node.arch);
+fn sparse(dir: &Path, name: &str, size_mib: u64) -> Result<PathBuf, Box<Error>> {
+    let p = dir.join(format!("{name}.img"));
+    let io = |source| Error::Io {
+        path: p.clone(),
+        source,
+    };
+    let f = std::fs::File::create(&p).map_err(io)?;
+    f.set_len(size_mib << 20).map_err(io)?;
+    Ok(p)
+}
+
+/// What this run adds to a node's boot: its initrd layer, disks and pmem.
+struct Layers {
+    initrd: PathBuf,
+    disks: Vec<Disk>,
+    pmem: Vec<vm::Pmem>,
+}
+
+/// QEMU's configuration for node `me`, except the QMP socket, which the instance places.
+fn vm_config(
+    s: &Scenario,
+    me: usize,
+    dir: &Path,
+    kdef: &kernel::Definition,
+    cached: &Cached,
+    accel: vm::Accel,
+    layers: Layers,
+) -> Result<vm::Config, Box<Error>> {
+    let node = &s.nodes[me];
+    let Layers { initrd, disks, pmem } = layers;
     let mut extra = kdef.cmdline.clone();
     // aarch64 `virt` describes NVDIMMs only in the ACPI NFIT, which only UEFI firmware installs;
     // ACPI is then forced over the device tree the firmware also passes.
@@ -204,12 +248,12 @@ pub fn prepare_node(
             id: l.id,
         })
         .collect();
-    let config = vm::Config {
+    Ok(vm::Config {
         arch: node.arch,
-        accel: choice.accel,
+        accel,
         cpus: node.cpus,
         memory_mib: node.memory_mib,
-        kernel: kernel.image.clone(),
+        kernel: cached.kernel.image.clone(),
         initrd,
         cmdline: argv::cmdline(node.arch, &extra),
         disks,
@@ -218,13 +262,6 @@ pub fn prepare_node(
         links,
         pmem,
         firmware,
-    };
-    Ok(Prepared {
-        kernel,
-        modules,
-        image: built,
-        accel: choice,
-        config,
     })
 }
 

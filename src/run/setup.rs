@@ -2,7 +2,7 @@
 //! NFS server, NFS clients) plus its own `[[setup]]` steps, in the order they must run. Pure:
 //! the runner executes them over SSH.
 
-use crate::scenario::{DmTarget, NfsBacking, NfsClient, NfsServer, Scenario};
+use crate::scenario::{BlockDev, Dm, DmTarget, Filesystem, NfsBacking, NfsClient, NfsServer, Scenario};
 
 /// Installed as /usr/local/bin/repro-dm-error: `repro-dm-error DM FILE...` reloads device-mapper
 /// device DM (linear over its device) so that exactly the sectors of FILE map to the `error`
@@ -30,7 +30,7 @@ dmsetup table "$dm"
 
 /// One setup step on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
+pub struct SetupStep {
     pub node: usize,
     /// Short, for logs and errors: "network", "nfs-server", "nfs-client /mnt/nfs", "setup[0]".
     pub label: String,
@@ -187,127 +187,156 @@ fn nfs_client(c: &NfsClient, srv: &NfsServer, server_addr: &str) -> String {
 /// filled and filesystems made; otherwise (after a power cut) everything is found and mounted
 /// again as it was left, with no mkfs, so the filesystem replays its log.
 fn storage(s: &Scenario, node: usize, fresh: bool) -> Option<String> {
-    let disks: Vec<_> = s.disks.iter().filter(|d| d.node == node).collect();
-    let pmem: Vec<_> = s.pmem.iter().filter(|d| d.node == node).collect();
-    let dms: Vec<_> = s.dm.iter().filter(|d| d.node == node).collect();
-    let fss: Vec<_> = s.filesystems.iter().filter(|f| f.node == node).collect();
+    let disks: Vec<&BlockDev> = s.disks.iter().filter(|d| d.node == node).collect();
+    let pmem: Vec<&BlockDev> = s.pmem.iter().filter(|d| d.node == node).collect();
+    let dms: Vec<&Dm> = s.dm.iter().filter(|d| d.node == node).collect();
+    let fss: Vec<&Filesystem> = s.filesystems.iter().filter(|f| f.node == node).collect();
     if disks.is_empty() && pmem.is_empty() && dms.is_empty() && fss.is_empty() {
         return None;
     }
     let mut sc = String::from("set -euo pipefail\nexport DM_DISABLE_UDEV=1\nmkdir -p /dev/repro /run/repro/dm\n");
-    if !disks.is_empty() {
-        sc.push_str(
-            "for d in /sys/block/vd*; do s=$(cat \"$d/serial\" 2>/dev/null || true); \
-             [ -n \"$s\" ] && ln -sfn \"/dev/$(basename \"$d\")\" \"/dev/repro/$s\"; done\n",
-        );
-        for d in &disks {
-            sc.push_str(&format!(
-                "[ -b /dev/repro/{0} ] || {{ echo 'disk {0} not found' >&2; exit 1; }}\n",
-                d.name
-            ));
-        }
+    disks_by_serial(&mut sc, &disks);
+    pmem_namespaces(&mut sc, &pmem, fresh);
+    if fresh {
+        fill(&mut sc, disks.iter().chain(pmem.iter()).copied());
     }
-    if !pmem.is_empty() {
-        sc.push_str("modprobe nfit 2>/dev/null || true\nmodprobe nd_pmem 2>/dev/null || true\n");
-        sc.push_str(
-            "[ -d /sys/bus/nd ] || { echo 'this kernel has no libnvdimm (CONFIG_LIBNVDIMM, ACPI_NFIT)' >&2; exit 1; }\n",
-        );
-        sc.push_str("for i in $(seq 50); do [ -e /sys/bus/nd/devices/namespace0.0 ] && break; sleep 0.1; done\n");
-        for (i, d) in pmem.iter().enumerate() {
-            if fresh {
-                sc.push_str(&format!(
-                    "ndctl create-namespace -f -e namespace{i}.0 -m fsdax > /dev/null || {{ echo 'no fsdax namespace for pmem {}: \
-                     the kernel needs ZONE_DEVICE, NVDIMM_PFN and FS_DAX (Debian arm64 kernels lack them)' >&2; exit 1; }}\n",
-                    d.name
-                ));
-            }
-            // After a power cut the namespace comes back from the labels in the backing file.
-            sc.push_str(&format!(
-                "for j in $(seq 50); do [ -b /dev/pmem{i} ] && break; sleep 0.1; done\n\
-                 [ -b /dev/pmem{i} ] || {{ echo 'no /dev/pmem{i} for pmem {0}' >&2; exit 1; }}\n\
-                 ln -sfn /dev/pmem{i} /dev/repro/{0}\n",
-                d.name
-            ));
-        }
-    }
-    for d in disks.iter().chain(pmem.iter()).filter(|_| fresh) {
-        if let Some(b) = d.fill {
-            // The device is smaller than its backing file for pmem (labels, alignment): fill
-            // what the guest sees, in whole MiB (tr then dies of SIGPIPE, which is fine).
-            sc.push_str(&format!(
-                "{{ tr '\\000' '\\{b:03o}' < /dev/zero || true; }} | dd of=/dev/repro/{0} bs=1M count=$(( $(blockdev --getsize64 /dev/repro/{0}) >> 20 )) iflag=fullblock oflag=direct status=none\n",
-                d.name
-            ));
-            // The fill must have reached the device: check its first byte.
-            sc.push_str(&format!(
-                "[ \"$(dd if=/dev/repro/{} bs=1 count=1 status=none | od -An -tu1 | tr -d ' ')\" = {b} ]\n",
-                d.name
-            ));
-        }
-    }
-    if !dms.is_empty() {
-        sc.push_str("modprobe dm-mod 2>/dev/null || true\nmodprobe dm-flakey 2>/dev/null || true\n");
-        sc.push_str(&format!(
-            "mkdir -p /usr/local/bin\ncat > /usr/local/bin/repro-dm-error <<'REPRO_EOF'\n{DM_ERROR_HELPER}REPRO_EOF\nchmod 755 /usr/local/bin/repro-dm-error\n"
-        ));
-        for d in &dms {
-            let table = match d.target {
-                DmTarget::Linear => "linear $dev 0".to_string(),
-                DmTarget::Flakey { up, down } => format!("flakey $dev 0 {up} {down}"),
-            };
-            sc.push_str(&format!(
-                "dev=$(readlink -f /dev/repro/{dev})\nsz=$(blockdev --getsz $dev)\n\
-                 echo \"0 $sz {table}\" | dmsetup create --noudevsync {name}\n\
-                 echo $dev > /run/repro/dm/{name}.dev\nln -sfn /dev/mapper/{name} /dev/repro/{name}\n",
-                dev = d.device,
-                name = d.name
-            ));
-        }
-    }
+    dm_tables(&mut sc, &dms);
     for f in &fss {
-        let mkfs = if f.fs == "xfs" {
-            "mkfs.xfs -f -q"
-        } else {
-            "mkfs.ext4 -F -q"
-        };
-        let opts = if f.mount_options.is_empty() {
-            String::new()
-        } else {
-            format!(" -o {}", f.mount_options)
-        };
-        let mkfs = if fresh {
-            format!("{mkfs} {} /dev/repro/{}\n", f.mkfs_options, f.device)
-        } else {
-            String::new()
-        };
-        sc.push_str(&format!(
-            "modprobe {fs} 2>/dev/null || true\n{mkfs}mkdir -p {mp}\nmount -t {fs}{opts} /dev/repro/{dev} {mp}\n",
-            fs = f.fs,
-            dev = f.device,
-            mp = f.mountpoint
-        ));
-        if f.mount_options.split(',').any(|o| o == "dax=always" || o == "dax") {
-            // A namespace that cannot do DAX mounts fine and silently turns DAX off: check.
-            sc.push_str(&format!(
-                "touch {mp}/.repro-dax\n\
-                 a=$(xfs_io -c 'statx -r' {mp}/.repro-dax | awk '/^stat.attributes = / {{ print $3 }}')\n\
-                 rm -f {mp}/.repro-dax\n\
-                 if (( ${{a:-0}} & 0x200000 )); then echo \"DAX in effect on {mp} (statx attributes $a)\"; \
-                 else echo \"DAX is NOT in effect on {mp} (statx attributes ${{a:-?}}, want 0x200000)\" >&2; exit 1; fi\n",
-                mp = f.mountpoint
-            ));
-        }
+        mount(&mut sc, f, fresh);
     }
     Some(sc)
 }
 
+/// `/dev/repro/NAME` for each virtio disk, by its serial.
+fn disks_by_serial(sc: &mut String, disks: &[&BlockDev]) {
+    if disks.is_empty() {
+        return;
+    }
+    sc.push_str(
+        "for d in /sys/block/vd*; do s=$(cat \"$d/serial\" 2>/dev/null || true); \
+         [ -n \"$s\" ] && ln -sfn \"/dev/$(basename \"$d\")\" \"/dev/repro/$s\"; done\n",
+    );
+    for d in disks {
+        sc.push_str(&format!(
+            "[ -b /dev/repro/{0} ] || {{ echo 'disk {0} not found' >&2; exit 1; }}\n",
+            d.name
+        ));
+    }
+}
+
+/// `/dev/repro/NAME` for each NVDIMM's fsdax namespace, made when `fresh`.
+fn pmem_namespaces(sc: &mut String, pmem: &[&BlockDev], fresh: bool) {
+    if pmem.is_empty() {
+        return;
+    }
+    sc.push_str("modprobe nfit 2>/dev/null || true\nmodprobe nd_pmem 2>/dev/null || true\n");
+    sc.push_str(
+        "[ -d /sys/bus/nd ] || { echo 'this kernel has no libnvdimm (CONFIG_LIBNVDIMM, ACPI_NFIT)' >&2; exit 1; }\n",
+    );
+    sc.push_str("for i in $(seq 50); do [ -e /sys/bus/nd/devices/namespace0.0 ] && break; sleep 0.1; done\n");
+    for (i, d) in pmem.iter().enumerate() {
+        if fresh {
+            sc.push_str(&format!(
+                "ndctl create-namespace -f -e namespace{i}.0 -m fsdax > /dev/null || {{ echo 'no fsdax namespace for pmem {}: \
+                 the kernel needs ZONE_DEVICE, NVDIMM_PFN and FS_DAX (Debian arm64 kernels lack them)' >&2; exit 1; }}\n",
+                d.name
+            ));
+        }
+        // After a power cut the namespace comes back from the labels in the backing file.
+        sc.push_str(&format!(
+            "for j in $(seq 50); do [ -b /dev/pmem{i} ] && break; sleep 0.1; done\n\
+             [ -b /dev/pmem{i} ] || {{ echo 'no /dev/pmem{i} for pmem {0}' >&2; exit 1; }}\n\
+             ln -sfn /dev/pmem{i} /dev/repro/{0}\n",
+            d.name
+        ));
+    }
+}
+
+/// Fills the devices that ask for it, and checks that the fill reached them.
+fn fill<'a>(sc: &mut String, devices: impl Iterator<Item = &'a BlockDev>) {
+    for d in devices {
+        let Some(b) = d.fill else { continue };
+        // The device is smaller than its backing file for pmem (labels, alignment): fill
+        // what the guest sees, in whole MiB (tr then dies of SIGPIPE, which is fine).
+        sc.push_str(&format!(
+            "{{ tr '\\000' '\\{b:03o}' < /dev/zero || true; }} | dd of=/dev/repro/{0} bs=1M count=$(( $(blockdev --getsize64 /dev/repro/{0}) >> 20 )) iflag=fullblock oflag=direct status=none\n",
+            d.name
+        ));
+        // The fill must have reached the device: check its first byte.
+        sc.push_str(&format!(
+            "[ \"$(dd if=/dev/repro/{} bs=1 count=1 status=none | od -An -tu1 | tr -d ' ')\" = {b} ]\n",
+            d.name
+        ));
+    }
+}
+
+/// The dm devices, and the `repro-dm-error` helper that swaps error tables in.
+fn dm_tables(sc: &mut String, dms: &[&Dm]) {
+    if dms.is_empty() {
+        return;
+    }
+    sc.push_str("modprobe dm-mod 2>/dev/null || true\nmodprobe dm-flakey 2>/dev/null || true\n");
+    sc.push_str(&format!(
+        "mkdir -p /usr/local/bin\ncat > /usr/local/bin/repro-dm-error <<'REPRO_EOF'\n{DM_ERROR_HELPER}REPRO_EOF\nchmod 755 /usr/local/bin/repro-dm-error\n"
+    ));
+    for d in dms {
+        let table = match d.target {
+            DmTarget::Linear => "linear $dev 0".to_string(),
+            DmTarget::Flakey { up, down } => format!("flakey $dev 0 {up} {down}"),
+        };
+        sc.push_str(&format!(
+            "dev=$(readlink -f /dev/repro/{dev})\nsz=$(blockdev --getsz $dev)\n\
+             echo \"0 $sz {table}\" | dmsetup create --noudevsync {name}\n\
+             echo $dev > /run/repro/dm/{name}.dev\nln -sfn /dev/mapper/{name} /dev/repro/{name}\n",
+            dev = d.device,
+            name = d.name
+        ));
+    }
+}
+
+/// Makes (when `fresh`) and mounts a filesystem; with DAX asked for, checks that it is in effect.
+fn mount(sc: &mut String, f: &Filesystem, fresh: bool) {
+    let mkfs = if f.fs == "xfs" {
+        "mkfs.xfs -f -q"
+    } else {
+        "mkfs.ext4 -F -q"
+    };
+    let opts = if f.mount_options.is_empty() {
+        String::new()
+    } else {
+        format!(" -o {}", f.mount_options)
+    };
+    let mkfs = if fresh {
+        format!("{mkfs} {} /dev/repro/{}\n", f.mkfs_options, f.device)
+    } else {
+        String::new()
+    };
+    sc.push_str(&format!(
+        "modprobe {fs} 2>/dev/null || true\n{mkfs}mkdir -p {mp}\nmount -t {fs}{opts} /dev/repro/{dev} {mp}\n",
+        fs = f.fs,
+        dev = f.device,
+        mp = f.mountpoint
+    ));
+    if f.mount_options.split(',').any(|o| o == "dax=always" || o == "dax") {
+        // A namespace that cannot do DAX mounts fine and silently turns DAX off: check.
+        sc.push_str(&format!(
+            "touch {mp}/.repro-dax\n\
+             a=$(xfs_io -c 'statx -r' {mp}/.repro-dax | awk '/^stat.attributes = / {{ print $3 }}')\n\
+             rm -f {mp}/.repro-dax\n\
+             if (( ${{a:-0}} & 0x200000 )); then echo \"DAX in effect on {mp} (statx attributes $a)\"; \
+             else echo \"DAX is NOT in effect on {mp} (statx attributes ${{a:-?}}, want 0x200000)\" >&2; exit 1; fi\n",
+            mp = f.mountpoint
+        ));
+    }
+}
+
 /// The steps, in order: links on every node, storage (disks, pmem, dm, filesystems) on every
 /// node, the NFS server, its clients, then `[[setup]]`.
-pub fn steps(s: &Scenario) -> Result<Vec<Step>, String> {
+pub fn steps(s: &Scenario) -> Result<Vec<SetupStep>, String> {
     let mut out = Vec::new();
     for i in 0..s.nodes.len() {
         if let Some(sc) = network(s, i) {
-            out.push(Step {
+            out.push(SetupStep {
                 node: i,
                 label: "network".into(),
                 script: sc,
@@ -316,7 +345,7 @@ pub fn steps(s: &Scenario) -> Result<Vec<Step>, String> {
     }
     for i in 0..s.nodes.len() {
         if let Some(sc) = storage(s, i, true) {
-            out.push(Step {
+            out.push(SetupStep {
                 node: i,
                 label: "storage".into(),
                 script: sc,
@@ -324,7 +353,7 @@ pub fn steps(s: &Scenario) -> Result<Vec<Step>, String> {
         }
     }
     if let Some(srv) = &s.nfs_server {
-        out.push(Step {
+        out.push(SetupStep {
             node: srv.node,
             label: format!("nfs-server {}", srv.export),
             script: nfs_server(srv),
@@ -336,7 +365,7 @@ pub fn steps(s: &Scenario) -> Result<Vec<Step>, String> {
                     s.nodes[c.node].name, s.nodes[srv.node].name
                 )
             })?;
-            out.push(Step {
+            out.push(SetupStep {
                 node: c.node,
                 label: format!("nfs-client {}", c.mountpoint),
                 script: nfs_client(c, srv, &addr),
@@ -344,7 +373,7 @@ pub fn steps(s: &Scenario) -> Result<Vec<Step>, String> {
         }
     }
     for (i, st) in s.setup.iter().enumerate() {
-        out.push(Step {
+        out.push(SetupStep {
             node: st.node,
             label: format!("setup[{i}]"),
             script: st.script.clone(),
@@ -355,9 +384,9 @@ pub fn steps(s: &Scenario) -> Result<Vec<Step>, String> {
 
 /// After a power cut of `node`: its storage found and mounted again as it was left (dm tables
 /// loaded again, no fill, no namespace creation, no mkfs).
-pub fn after_power_cut(s: &Scenario, node: usize) -> Vec<Step> {
+pub fn after_power_cut(s: &Scenario, node: usize) -> Vec<SetupStep> {
     storage(s, node, false)
-        .map(|script| Step {
+        .map(|script| SetupStep {
             node,
             label: "storage after the power cut".into(),
             script,
@@ -375,7 +404,7 @@ mod tests {
         let text = format!(
             "summary = \"t\"\nkernel = \"k\"\narch = \"x86_64\"\nimage = \"i\"\n[workload]\nscript = \"true\"\n{extra}"
         );
-        Scenario::parse(Path::new("t.toml"), &text, &["k".into()], &["i".into()]).unwrap()
+        crate::scenario::parse(Path::new("t.toml"), &text, &["k".into()], &["i".into()]).unwrap()
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! report is `crashed-differently`; otherwise any infrastructure problem is `infra-error`; only
 //! a workload that ran to completion cleanly, with nothing on the console, is `not-reproduced`.
 
+use super::infra::InfraError;
+pub use super::outcome::WorkloadOutcome;
 use crate::scenario::Expect;
 use repro_oops::{CrashKind, Report};
 use serde::Serialize;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -37,37 +40,16 @@ impl Verdict {
     }
 }
 
-/// How the workload ended, as far as the host could tell.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WorkloadOutcome {
-    /// Every iteration ran and exited 0.
-    Passed { iterations: u32 },
-    /// An iteration exited non-zero.
-    Failed {
-        iteration: u32,
-        status: i32,
-        stderr_tail: String,
-    },
-    /// The workload could not be started (upload or exec failed).
-    CouldNotStart { why: String },
-    /// The SSH connection broke mid-workload.
-    Lost { why: String },
-    /// The workload outlived its timeout.
-    TimedOut { after_secs: u64 },
-    /// The run ended before the workload did (a crash, or the guest stopped).
-    Interrupted,
-    /// The workload never got to run (boot failed).
-    NotRun,
-}
-
 /// Everything the decision depends on.
 #[derive(Debug, Clone)]
 pub struct Observed {
     /// Complete crash reports, in console order.
     pub crashes: Vec<Report>,
     pub workload: WorkloadOutcome,
-    /// An infrastructure failure (QEMU died, boot or SSH timeout, build failure, ...).
-    pub infra: Option<String>,
+    /// The infrastructure failure that stopped the run (QEMU died, boot or SSH timeout, ...).
+    pub infra: Option<Arc<InfraError>>,
+    /// The user stopped the run.
+    pub interrupted: bool,
     /// QMP reported GUEST_PANICKED.
     pub guest_panicked: bool,
     /// The first workload output line containing the scenario's `expect.marker`.
@@ -93,6 +75,9 @@ pub struct Decision {
     /// Index into `Observed::crashes` of the crash the verdict is about.
     #[serde(skip)]
     pub crash: Option<usize>,
+    /// With `infra-error`: the failure, typed (`reason` is its text).
+    #[serde(skip)]
+    pub infra: Option<Arc<InfraError>>,
 }
 
 /// Does `report` match the scenario's expectation?
@@ -157,144 +142,104 @@ pub fn ends_run(expect: &Expect, report: &Report) -> bool {
     matches(expect, report) || is_fatal(&report.kind)
 }
 
+/// The one place that ranks what was seen: the expected crash, then a data signal, then any
+/// other crash; only then an infrastructure failure; and `not-reproduced` only for a workload
+/// (and check) that passed.
 pub fn decide(expect: &Expect, o: &Observed) -> Decision {
-    if let Some(i) = o.crashes.iter().position(|r| matches(expect, r)) {
-        return Decision {
-            verdict: Verdict::Reproduced,
-            reason: format!("crash matched: {}", o.crashes[i].title),
-            crash: Some(i),
+    if let Some(d) = crash_or_signal(expect, o) {
+        return d;
+    }
+    if o.guest_panicked {
+        return infra(Arc::new(InfraError::UnparsedPanic));
+    }
+    if o.interrupted {
+        return infra(Arc::new(InfraError::Interrupted));
+    }
+    if let Some(e) = &o.infra {
+        return infra(e.clone());
+    }
+    let clean = |reason: String| Decision {
+        verdict: Verdict::NotReproduced,
+        reason,
+        crash: None,
+        infra: None,
+    };
+    if let Some(pc) = &o.power_cut {
+        return match &pc.check {
+            WorkloadOutcome::Passed { .. } => clean(format!(
+                "{}; after the reboot the check passed, with no crash on the console",
+                super::infra::cut_words(pc.at_marker.as_deref(), &o.workload)
+            )),
+            check => infra(Arc::new(InfraError::Check {
+                at_marker: pc.at_marker.clone(),
+                workload: o.workload.clone(),
+                check: check.clone(),
+            })),
         };
+    }
+    match &o.workload {
+        passed @ WorkloadOutcome::Passed { .. } => clean(passed.failure()),
+        other => infra(Arc::new(InfraError::Workload(other.clone()))),
+    }
+}
+
+fn infra(e: Arc<InfraError>) -> Decision {
+    Decision {
+        verdict: Verdict::InfraError,
+        reason: crate::errors::chain(&*e),
+        crash: None,
+        infra: Some(e),
+    }
+}
+
+/// A crash, or a data signal the scenario defines as reproduced.
+fn crash_or_signal(expect: &Expect, o: &Observed) -> Option<Decision> {
+    let decision = |verdict, reason, crash| Decision {
+        verdict,
+        reason,
+        crash,
+        infra: None,
+    };
+    if let Some(i) = o.crashes.iter().position(|r| matches(expect, r)) {
+        let reason = format!("crash matched: {}", o.crashes[i].title);
+        return Some(decision(Verdict::Reproduced, reason, Some(i)));
     }
     // A data-integrity signal the scenario defines as reproduced, unless a fatal crash that is
     // not the expected one came first (then the data check's failure proves nothing).
     let fatal_other = o.crashes.iter().position(|r| is_fatal(&r.kind));
     if fatal_other.is_none() {
-        if let Some(line) = &o.marker_line {
-            return Decision {
-                verdict: Verdict::Reproduced,
-                reason: format!("the workload printed the scenario's marker: {}", line.trim()),
-                crash: None,
-            };
-        }
-        if let Some(line) = o.power_cut.as_ref().and_then(|pc| pc.marker_line.as_ref()) {
-            return Decision {
-                verdict: Verdict::Reproduced,
-                reason: format!(
-                    "the check after the power cut printed the scenario's marker: {}",
-                    line.trim()
-                ),
-                crash: None,
-            };
-        }
-        let (last, who) = match &o.power_cut {
-            Some(pc) => (&pc.check, "the check after the power cut"),
-            None => (&o.workload, "the workload"),
-        };
-        if let (Some(want), WorkloadOutcome::Failed { status, .. }) = (expect.exit_status, last) {
-            if *status == want {
-                return Decision {
-                    verdict: Verdict::Reproduced,
-                    reason: format!("{who} exited {status}, which this scenario defines as reproduced"),
-                    crash: None,
-                };
-            }
+        if let Some(reason) = data_signal(expect, o) {
+            return Some(decision(Verdict::Reproduced, reason, None));
         }
     }
-    if let Some(i) = fatal_other.or(if o.crashes.is_empty() { None } else { Some(0) }) {
-        return Decision {
-            verdict: Verdict::CrashedDifferently,
-            reason: format!(
-                "the kernel reported `{}`, which is not the expected crash",
-                o.crashes[i].title
-            ),
-            crash: Some(i),
-        };
-    }
-    if o.guest_panicked {
-        return Decision {
-            verdict: Verdict::InfraError,
-            reason: "the guest panicked (QMP GUEST_PANICKED) but no crash report could be parsed from the console"
-                .into(),
-            crash: None,
-        };
-    }
-    if let Some(why) = &o.infra {
-        return Decision {
-            verdict: Verdict::InfraError,
-            reason: why.clone(),
-            crash: None,
-        };
-    }
-    let infra = |reason: String| Decision {
-        verdict: Verdict::InfraError,
-        reason,
-        crash: None,
-    };
-    if let Some(pc) = &o.power_cut {
-        let cut = match &pc.at_marker {
-            Some(m) => format!("the power was cut when the workload printed `{m}`"),
-            None => format!("the power was cut after the workload ({})", outcome_words(&o.workload)),
-        };
-        return match &pc.check {
-            WorkloadOutcome::Passed { .. } => Decision {
-                verdict: Verdict::NotReproduced,
-                reason: format!("{cut}; after the reboot the check passed, with no crash on the console"),
-                crash: None,
-            },
-            other => infra(format!("{cut}; after the reboot the check {}", outcome_words(other))),
-        };
-    }
-    match &o.workload {
-        WorkloadOutcome::Passed { iterations } => Decision {
-            verdict: Verdict::NotReproduced,
-            reason: format!("{iterations} workload iteration(s) completed with no crash on the console"),
-            crash: None,
-        },
-        WorkloadOutcome::Failed {
-            iteration,
-            status,
-            stderr_tail,
-        } => infra(format!(
-            "workload iteration {iteration} exited with status {status} and no crash was seen{}",
-            if stderr_tail.is_empty() {
-                String::new()
-            } else {
-                format!(": {stderr_tail}")
-            }
-        )),
-        WorkloadOutcome::CouldNotStart { why } => infra(format!("the workload could not start: {why}")),
-        WorkloadOutcome::Lost { why } => infra(format!("lost the SSH connection with no crash on the console: {why}")),
-        WorkloadOutcome::TimedOut { after_secs } => infra(format!(
-            "the workload did not finish within {after_secs}s and the console shows no crash (hung guest?)"
-        )),
-        WorkloadOutcome::Interrupted => {
-            infra("the run ended before the workload finished, with no crash on the console".into())
-        }
-        WorkloadOutcome::NotRun => infra("the workload never ran".into()),
-    }
+    let other = fatal_other.or(if o.crashes.is_empty() { None } else { Some(0) })?;
+    let reason = format!(
+        "the kernel reported `{}`, which is not the expected crash",
+        o.crashes[other].title
+    );
+    Some(decision(Verdict::CrashedDifferently, reason, Some(other)))
 }
 
-/// A short account of an outcome, for reasons that are not about the workload itself.
-fn outcome_words(w: &WorkloadOutcome) -> String {
-    match w {
-        WorkloadOutcome::Passed { iterations } => format!("{iterations} iteration(s) passed"),
-        WorkloadOutcome::Failed {
-            status, stderr_tail, ..
-        } if stderr_tail.is_empty() => {
-            format!("exited with status {status} and no crash was seen")
-        }
-        WorkloadOutcome::Failed {
-            status, stderr_tail, ..
-        } => {
-            format!("exited with status {status} and no crash was seen: {stderr_tail}")
-        }
-        WorkloadOutcome::CouldNotStart { why } => format!("could not start: {why}"),
-        WorkloadOutcome::Lost { why } => format!("lost its SSH connection with no crash on the console: {why}"),
-        WorkloadOutcome::TimedOut { after_secs } => {
-            format!("did not finish within {after_secs}s and the console shows no crash (hung guest?)")
-        }
-        WorkloadOutcome::Interrupted => "was cut short with no crash on the console".into(),
-        WorkloadOutcome::NotRun => "never ran".into(),
+/// The scenario's marker in the workload's (or the check's) output, or its exit status.
+fn data_signal(expect: &Expect, o: &Observed) -> Option<String> {
+    if let Some(line) = &o.marker_line {
+        return Some(format!("the workload printed the scenario's marker: {}", line.trim()));
+    }
+    if let Some(line) = o.power_cut.as_ref().and_then(|pc| pc.marker_line.as_ref()) {
+        return Some(format!(
+            "the check after the power cut printed the scenario's marker: {}",
+            line.trim()
+        ));
+    }
+    let (last, who) = match &o.power_cut {
+        Some(pc) => (&pc.check, "the check after the power cut"),
+        None => (&o.workload, "the workload"),
+    };
+    match (expect.exit_status, last) {
+        (Some(want), WorkloadOutcome::Failed { status, .. }) if *status == want => Some(format!(
+            "{who} exited {status}, which this scenario defines as reproduced"
+        )),
+        _ => None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! `parallel` sessions. Blocking; runs on plain threads that a crash may leave stuck (they end
 //! when QEMU goes away and the connection drops).
 
-use super::verdict::WorkloadOutcome;
+use super::outcome::WorkloadOutcome;
 use crate::guest::{self, Session};
 use crate::scenario::Workload;
 use std::io::Write;
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub const SCRIPT: &str = "/run/repro/workload.sh";
 /// The workload's output files are `workload.stdout` and `workload.stderr` in the run directory.
 pub const STEM: &str = "workload";
+/// The workload's stdout as it streamed, up to a power cut at its marker.
+pub const STREAMED: &str = "workload-until-power-cut.stdout";
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_millis(150);
@@ -92,14 +94,9 @@ pub enum Snapshot {
     Load,
 }
 
-/// A request to the run loop (which owns QMP), answered with the seconds it took.
-pub type RestoreHook = tokio::sync::mpsc::UnboundedSender<(Snapshot, std::sync::mpsc::Sender<Result<f64, String>>)>;
-
-fn snapshot(hook: &RestoreHook, op: Snapshot) -> Result<f64, String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    hook.send((op, tx)).map_err(|_| "the run ended".to_string())?;
-    rx.recv().map_err(|_| "the run ended".to_string())?
-}
+/// Asks the run (which owns QMP) for a snapshot save or restore; blocks until it is done, and
+/// gives the seconds it took.
+pub type RestoreHook = Arc<dyn Fn(Snapshot) -> Result<f64, String> + Send + Sync>;
 
 impl Job {
     pub fn new(
@@ -130,53 +127,50 @@ impl Job {
     }
 
     pub fn run(mut self) -> WorkloadOutcome {
-        let first = match self
-            .first
-            .take()
-            .map_or_else(|| Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT), Ok)
-        {
-            Ok(s) => s,
-            Err(e) => {
-                return WorkloadOutcome::CouldNotStart {
-                    why: crate::error_chain(&e),
-                }
-            }
+        let first = match self.upload() {
+            Ok(session) => session,
+            Err(why) => return WorkloadOutcome::CouldNotStart { why },
         };
-        let setup = format!("mkdir -p /run/repro && cat > {SCRIPT} && chmod 755 {SCRIPT}");
-        match first.exec(&setup, self.workload.script.as_bytes()) {
-            Ok(o) if o.status == 0 => {}
-            Ok(o) => {
-                return WorkloadOutcome::CouldNotStart {
-                    why: format!(
-                        "uploading the script exited {}: {}",
-                        o.status,
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    ),
-                }
-            }
-            Err(e) => {
-                return WorkloadOutcome::CouldNotStart {
-                    why: crate::error_chain(&e),
-                }
-            }
-        }
         if let Some(hook) = self.restore.clone() {
             return self.run_restoring(first, &hook);
         }
-        let out = Arc::new(Mutex::new(Files::open(&self.run_dir, self.stem)));
-        let next = Arc::new(AtomicU32::new(0));
-        let result: Arc<Mutex<Option<WorkloadOutcome>>> = Arc::new(Mutex::new(None));
         let mut sessions = vec![first];
         for _ in 1..self.workload.parallel {
             match Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT) {
                 Ok(s) => sessions.push(s),
                 Err(e) => {
                     return WorkloadOutcome::CouldNotStart {
-                        why: crate::error_chain(&e),
+                        why: crate::errors::chain(&e),
                     }
                 }
             }
         }
+        self.run_parallel(sessions)
+    }
+
+    /// Uploads the script on the first session (the one that proved SSH up, or a new one).
+    fn upload(&mut self) -> Result<Session, String> {
+        let first = match self.first.take() {
+            Some(session) => session,
+            None => Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT).map_err(|e| crate::errors::chain(&e))?,
+        };
+        let setup = format!("mkdir -p /run/repro && cat > {SCRIPT} && chmod 755 {SCRIPT}");
+        match first.exec(&setup, self.workload.script.as_bytes()) {
+            Ok(o) if o.status == 0 => Ok(first),
+            Ok(o) => Err(format!(
+                "uploading the script exited {}: {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => Err(crate::errors::chain(&e)),
+        }
+    }
+
+    /// The iterations, taken in turn by one thread per session; the first failure stops them.
+    fn run_parallel(&self, sessions: Vec<Session>) -> WorkloadOutcome {
+        let out = Arc::new(Mutex::new(Files::open(&self.run_dir, self.stem)));
+        let next = Arc::new(AtomicU32::new(0));
+        let result: Arc<Mutex<Option<WorkloadOutcome>>> = Arc::new(Mutex::new(None));
         let threads: Vec<_> = sessions
             .into_iter()
             .map(|session| {
@@ -194,10 +188,6 @@ impl Job {
                     if i >= w.iterations || stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    let fail = |o: WorkloadOutcome| {
-                        result.lock().map(|mut r| r.get_or_insert(o).clone()).ok();
-                        stop.store(true, Ordering::SeqCst);
-                    };
                     let record = |o: &guest::Output| {
                         if let Ok(mut f) = out.lock() {
                             f.record(i, o);
@@ -207,7 +197,11 @@ impl Job {
                         Ok(()) => {
                             completed.fetch_add(1, Ordering::SeqCst);
                         }
-                        Err(o) => return fail(o),
+                        Err(o) => {
+                            result.lock().map(|mut r| r.get_or_insert(o).clone()).ok();
+                            stop.store(true, Ordering::SeqCst);
+                            return;
+                        }
                     }
                 })
             })
@@ -235,7 +229,7 @@ impl Job {
     }
 
     fn restoring(&self, first: Session, hook: &RestoreHook) -> Result<(), WorkloadOutcome> {
-        snapshot(hook, Snapshot::Save).map_err(|why| WorkloadOutcome::CouldNotStart {
+        hook(Snapshot::Save).map_err(|why| WorkloadOutcome::CouldNotStart {
             why: format!("saving the snapshot: {why}"),
         })?;
         let mut out = Files::open(&self.run_dir, self.stem);
@@ -245,12 +239,12 @@ impl Job {
                 break;
             }
             if i > 0 {
-                snapshot(hook, Snapshot::Load).map_err(|why| WorkloadOutcome::Lost {
+                hook(Snapshot::Load).map_err(|why| WorkloadOutcome::Lost {
                     why: format!("restoring the snapshot before iteration {i}: {why}"),
                 })?;
                 session =
                     Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT).map_err(|e| WorkloadOutcome::Lost {
-                        why: format!("SSH after restoring the snapshot: {}", crate::error_chain(&e)),
+                        why: format!("SSH after restoring the snapshot: {}", crate::errors::chain(&e)),
                     })?;
             }
             iteration(&session, &self.workload, i, &self.on_stdout, |o| out.record(i, o))?;
@@ -279,7 +273,7 @@ fn iteration(
     let o = session
         .exec_with(&cmd, b"", &mut live)
         .map_err(|e| WorkloadOutcome::Lost {
-            why: crate::error_chain(&e),
+            why: crate::errors::chain(&e),
         })?;
     record(&o);
     if o.status != 0 {

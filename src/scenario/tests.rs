@@ -1,17 +1,22 @@
 use super::*;
+use crate::arch::Arch;
+use crate::def::diag::Diagnostic;
+use crate::def::patch::{PatchStep, RevertTarget};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const KERNELS: &[&str] = &["debian-6.1-cloud", "local-6.1"];
 const IMAGES: &[&str] = &["debian-bookworm"];
 
-fn parse(src: &str) -> Result<Scenario, Error> {
+fn parse(src: &str) -> Result<Scenario, Diagnostic> {
     let k: Vec<String> = KERNELS.iter().map(|s| s.to_string()).collect();
     let i: Vec<String> = IMAGES.iter().map(|s| s.to_string()).collect();
-    Scenario::parse(Path::new("scenarios/t.toml"), src, &k, &i)
+    super::parse(Path::new("scenarios/t.toml"), src, &k, &i)
 }
 
 fn err(src: &str) -> String {
     match parse(src) {
-        Err(Error::Invalid(d)) => d.to_string(),
+        Err(d) => d.to_string(),
         other => panic!("expected a diagnostic, got {other:?}"),
     }
 }
@@ -144,15 +149,6 @@ fn unsupported_schema() {
 }
 
 #[test]
-fn resolve_takes_names_and_paths() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.toml"), "").unwrap();
-    assert_eq!(resolve(dir.path(), "a").unwrap(), dir.path().join("a.toml"));
-    assert_eq!(resolve(dir.path(), "x/b.toml").unwrap(), PathBuf::from("x/b.toml"));
-    assert!(matches!(resolve(dir.path(), "b"), Err(Error::NotFound { .. })));
-}
-
-#[test]
 fn faults_need_a_trigger_and_link_faults_need_two_nodes() {
     let e = err(&format!("{MINIMAL}[[faults]]\naction = \"stop\"\n"));
     assert!(
@@ -202,10 +198,10 @@ fn patch_sets_resolve_paths_against_the_scenario() {
     assert_eq!(
         set.steps,
         vec![
-            Step::Revert(crate::kernel::git::Target::Patch(PathBuf::from(
+            PatchStep::Revert(RevertTarget::Patch(PathBuf::from(
                 "scenarios/../kernels/patches/x.patch"
             ))),
-            Step::CherryPick("abc".into())
+            PatchStep::CherryPick("abc".into())
         ]
     );
     let mut s = s;
@@ -218,9 +214,14 @@ fn patch_sets_resolve_paths_against_the_scenario() {
 
 #[test]
 fn a_module_source_that_does_not_exist_names_the_key() {
-    let e = err(&format!(
+    let s = parse(&format!(
         "{MINIMAL}[[module]]\nname = \"m\"\nsource = \"no/such/dir\"\n"
-    ));
+    ))
+    .unwrap();
+    assert_eq!(s.needs_dirs.len(), 1);
+    assert_eq!(s.needs_dirs[0].path, PathBuf::from("scenarios/no/such/dir"));
+    // The loader finds it missing and gives the diagnostic the parser made.
+    let e = crate::def::load::check(&s.needs_dirs).unwrap_err().to_string();
     assert!(
         e.contains("scenarios/t.toml:9") && e.contains("module[0].source"),
         "{e}"

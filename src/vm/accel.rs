@@ -4,25 +4,9 @@
 //! the vCPU's MSRs, or the vCPU stops with "KVM internal error". So the probe runs QEMU itself,
 //! with the machine and CPU model repro would use, on a three-instruction firmware.
 
+pub use super::table::Accel;
 use crate::arch::Arch;
 use serde::Serialize;
-use std::fmt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-impl fmt::Display for Accel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        })
-    }
-}
 
 /// The decision and why it was made.
 #[derive(Debug, Clone, Serialize)]

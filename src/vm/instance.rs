@@ -160,11 +160,19 @@ impl Instance {
     }
 
     pub fn stderr_tail(&self) -> String {
-        self.stderr_tail.lock().map(|t| t.lines(20)).unwrap_or_default()
+        self.tails().stderr()
     }
 
     pub fn console_tail(&self, lines: usize) -> String {
-        self.console_tail.lock().map(|t| t.lines(lines)).unwrap_or_default()
+        self.tails().console(lines)
+    }
+
+    /// The last words of QEMU's stderr and of the console, readable after QEMU is gone.
+    pub fn tails(&self) -> Tails {
+        Tails {
+            stderr: self.stderr_tail.clone(),
+            console: self.console_tail.clone(),
+        }
     }
 
     pub fn command_line(&self) -> String {
@@ -178,6 +186,25 @@ impl Instance {
             let _ = tokio::time::timeout(grace, self.wait_exit()).await;
         }
         process::kill_group(self.pid);
+    }
+}
+
+/// An instance's stderr and console tails.
+#[derive(Clone)]
+pub struct Tails {
+    stderr: Arc<Mutex<Tail>>,
+    console: Arc<Mutex<Tail>>,
+}
+
+impl Tails {
+    /// QEMU's last 20 lines of stderr.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|t| t.lines(20)).unwrap_or_default()
+    }
+
+    /// The console's last `lines` lines.
+    pub fn console(&self, lines: usize) -> String {
+        self.console.lock().map(|t| t.lines(lines)).unwrap_or_default()
     }
 }
 

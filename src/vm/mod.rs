@@ -10,4 +10,4 @@ pub mod table;
 
 pub use accel::{Accel, Choice};
 pub use argv::{Config, Disk, Pmem};
-pub use instance::{Error, Instance};
+pub use instance::{Error, Instance, Tails};

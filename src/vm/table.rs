@@ -1,7 +1,25 @@
 //! Everything that differs between guest architectures, in one table.
 
-use super::accel::Accel;
 use crate::arch::Arch;
+use serde::Serialize;
+use std::fmt;
+
+/// How a guest's CPU runs: under KVM, or emulated by TCG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        })
+    }
+}
 
 pub struct ArchSpec {
     pub qemu: &'static str,

@@ -1,7 +1,7 @@
 //! Turning a finished report's lines into a [`Report`]: metadata, frames, faulting function.
 
-use crate::detector::Pending;
 use crate::patterns::{self, HEADERS};
+use crate::pending::Pending;
 use crate::report::{Frame, Report};
 use crate::title;
 use crate::trace::LineKind;

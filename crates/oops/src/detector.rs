@@ -11,8 +11,9 @@
 use crate::analyze;
 use crate::line::{clean, RawLine, Splitter};
 use crate::patterns::{self, in_table, EndRule, HEADERS, STACK_BOTTOM};
+use crate::pending::Pending;
 use crate::report::{CrashKind, Report};
-use crate::trace::{classify, LineInfo, LineKind, TraceEnd, Tracker};
+use crate::trace::{classify, TraceEnd, Tracker};
 
 /// A report body longer than this is cut off and marked corrupted.
 pub const MAX_REPORT_LINES: usize = 400;
@@ -21,45 +22,6 @@ pub const MAX_TAIL_LINES: usize = 40;
 /// A panic that closes a report (`Fatal exception`, ...) seen within this many lines after a
 /// report is not a report of its own.
 pub const PANIC_TAIL_WINDOW: usize = 1000;
-
-/// A report being collected.
-#[derive(Debug, Clone)]
-pub(crate) struct Pending {
-    /// Index into [`HEADERS`].
-    pub def: usize,
-    /// Capture groups of the header line (index 0 is the whole match).
-    pub caps: Vec<Option<String>>,
-    pub comm: Option<String>,
-    pub pid: Option<u32>,
-    pub start: usize,
-    pub end: usize,
-    pub lines: Vec<LineInfo>,
-    pub tracker: Tracker,
-    /// The body reached its natural end.
-    pub natural: bool,
-    /// In the tail phase.
-    pub tail: bool,
-    pub tail_lines: usize,
-    /// A `Kernel panic` line was seen inside the body.
-    pub panicked: bool,
-}
-
-impl Pending {
-    fn push(&mut self, end: usize, text: String, kind: LineKind, ctx: crate::trace::Ctx) {
-        self.end = end;
-        self.lines.push(LineInfo { text, kind, ctx });
-    }
-
-    fn end_rule(&self) -> EndRule {
-        HEADERS[self.def].end
-    }
-
-    /// The body ended naturally: switch to the tail phase.
-    fn enter_tail(&mut self) {
-        self.natural = true;
-        self.tail = true;
-    }
-}
 
 /// Live, incremental crash detector. See the crate documentation.
 #[derive(Debug, Clone, Default)]

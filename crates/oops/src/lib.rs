@@ -23,6 +23,7 @@ mod detector;
 mod frame;
 mod line;
 mod patterns;
+mod pending;
 mod report;
 mod title;
 mod trace;

@@ -1,8 +1,8 @@
 //! Choosing the `FUNC` of a title and rendering the title.
 
-use crate::detector::Pending;
 use crate::frame::title_name;
 use crate::patterns::{self, in_table, FuncRule, HeaderDef, SKIP_GENERIC, SKIP_SCHED, SKIP_STALL, STALL_BOUNDARY};
+use crate::pending::Pending;
 use crate::report::{CrashKind, Frame};
 use crate::trace::LineKind;
 

@@ -36,11 +36,20 @@ fn expect_title(t: &str) -> Expect {
     }
 }
 
+/// An infrastructure failure whose text ends with `why`.
+fn infra_error(why: &str) -> std::sync::Arc<InfraError> {
+    std::sync::Arc::new(InfraError::Prepare {
+        node: "guest".into(),
+        source: why.into(),
+    })
+}
+
 fn observed(crashes: Vec<Report>, workload: WorkloadOutcome, infra: Option<&str>) -> Observed {
     Observed {
         crashes,
         workload,
-        infra: infra.map(str::to_string),
+        infra: infra.map(infra_error),
+        interrupted: false,
         guest_panicked: false,
         marker_line: None,
         power_cut: None,
@@ -162,6 +171,10 @@ fn infra_failures_are_never_not_reproduced() {
         ),
         observed(vec![], WorkloadOutcome::Interrupted, None),
         observed(vec![], WorkloadOutcome::Passed { iterations: 3 }, Some("interrupted")),
+        Observed {
+            interrupted: true,
+            ..observed(vec![], WorkloadOutcome::Passed { iterations: 3 }, None)
+        },
     ];
     for o in cases {
         let d = decide(&expect_title(NFS), &o);
@@ -384,7 +397,7 @@ fn after_a_power_cut_the_check_decides_and_its_failure_is_never_not_reproduced()
 
     // An infrastructure failure (the node never came back) wins over the check.
     let mut o = cut(None, WorkloadOutcome::NotRun);
-    o.infra = Some("SSH did not come back after the power cut".into());
+    o.infra = Some(infra_error("SSH did not come back after the power cut"));
     let d = decide(&data, &o);
     assert_eq!(d.verdict, Verdict::InfraError);
     assert!(d.reason.contains("did not come back"));

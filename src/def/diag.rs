@@ -67,6 +67,13 @@ impl fmt::Display for Diagnostic {
 
 impl std::error::Error for Diagnostic {}
 
+/// A directory a definition names, which the loader checks: missing, it is this diagnostic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedsDir {
+    pub path: PathBuf,
+    pub diagnostic: Diagnostic,
+}
+
 /// Deserializes TOML into `T`, turning any failure into a [`Diagnostic`] naming the key.
 pub fn from_toml<T: serde::de::DeserializeOwned>(path: &Path, source: &str) -> Result<T, Diagnostic> {
     let de = toml::Deserializer::new(source);

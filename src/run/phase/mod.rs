@@ -1,0 +1,9 @@
+//! The phases of a run, each a method on [`super::state::RunState`] that returns
+//! `Result<(), Stop>`: prepare, boot, setup, workload, power cut, then drain and teardown.
+
+mod boot;
+mod power_cut;
+mod prepare;
+mod setup;
+mod teardown;
+mod workload;

@@ -1,0 +1,144 @@
+//! What a run knows as it goes: its options, each node's preparation and guest, the watch over
+//! its events, and what was observed. Each phase is a method on [`RunState`].
+
+use super::guests::{Guests, NoGuests};
+use super::observer::Observer;
+use super::outcome::WorkloadOutcome;
+use super::prepare::Prepared;
+use super::progress::Progress;
+use super::verdict::PowerCutObserved;
+use super::watch::Watch;
+use crate::def::load::Roots;
+use crate::guest::Session;
+use crate::report::Timings;
+use crate::scenario::Scenario;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+pub struct Options {
+    pub scenario: Scenario,
+    pub roots: Roots,
+    pub run_dir: PathBuf,
+    pub progress: mpsc::UnboundedSender<Progress>,
+    /// Becomes true when the user interrupts.
+    pub cancel: watch::Receiver<bool>,
+    /// On a crash, save each crashed guest's memory as `vmcore` (kdump-compressed) in its
+    /// node directory before tearing down.
+    pub vmcore: bool,
+    /// Keep the scenario's disk and NVDIMM backing files (`disk-*.img`, `pmem-*.img`) after the
+    /// run; by default they are deleted at teardown (a filled 1 GiB NVDIMM is 1 GiB on disk).
+    pub keep_disks: bool,
+}
+
+pub struct RunState {
+    /// The scenario, with its `[vars]` exported into its scripts.
+    pub scenario: Scenario,
+    pub roots: Roots,
+    pub run_dir: PathBuf,
+    pub vmcore: bool,
+    pub keep_disks: bool,
+    pub progress: mpsc::UnboundedSender<Progress>,
+    pub started: Instant,
+    /// Seconds since the Unix epoch.
+    pub started_at: u64,
+    /// The run's SSH key.
+    pub key: PathBuf,
+    pub prepared: Vec<Option<Prepared>>,
+    pub guests: Box<dyn Guests>,
+    /// The session that proved each node's SSH up, until the workload takes it.
+    pub sessions: Vec<Option<Session>>,
+    pub watch: Watch,
+    /// Flags that tell the run's blocking threads (SSH waiters, the workload, background
+    /// steps, the power cut's check) to stop: each phase sets its own when it ends, teardown
+    /// sets them all.
+    halts: Vec<Arc<AtomicBool>>,
+    pub timings: Timings,
+    pub workload: WorkloadOutcome,
+    /// Workload iterations completed.
+    pub completed: u32,
+    /// The first workload line with the scenario's data marker.
+    pub marker_line: Arc<Mutex<Option<String>>>,
+    /// The workload printed the power-cut marker.
+    pub cut_at_marker: bool,
+    pub power_cut: Option<PowerCutObserved>,
+    pub vmcores: Vec<String>,
+    pub qemu_commands: Vec<Option<String>>,
+}
+
+impl RunState {
+    pub fn new(options: Options) -> Self {
+        let scenario = options.scenario.with_vars_exported();
+        let names = scenario.nodes.iter().map(|n| n.name.clone()).collect();
+        let arches = scenario.nodes.iter().map(|n| n.arch).collect();
+        let observer = Observer::new(scenario.expect.clone(), arches);
+        let watch = Watch::new(names, observer, options.cancel, options.progress.clone());
+        let nodes = scenario.nodes.len();
+        RunState {
+            key: options.run_dir.join("id_ed25519"),
+            prepared: (0..nodes).map(|_| None).collect(),
+            sessions: (0..nodes).map(|_| None).collect(),
+            scenario,
+            roots: options.roots,
+            run_dir: options.run_dir,
+            vmcore: options.vmcore,
+            keep_disks: options.keep_disks,
+            progress: options.progress,
+            started: Instant::now(),
+            started_at: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            guests: Box::new(NoGuests),
+            watch,
+            halts: Vec::new(),
+            timings: Timings::default(),
+            workload: WorkloadOutcome::NotRun,
+            completed: 0,
+            marker_line: Arc::new(Mutex::new(None)),
+            cut_at_marker: false,
+            power_cut: None,
+            vmcores: Vec::new(),
+            qemu_commands: Vec::new(),
+        }
+    }
+
+    pub fn note(&self, p: Progress) {
+        let _ = self.progress.send(p);
+    }
+
+    /// A new flag for a phase's blocking threads.
+    pub fn halt_flag(&mut self) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.halts.push(flag.clone());
+        flag
+    }
+
+    /// Tells every blocking thread of the run to stop.
+    pub fn halt_all(&self) {
+        for flag in &self.halts {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Node `i`'s name.
+    pub fn name(&self, i: usize) -> String {
+        self.scenario.nodes.get(i).map(|n| n.name.clone()).unwrap_or_default()
+    }
+
+    /// Where node `i`'s files go.
+    pub fn node_dir(&self, i: usize) -> PathBuf {
+        node_dir(&self.run_dir, &self.scenario, i)
+    }
+}
+
+/// One node: files go straight into the run directory; several: one subdirectory each.
+pub fn node_dir(run_dir: &std::path::Path, s: &Scenario, i: usize) -> PathBuf {
+    if s.nodes.len() == 1 {
+        run_dir.to_path_buf()
+    } else {
+        run_dir.join(&s.nodes[i].name)
+    }
+}
