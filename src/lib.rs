@@ -18,6 +18,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod symbolize;
+pub mod tester;
 pub mod timefmt;
 pub mod verify;
 pub mod vm;

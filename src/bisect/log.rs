@@ -1,7 +1,7 @@
 //! The bisect's durable record (`bisect.json`, rewritten atomically after every test) and its
 //! rendering in the style of `git bisect log`.
 
-use super::{Bisect, Next, Outcome, Params, State};
+use super::{Bisect, Next, Observation, Params, State};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -19,10 +19,10 @@ pub struct Target {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Step {
+pub struct Attempt {
     pub commit: String,
     #[serde(flatten)]
-    pub outcome: Outcome,
+    pub outcome: Observation,
     pub run_dir: Option<String>,
     pub seconds: f64,
 }
@@ -38,7 +38,7 @@ pub struct Record {
     pub paths: Vec<String>,
     pub params: Params,
     pub started_at: u64,
-    pub steps: Vec<Step>,
+    pub steps: Vec<Attempt>,
 }
 
 impl Record {

@@ -1,7 +1,8 @@
 //! `repro bisect`: the search, independent of what a test is. [`Bisect`] holds the commit graph
 //! of the range and every observation made so far; it proposes the next commit to test and
-//! decides when a commit's state is known well enough. The CLI (`cli/bisect.rs`) turns
-//! observations into real builds and runs; tests drive it with fake testers.
+//! decides when a commit's state is known well enough. [`plan`] works out what is bisected and
+//! opens a record; [`driver`] turns the search into builds and runs through a
+//! [`crate::tester::Tester`]; tests drive both with fake testers.
 //!
 //! Terms: a commit is *old* (like `--good` in a normal bisect) or *new* (like `--bad`); the
 //! answer is the first new commit. A commit's test outcome is *reproduced* or *clean*. In a normal
@@ -13,9 +14,12 @@
 //! `alpha`, given the reproduction rate `p` measured at commits known to reproduce:
 //! `(1 - p)^k <= alpha`. A deterministic bug (`p = 1`) needs one run.
 
+pub mod driver;
 pub mod graph;
-pub use graph::State;
 pub mod log;
+pub mod plan;
+
+pub use graph::State;
 
 pub use graph::Graph;
 use serde::{Deserialize, Serialize};
@@ -23,7 +27,7 @@ use serde::{Deserialize, Serialize};
 /// What one test of a commit showed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum Observation {
     /// The expected crash.
     Reproduced,
     /// The workload ran and nothing crashed.
@@ -36,16 +40,16 @@ pub enum Outcome {
     Infra { why: String },
 }
 
-impl Outcome {
+impl Observation {
     /// One line for logs: the outcome and the first line of its reason.
     pub fn describe(&self) -> String {
         let first = |s: &str| s.lines().next().unwrap_or("").to_string();
         match self {
-            Outcome::Reproduced => "reproduced".into(),
-            Outcome::Clean => "clean".into(),
-            Outcome::OtherCrash { title } => format!("crashed differently: {title}"),
-            Outcome::BuildFailed { why } => format!("does not build: {}", first(why)),
-            Outcome::Infra { why } => format!("infra error (retried): {}", first(why)),
+            Observation::Reproduced => "reproduced".into(),
+            Observation::Clean => "clean".into(),
+            Observation::OtherCrash { title } => format!("crashed differently: {title}"),
+            Observation::BuildFailed { why } => format!("does not build: {}", first(why)),
+            Observation::Infra { why } => format!("infra error (retried): {}", first(why)),
         }
     }
 }
@@ -142,20 +146,20 @@ impl Bisect {
     }
 
     /// Records one test of commit `i`.
-    pub fn observe(&mut self, i: usize, o: &Outcome) {
+    pub fn observe(&mut self, i: usize, o: &Observation) {
         let t = &mut self.tallies[i];
         let counter = match o {
-            Outcome::Reproduced => &mut t.reproduced,
-            Outcome::Clean => &mut t.clean,
-            Outcome::OtherCrash { .. } => match self.params.other_crash {
+            Observation::Reproduced => &mut t.reproduced,
+            Observation::Clean => &mut t.clean,
+            Observation::OtherCrash { .. } => match self.params.other_crash {
                 OtherCrash::Skip => &mut t.other,
                 OtherCrash::Clean => &mut t.clean,
             },
-            Outcome::BuildFailed { .. } => {
+            Observation::BuildFailed { .. } => {
                 t.build_failed = true;
                 return;
             }
-            Outcome::Infra { .. } => {
+            Observation::Infra { .. } => {
                 t.infra += 1;
                 return;
             }

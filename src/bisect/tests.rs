@@ -69,7 +69,7 @@ struct Done {
 }
 
 /// Runs the bisect to its end with `tester` giving each test's outcome.
-fn drive(b: &mut Bisect, mut tester: impl FnMut(&str) -> Outcome) -> Done {
+fn drive(b: &mut Bisect, mut tester: impl FnMut(&str) -> Observation) -> Done {
     let mut tests = 0;
     loop {
         match b.next() {
@@ -98,12 +98,12 @@ fn found(b: &Bisect, d: &Done) -> Option<String> {
     }
 }
 
-fn deterministic(r: &Repo, culprit: Oid) -> impl FnMut(&str) -> Outcome + '_ {
+fn deterministic(r: &Repo, culprit: Oid) -> impl FnMut(&str) -> Observation + '_ {
     move |id| {
         if r.contains(Oid::from_str(id).unwrap(), culprit) {
-            Outcome::Reproduced
+            Observation::Reproduced
         } else {
-            Outcome::Clean
+            Observation::Clean
         }
     }
 }
@@ -173,7 +173,7 @@ fn skipped_commits_are_worked_around_or_reported() {
     let mut det = deterministic(&r, culprit);
     let d = drive(&mut b, |id| {
         if broken.iter().any(|x| x == id) {
-            Outcome::BuildFailed { why: "error: x".into() }
+            Observation::BuildFailed { why: "error: x".into() }
         } else {
             det(id)
         }
@@ -187,7 +187,7 @@ fn skipped_commits_are_worked_around_or_reported() {
     let parent = c[8].to_string();
     let d = drive(&mut b, |id| {
         if id == parent {
-            Outcome::OtherCrash {
+            Observation::OtherCrash {
                 title: "WARNING in something_else".into(),
             }
         } else {
@@ -220,9 +220,9 @@ fn a_different_crash_is_never_counted_as_bad() {
     let ids: Vec<String> = c.iter().map(|o| o.to_string()).collect();
     let pos = |id: &str| ids.iter().position(|x| x == id).unwrap();
     let d = drive(&mut b, |id| match pos(id) {
-        p if p >= 6 => Outcome::Reproduced,
-        p if p >= 3 => Outcome::OtherCrash { title: "other".into() },
-        _ => Outcome::Clean,
+        p if p >= 6 => Observation::Reproduced,
+        p if p >= 3 => Observation::OtherCrash { title: "other".into() },
+        _ => Observation::Clean,
     });
     match &d.next {
         Next::Ambiguous(v) => {
@@ -248,7 +248,7 @@ fn infra_errors_are_retried_then_stop_the_bisect() {
         *n += 1;
         if *n <= 2 {
             flaky_infra += 1;
-            Outcome::Infra { why: "ssh".into() }
+            Observation::Infra { why: "ssh".into() }
         } else {
             det(id)
         }
@@ -258,7 +258,7 @@ fn infra_errors_are_retried_then_stop_the_bisect() {
 
     let g = Graph::from_repo(&r.repo, c[8], &[c[0]], &[]).unwrap();
     let mut b = Bisect::new(g, Params::default());
-    let d = drive(&mut b, |_| Outcome::Infra {
+    let d = drive(&mut b, |_| Observation::Infra {
         why: "qemu died".into(),
     });
     assert!(
@@ -274,7 +274,7 @@ fn wrong_ends_stop_with_a_reason() {
     let c = r.linear(5);
     let g = Graph::from_repo(&r.repo, c[4], &[c[0]], &[]).unwrap();
     let mut b = Bisect::new(g, Params::default());
-    let d = drive(&mut b, |_| Outcome::Reproduced);
+    let d = drive(&mut b, |_| Observation::Reproduced);
     assert!(
         matches!(&d.next, Next::Stop(w) if w.contains("good end")),
         "{:?}",
@@ -283,7 +283,7 @@ fn wrong_ends_stop_with_a_reason() {
 
     let g = Graph::from_repo(&r.repo, c[4], &[c[0]], &[]).unwrap();
     let mut b = Bisect::new(g, Params::default());
-    let d = drive(&mut b, |_| Outcome::Clean);
+    let d = drive(&mut b, |_| Observation::Clean);
     assert!(
         matches!(&d.next, Next::Stop(w) if w.contains("did not reproduce")),
         "{:?}",
@@ -307,9 +307,9 @@ fn fix_mode_finds_the_first_commit_without_the_crash() {
     );
     let d = drive(&mut b, |id| {
         if r.contains(Oid::from_str(id).unwrap(), fix) {
-            Outcome::Clean
+            Observation::Clean
         } else {
-            Outcome::Reproduced
+            Observation::Reproduced
         }
     });
     assert_eq!(found(&b, &d), Some(fix.to_string()), "{:?}", d.next);
@@ -357,9 +357,9 @@ fn flaky_bugs_are_found_with_the_wanted_confidence() {
             let mut b = Bisect::new(g, Params::default());
             let d = drive(&mut b, |id| {
                 if r.contains(Oid::from_str(id).unwrap(), culprit) && rng.next_f64() < p {
-                    Outcome::Reproduced
+                    Observation::Reproduced
                 } else {
-                    Outcome::Clean
+                    Observation::Clean
                 }
             });
             tests += d.tests;
@@ -386,7 +386,7 @@ fn the_record_replays_to_the_same_state_and_renders_a_log() {
     let mut det = deterministic(&r, c[6]);
     let d = drive(&mut b, |id| {
         let o = det(id);
-        steps.push(log::Step {
+        steps.push(log::Attempt {
             commit: id.to_string(),
             outcome: o.clone(),
             run_dir: None,

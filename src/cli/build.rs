@@ -1,7 +1,9 @@
 //! `repro kernel build`: a spinner showing what make is doing (plain lines when not a tty).
 
-use super::{blocking, err, exit, load_scenario, report_scenario_error};
+use super::defs::blocking;
+use super::exit::{Done, Failure};
 use crate::arch::Arch;
+use crate::catalog::Catalog;
 use crate::def::load::Roots;
 use crate::kernel::{self, build::Event};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -59,70 +61,54 @@ impl BuildUi {
     }
 }
 
-pub async fn kernel_build(roots: &Roots, name: &str, arch: Arch, set: Option<(&str, &str)>, json: bool) -> i32 {
-    let mut def = match kernel::find(&roots.kernels, name) {
-        Ok(d) => d,
-        Err(kernel::Error::Invalid(d)) => {
-            eprintln!("error: {d}");
-            return exit::USAGE;
-        }
-        Err(e) => {
-            err(crate::errors::chain(&e));
-            return exit::USAGE;
-        }
-    };
+pub async fn kernel_build(
+    roots: &Roots,
+    name: &str,
+    arch: Arch,
+    set: Option<(&str, &str)>,
+    json: bool,
+) -> Result<Done, Failure> {
+    let mut def = kernel::find(&roots.kernels, name).map_err(|e| match e {
+        kernel::Error::Invalid(d) => Failure::Invalid(d),
+        other => Failure::Usage(crate::errors::chain(&other)),
+    })?;
     if let Some((scenario, set)) = set {
-        let s = match load_scenario(roots, scenario) {
-            Ok(s) => s,
-            Err(e) => {
-                report_scenario_error(&e);
-                return exit::USAGE;
-            }
-        };
+        let s = Catalog::new(roots.clone()).scenario(scenario)?;
         let Some(ps) = s.patchsets.get(set) else {
-            err(format!("scenario `{}` has no patch set `{set}`", s.name));
-            return exit::USAGE;
+            return Err(Failure::Usage(format!(
+                "scenario `{}` has no patch set `{set}`",
+                s.name
+            )));
         };
-        def = match def.with_steps(set, &ps.steps) {
-            Ok(d) => d,
-            Err(e) => {
-                err(e);
-                return exit::USAGE;
-            }
-        };
+        def = def.with_steps(set, &ps.steps).map_err(Failure::Usage)?;
     }
-    let t0 = Instant::now();
+    let started = Instant::now();
     let label = format!("{} {arch}", def.name);
-    let built = blocking(move || {
+    let a = blocking(move || {
         let ui = BuildUi::new(&label);
-        let r = def.build(arch, &|e| ui.on(e));
+        let built = def.build(arch, &|e| ui.on(e));
         ui.finish();
-        r
+        built
     })
-    .await;
-    match built {
-        Ok(a) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&a).unwrap_or_default());
-            } else {
-                println!(
-                    "{} {} {} ({:.1}s)",
-                    a.name,
-                    a.arch,
-                    a.origin,
-                    t0.elapsed().as_secs_f64()
-                );
-                println!("release: {}", a.release.as_deref().unwrap_or("?"));
-                println!("image: {}", a.image.display());
-                if let Some(v) = &a.vmlinux {
-                    println!("vmlinux: {}", v.display());
-                }
-                if let Some(m) = &a.modules {
-                    println!("modules: {}", m.display());
-                }
-            }
-            0
-        }
-        Err(code) => code,
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&a).unwrap_or_default());
+        return Ok(Done::Ok);
     }
+    println!(
+        "{} {} {} ({:.1}s)",
+        a.name,
+        a.arch,
+        a.origin,
+        started.elapsed().as_secs_f64()
+    );
+    println!("release: {}", a.release.as_deref().unwrap_or("?"));
+    println!("image: {}", a.image.display());
+    if let Some(v) = &a.vmlinux {
+        println!("vmlinux: {}", v.display());
+    }
+    if let Some(m) = &a.modules {
+        println!("modules: {}", m.display());
+    }
+    Ok(Done::Ok)
 }

@@ -121,8 +121,3 @@ pub fn summary(r: &RunReport) {
     );
     println!("  run dir: {}", r.run_dir);
 }
-
-/// UTC `YYYYmmdd-HHMMSS` for run directory names.
-pub fn timestamp() -> String {
-    crate::timefmt::compact(crate::timefmt::now())
-}

@@ -227,91 +227,7 @@ impl Definition {
                 modules: raw.modules.as_ref().map(|m| base.join(m)),
                 vmlinux: raw.vmlinux.as_ref().map(|m| base.join(m)),
             },
-            Kind::Source => {
-                let mut def = if let Some(parent) = &raw.extends {
-                    chain.push(name.clone());
-                    if chain.contains(parent.get_ref()) {
-                        return Err(Error::Cycle {
-                            chain: format!("{} -> {}", chain.join(" -> "), parent.get_ref()),
-                        });
-                    }
-                    let ppath = base.join(format!("{}.toml", parent.get_ref()));
-                    let text = std::fs::read_to_string(&ppath).map_err(|_| {
-                        diag(
-                            parent.span(),
-                            "extends",
-                            format!("no kernel definition {}", ppath.display()),
-                        )
-                    })?;
-                    let p = Self::parse_chain(&ppath, &text, chain)?;
-                    let Source::Build(sd) = p.source else {
-                        return Err(diag(
-                            parent.span(),
-                            "extends",
-                            format!("`{}` is not a kind `source` kernel", parent.get_ref()),
-                        ));
-                    };
-                    let mut c = p.cmdline;
-                    c.append(&mut cmdline);
-                    cmdline = c;
-                    *sd
-                } else {
-                    let s = raw.source.as_ref().ok_or_else(|| missing("source"))?;
-                    let origin = match (&s.tarball, &s.git, &s.rev) {
-                        (Some(t), None, None) => git::Origin::Tarball(base.join(t)),
-                        (None, Some(g), Some(r)) => git::Origin::Git {
-                            repo: if g.contains("://") {
-                                g.clone()
-                            } else {
-                                base.join(g).to_string_lossy().into_owned()
-                            },
-                            rev: r.clone(),
-                        },
-                        _ => {
-                            return Err(diag(
-                                0..0,
-                                "source",
-                                "`source` needs either `tarball`, or `git` and `rev`".to_string(),
-                            ))
-                        }
-                    };
-                    let c = raw.config.as_ref().ok_or_else(|| missing("config"))?;
-                    let cbase = match c.base.as_str() {
-                        "tinyconfig" => build::Base::Tinyconfig,
-                        "defconfig" => build::Base::Defconfig,
-                        f => build::Base::File(base.join(f)),
-                    };
-                    SourceDef {
-                        origin,
-                        base: cbase,
-                        fragments: c
-                            .fragments
-                            .iter()
-                            .map(|f| base.join(f).to_string_lossy().into_owned())
-                            .collect(),
-                        steps: Vec::new(),
-                        arches: Arch::ALL.to_vec(),
-                    }
-                };
-                if raw.extends.is_some() && (raw.source.is_some() || raw.config.is_some()) {
-                    return Err(diag(
-                        0..0,
-                        "extends",
-                        "a kernel that `extends` another takes its `source` and `config`".into(),
-                    ));
-                }
-                for (i, step) in raw.patch.iter().enumerate() {
-                    let s = step
-                        .get_ref()
-                        .resolve(base)
-                        .ok_or_else(|| diag(step.span(), &format!("patch[{i}]"), crate::def::patch::ONE_KEY.into()))?;
-                    def.steps.push(s);
-                }
-                if let Some(a) = &raw.arches {
-                    def.arches = a.clone();
-                }
-                Source::Build(Box::new(def))
-            }
+            Kind::Source => Self::source_def(path, source, &raw, &name, chain, &mut cmdline)?,
         };
         Ok(Definition {
             name,
@@ -321,6 +237,106 @@ impl Definition {
             source: src,
             cmdline,
         })
+    }
+
+    /// A `source` kernel: its own tree and config recipe, or those of the definition it
+    /// `extends` (read from beside it), plus its patch series and arches.
+    fn source_def(
+        path: &Path,
+        source: &str,
+        raw: &Raw,
+        name: &str,
+        chain: &mut Vec<String>,
+        cmdline: &mut Vec<String>,
+    ) -> Result<Source, Error> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let diag = |span: std::ops::Range<usize>, key: &str, msg: String| {
+            Error::Invalid(Box::new(Diagnostic::at(path, source, Some(span), key, msg)))
+        };
+        let missing = |key: &str| diag(0..0, key, format!("kind `{}` needs `{key}`", kind_name(raw.kind)));
+        let mut def = if let Some(parent) = &raw.extends {
+            chain.push(name.to_string());
+            if chain.contains(parent.get_ref()) {
+                return Err(Error::Cycle {
+                    chain: format!("{} -> {}", chain.join(" -> "), parent.get_ref()),
+                });
+            }
+            let ppath = base.join(format!("{}.toml", parent.get_ref()));
+            let text = std::fs::read_to_string(&ppath).map_err(|_| {
+                diag(
+                    parent.span(),
+                    "extends",
+                    format!("no kernel definition {}", ppath.display()),
+                )
+            })?;
+            let p = Self::parse_chain(&ppath, &text, chain)?;
+            let Source::Build(sd) = p.source else {
+                return Err(diag(
+                    parent.span(),
+                    "extends",
+                    format!("`{}` is not a kind `source` kernel", parent.get_ref()),
+                ));
+            };
+            let mut c = p.cmdline;
+            c.append(cmdline);
+            *cmdline = c;
+            *sd
+        } else {
+            let s = raw.source.as_ref().ok_or_else(|| missing("source"))?;
+            let origin = match (&s.tarball, &s.git, &s.rev) {
+                (Some(t), None, None) => git::Origin::Tarball(base.join(t)),
+                (None, Some(g), Some(r)) => git::Origin::Git {
+                    repo: if g.contains("://") {
+                        g.clone()
+                    } else {
+                        base.join(g).to_string_lossy().into_owned()
+                    },
+                    rev: r.clone(),
+                },
+                _ => {
+                    return Err(diag(
+                        0..0,
+                        "source",
+                        "`source` needs either `tarball`, or `git` and `rev`".to_string(),
+                    ))
+                }
+            };
+            let c = raw.config.as_ref().ok_or_else(|| missing("config"))?;
+            let cbase = match c.base.as_str() {
+                "tinyconfig" => build::Base::Tinyconfig,
+                "defconfig" => build::Base::Defconfig,
+                f => build::Base::File(base.join(f)),
+            };
+            SourceDef {
+                origin,
+                base: cbase,
+                fragments: c
+                    .fragments
+                    .iter()
+                    .map(|f| base.join(f).to_string_lossy().into_owned())
+                    .collect(),
+                steps: Vec::new(),
+                arches: Arch::ALL.to_vec(),
+            }
+        };
+        if raw.extends.is_some() && (raw.source.is_some() || raw.config.is_some()) {
+            return Err(diag(
+                0..0,
+                "extends",
+                "a kernel that `extends` another takes its `source` and `config`".into(),
+            ));
+        }
+        for (i, step) in raw.patch.iter().enumerate() {
+            let s = step
+                .get_ref()
+                .resolve(base)
+                .ok_or_else(|| diag(step.span(), &format!("patch[{i}]"), crate::def::patch::ONE_KEY.into()))?;
+            def.steps.push(s);
+        }
+        if let Some(a) = &raw.arches {
+            def.arches = a.clone();
+        }
+        Ok(Source::Build(Box::new(def)))
     }
 
     /// This kernel with `steps` appended to its series (a scenario's patch set), named

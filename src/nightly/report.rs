@@ -2,7 +2,7 @@
 //! scripts) with the matrix, links to each cell's logs, and charts of pass/fail history and of
 //! time-to-reproduce across the nightlies kept beside it.
 
-use super::{Change, Nightly};
+use super::plan::{Change, Nightly};
 use std::fmt::Write;
 
 fn xml(s: &str) -> String {
@@ -107,6 +107,21 @@ fn color(verdict: &str) -> &'static str {
 /// each (for labels).
 pub fn html(n: &Nightly, history: &[(String, Nightly)]) -> String {
     let mut o = String::new();
+    head(&mut o, n);
+    matrix(&mut o, n);
+    let all: Vec<(&str, &Nightly)> = history
+        .iter()
+        .map(|(l, x)| (l.as_str(), x))
+        .chain(std::iter::once(("this run", n)))
+        .collect();
+    pass_fail_history(&mut o, n, &all);
+    time_to_reproduce(&mut o, n, &all);
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// The page's head, style, summary line and legend.
+fn head(o: &mut String, n: &Nightly) {
     o.push_str(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>repro nightly</title>\n<style>\n\
          body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}\n\
@@ -150,8 +165,10 @@ pub fn html(n: &Nightly, history: &[(String, Nightly)]) -> String {
         let _ = write!(o, "<span style=\"background:{}\">{v}</span>", color(v));
     }
     o.push_str("</p>\n");
+}
 
-    // The matrix: scenarios down, kernel/arch across.
+/// The matrix: scenarios down, kernel/arch across.
+fn matrix(o: &mut String, n: &Nightly) {
     let mut cols: Vec<(String, String)> = n
         .cells
         .iter()
@@ -205,13 +222,10 @@ pub fn html(n: &Nightly, history: &[(String, Nightly)]) -> String {
         o.push_str("</tr>\n");
     }
     o.push_str("</table>\n");
+}
 
-    // History: one square per nightly and cell, oldest left; and time to reproduce.
-    let all: Vec<(&str, &Nightly)> = history
-        .iter()
-        .map(|(l, x)| (l.as_str(), x))
-        .chain(std::iter::once(("this run", n)))
-        .collect();
+/// One square per nightly and cell, oldest left.
+fn pass_fail_history(o: &mut String, n: &Nightly, all: &[(&str, &Nightly)]) {
     o.push_str("<h2>Pass/fail history</h2>\n<table>\n<tr><th>cell</th><th>oldest → newest</th></tr>\n");
     for c in &n.cells {
         let id = c.cell.id();
@@ -239,7 +253,10 @@ pub fn html(n: &Nightly, history: &[(String, Nightly)]) -> String {
         o.push_str("</svg></td></tr>\n");
     }
     o.push_str("</table>\n");
+}
 
+/// Each reproducing cell's time to reproduce across the nightlies, as an SVG chart.
+fn time_to_reproduce(o: &mut String, n: &Nightly, all: &[(&str, &Nightly)]) {
     o.push_str("<h2>Time to reproduce</h2>\n");
     let series: Vec<(String, Vec<Option<f64>>)> = n
         .cells
@@ -320,6 +337,4 @@ pub fn html(n: &Nightly, history: &[(String, Nightly)]) -> String {
         }
         o.push_str("</svg>\n");
     }
-    o.push_str("</body></html>\n");
-    o
 }

@@ -1,4 +1,7 @@
 use super::*;
+use crate::arch::Arch;
+use std::collections::BTreeMap;
+use std::path::Path;
 
 fn cell(s: &str, k: &str, a: Arch) -> Cell {
     Cell {

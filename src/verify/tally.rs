@@ -1,5 +1,5 @@
-//! `repro verify`: does a patch set fix the scenario? Pure tallying and the conclusion; the CLI
-//! runs the scenario.
+//! Does a patch set fix the scenario? Pure tallying and the conclusion; the driver runs the
+//! scenario.
 //!
 //! The conclusion is `fixed` only when the base kernel reproduced, the patched kernel never did,
 //! and no patched run was lost to an infrastructure error or a different crash. Its confidence is
@@ -39,37 +39,37 @@ impl Tally {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum Finding {
     Fixed,
     NotFixed,
     BaseDoesNotReproduce,
     Inconclusive,
 }
 
-impl Outcome {
+impl Finding {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Fixed => "fixed",
-            Outcome::NotFixed => "not fixed",
-            Outcome::BaseDoesNotReproduce => "base does not reproduce",
-            Outcome::Inconclusive => "inconclusive",
+            Finding::Fixed => "fixed",
+            Finding::NotFixed => "not fixed",
+            Finding::BaseDoesNotReproduce => "base does not reproduce",
+            Finding::Inconclusive => "inconclusive",
         }
     }
 
     /// 0 fixed, 1 not fixed, 2 base does not reproduce, 125 inconclusive.
     pub fn exit_code(self) -> i32 {
         match self {
-            Outcome::Fixed => 0,
-            Outcome::NotFixed => 1,
-            Outcome::BaseDoesNotReproduce => 2,
-            Outcome::Inconclusive => 125,
+            Finding::Fixed => 0,
+            Finding::NotFixed => 1,
+            Finding::BaseDoesNotReproduce => 2,
+            Finding::Inconclusive => 125,
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Conclusion {
-    pub outcome: Outcome,
+    pub outcome: Finding,
     /// For `fixed`: P(at least one reproduction in the patched runs | still buggy).
     pub confidence: Option<f64>,
     /// The smoothed base reproduction rate used.
@@ -91,7 +91,7 @@ pub fn conclude(base: &Tally, patched: &Tally) -> Conclusion {
     };
     if patched.reproduced > 0 {
         return c(
-            Outcome::NotFixed,
+            Finding::NotFixed,
             None,
             None,
             format!(
@@ -103,7 +103,7 @@ pub fn conclude(base: &Tally, patched: &Tally) -> Conclusion {
     if base.reproduced == 0 {
         if base.infra_error > 0 || base.crashed_differently > 0 {
             return c(
-                Outcome::Inconclusive,
+                Finding::Inconclusive,
                 None,
                 None,
                 format!(
@@ -114,7 +114,7 @@ pub fn conclude(base: &Tally, patched: &Tally) -> Conclusion {
             );
         }
         return c(
-            Outcome::BaseDoesNotReproduce,
+            Finding::BaseDoesNotReproduce,
             None,
             None,
             format!("the base kernel did not reproduce in {} runs", base.runs),
@@ -122,7 +122,7 @@ pub fn conclude(base: &Tally, patched: &Tally) -> Conclusion {
     }
     if patched.infra_error > 0 {
         return c(
-            Outcome::Inconclusive,
+            Finding::Inconclusive,
             None,
             None,
             format!(
@@ -133,7 +133,7 @@ pub fn conclude(base: &Tally, patched: &Tally) -> Conclusion {
     }
     if patched.crashed_differently > 0 {
         return c(
-            Outcome::Inconclusive,
+            Finding::Inconclusive,
             None,
             None,
             format!(
@@ -145,7 +145,7 @@ pub fn conclude(base: &Tally, patched: &Tally) -> Conclusion {
     let p = rate(base);
     let conf = 1.0 - (1.0 - p).powi(patched.not_reproduced as i32);
     c(
-        Outcome::Fixed,
+        Finding::Fixed,
         Some(conf),
         Some(p),
         format!(
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn fixed_needs_base_reproducing_and_patched_clean() {
         let c = conclude(&t(&[Reproduced; 3]), &t(&[NotReproduced; 3]));
-        assert_eq!(c.outcome, Outcome::Fixed);
+        assert_eq!(c.outcome, Finding::Fixed);
         // rate (3+1)/(3+2) = 0.8; 1 - 0.2^3 = 0.992
         assert!((c.confidence.unwrap() - 0.992).abs() < 1e-9, "{c:?}");
     }
@@ -184,7 +184,7 @@ mod tests {
     fn a_flaky_base_gives_lower_confidence() {
         let base = t(&[Reproduced, NotReproduced, NotReproduced, NotReproduced]);
         let c = conclude(&base, &t(&[NotReproduced; 4]));
-        assert_eq!(c.outcome, Outcome::Fixed);
+        assert_eq!(c.outcome, Finding::Fixed);
         // rate 2/6; 1 - (2/3)^4 = 0.802
         assert!((c.confidence.unwrap() - (1.0 - (2.0f64 / 3.0).powi(4))).abs() < 1e-9);
     }
@@ -192,28 +192,28 @@ mod tests {
     #[test]
     fn one_reproduction_on_the_patched_kernel_is_not_fixed() {
         let c = conclude(&t(&[Reproduced; 3]), &t(&[NotReproduced, Reproduced, InfraError]));
-        assert_eq!(c.outcome, Outcome::NotFixed);
+        assert_eq!(c.outcome, Finding::NotFixed);
     }
 
     #[test]
     fn infra_errors_never_become_fixed() {
         let c = conclude(&t(&[Reproduced; 3]), &t(&[NotReproduced, InfraError, NotReproduced]));
-        assert_eq!(c.outcome, Outcome::Inconclusive);
+        assert_eq!(c.outcome, Finding::Inconclusive);
         let c = conclude(&t(&[Reproduced]), &t(&[InfraError]));
-        assert_eq!(c.outcome, Outcome::Inconclusive);
+        assert_eq!(c.outcome, Finding::Inconclusive);
     }
 
     #[test]
     fn a_different_crash_on_the_patched_kernel_is_inconclusive() {
         let c = conclude(&t(&[Reproduced; 2]), &t(&[NotReproduced, CrashedDifferently]));
-        assert_eq!(c.outcome, Outcome::Inconclusive);
+        assert_eq!(c.outcome, Finding::Inconclusive);
     }
 
     #[test]
     fn base_that_never_reproduces() {
         let c = conclude(&t(&[NotReproduced; 3]), &t(&[NotReproduced; 3]));
-        assert_eq!(c.outcome, Outcome::BaseDoesNotReproduce);
+        assert_eq!(c.outcome, Finding::BaseDoesNotReproduce);
         let c = conclude(&t(&[NotReproduced, InfraError]), &t(&[NotReproduced; 2]));
-        assert_eq!(c.outcome, Outcome::Inconclusive);
+        assert_eq!(c.outcome, Finding::Inconclusive);
     }
 }

@@ -1,0 +1,294 @@
+//! The bisect loop: each step asks the search for a commit, builds and runs it through a
+//! [`Tester`], and records what it showed. A tree that does not build is skipped; a run lost to
+//! an infrastructure error is retried and never counted. The record is rewritten after every
+//! test, so `--resume` continues after a kill.
+
+use super::log::{self, Attempt, Record, Target};
+use super::plan::at_commit;
+use super::{Bisect, Next, Observation, State, Tally};
+use crate::run::verdict::Verdict;
+use crate::scenario::Scenario;
+use crate::tester::{BuildError, Part, Tester, Trial};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// The answer, as `result.json` holds it.
+pub const RESULT: &str = "result.json";
+
+/// A bisect to drive.
+pub struct Job<'a> {
+    /// The scenario, with the record's arch applied.
+    pub scenario: &'a Scenario,
+    pub record: Record,
+    /// The search, with the record replayed.
+    pub bisect: Bisect,
+    pub dir: &'a Path,
+    pub repo: &'a git2::Repository,
+}
+
+/// What the loop reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started {
+        target: Target,
+        commits: usize,
+        fix: bool,
+        record: PathBuf,
+    },
+    Testing {
+        elapsed: f64,
+        short: String,
+        subject: String,
+        /// Commits still in question.
+        left: usize,
+        runs_needed: u32,
+        rate: Option<f64>,
+    },
+    Tested {
+        short: String,
+        shown: String,
+        seconds: f64,
+    },
+}
+
+/// How the bisect ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ended {
+    Found,
+    /// Skipped commits hide the answer.
+    Ambiguous,
+    Stopped,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitInfo {
+    pub id: String,
+    pub subject: String,
+    pub author: String,
+    pub date: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitLine {
+    pub id: String,
+    pub subject: String,
+    /// good, bad, skip or undecided, in the user's terms (bad = crashes).
+    pub verdict: &'static str,
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+/// `result.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BisectResult {
+    pub scenario: String,
+    pub target: Target,
+    pub fix: bool,
+    pub outcome: Ended,
+    pub commit: Option<CommitInfo>,
+    pub candidates: Vec<CommitInfo>,
+    pub reason: Option<String>,
+    pub confidence: f64,
+    pub reproduction_rate: Option<f64>,
+    pub runs_needed_for_clean: u32,
+    pub runs: usize,
+    pub commits_tested: usize,
+    pub range: usize,
+    pub seconds: f64,
+    pub commits: Vec<CommitLine>,
+    pub dir: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}", path.display())]
+pub struct WriteError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub async fn bisect<T: Tester>(
+    tester: &T,
+    mut job: Job<'_>,
+    cancel: watch::Receiver<bool>,
+    on: &(dyn Fn(&Event) + Sync),
+) -> Result<BisectResult, WriteError> {
+    let started = Instant::now();
+    on(&Event::Started {
+        target: job.record.target.clone(),
+        commits: job.bisect.graph.range().len(),
+        fix: job.record.params.fix,
+        record: job.dir.join(log::FILE),
+    });
+    let next = loop {
+        let next = job.bisect.next();
+        let Next::Test(i) = next else { break next };
+        if *cancel.borrow() {
+            break next;
+        }
+        on(&testing(&job.bisect, i, started));
+        let attempt = test(tester, &job, i, &cancel).await;
+        let Some(attempt) = attempt else { break Next::Test(i) };
+        let short = job.bisect.graph.short(i);
+        on(&Event::Tested {
+            short,
+            shown: attempt.outcome.describe(),
+            seconds: attempt.seconds,
+        });
+        job.bisect.observe(i, &attempt.outcome);
+        job.record.steps.push(attempt);
+        job.record.save(job.dir).map_err(|source| WriteError {
+            path: job.dir.join(log::FILE),
+            source,
+        })?;
+    };
+    let interrupted = *cancel.borrow();
+    let _ = std::fs::write(job.dir.join("log"), log::render(&job.record, &job.bisect));
+    let result = result(&job, &next, interrupted, started.elapsed().as_secs_f64());
+    let text = serde_json::to_string_pretty(&result).unwrap_or_default();
+    let _ = std::fs::write(job.dir.join(RESULT), format!("{text}\n"));
+    Ok(result)
+}
+
+fn testing(b: &Bisect, i: usize, started: Instant) -> Event {
+    let states: Vec<State> = (0..b.graph.len()).map(|j| b.state(j)).collect();
+    Event::Testing {
+        elapsed: started.elapsed().as_secs_f64(),
+        short: b.graph.short(i),
+        subject: b.graph.subjects[i].clone(),
+        left: b.graph.search(&states).0.len(),
+        runs_needed: b.runs_needed(),
+        rate: b.rate(),
+    }
+}
+
+/// One test of commit `i`: build, then run. `None` when the user interrupted it.
+async fn test<T: Tester>(tester: &T, job: &Job<'_>, i: usize, cancel: &watch::Receiver<bool>) -> Option<Attempt> {
+    let id = job.bisect.graph.ids[i].clone();
+    let short = job.bisect.graph.short(i);
+    let target = &job.record.target;
+    let candidate = at_commit(job.scenario, target, &id);
+    let started = Instant::now();
+    let tally = &job.bisect.tallies[i];
+    let run_dir = job.dir.join(format!("{short}-{}", tally.runs + tally.infra + 1));
+    let (outcome, run_dir) = match tester.build(&candidate).await {
+        Err(e) => (built_wrong(target, e), None),
+        Ok(()) => {
+            let _ = std::fs::create_dir_all(&run_dir);
+            let label = format!("{} at {short}", job.scenario.name);
+            let trial = tester.run(candidate, run_dir.clone(), label, cancel.clone()).await;
+            if trial.interrupted || *cancel.borrow() {
+                return None;
+            }
+            (observation(trial), Some(run_dir.display().to_string()))
+        }
+    };
+    Some(Attempt {
+        commit: id,
+        outcome,
+        run_dir,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A build failure is a fact about the commit only when the bisected tree itself does not build.
+fn built_wrong(target: &Target, e: BuildError) -> Observation {
+    match e {
+        BuildError::Tree {
+            part: Part::Kernel(_),
+            why,
+        } if target.kind == "kernel" => Observation::BuildFailed { why },
+        BuildError::Tree {
+            part: Part::Module(name),
+            why,
+        } if target.kind == "module" && name == target.name => Observation::BuildFailed { why },
+        BuildError::Tree { why, .. } | BuildError::Infra { why } => Observation::Infra { why },
+    }
+}
+
+fn observation(trial: Trial) -> Observation {
+    match trial.verdict {
+        Verdict::Reproduced => Observation::Reproduced,
+        Verdict::NotReproduced => Observation::Clean,
+        Verdict::CrashedDifferently => Observation::OtherCrash {
+            title: trial.title.unwrap_or_default(),
+        },
+        Verdict::InfraError => Observation::Infra { why: trial.reason },
+    }
+}
+
+fn commit_info(repo: &git2::Repository, id: &str, subject: &str) -> CommitInfo {
+    let (author, date) = git2::Oid::from_str(id)
+        .ok()
+        .and_then(|o| repo.find_commit(o).ok())
+        .map(|c| {
+            let a = c.author();
+            (
+                format!("{} <{}>", a.name().unwrap_or("?"), a.email().unwrap_or("?")),
+                crate::timefmt::utc(a.when().seconds()),
+            )
+        })
+        .unwrap_or_default();
+    CommitInfo {
+        id: id.to_string(),
+        subject: subject.to_string(),
+        author,
+        date,
+    }
+}
+
+fn result(job: &Job<'_>, next: &Next, interrupted: bool, seconds: f64) -> BisectResult {
+    let (b, g) = (&job.bisect, &job.bisect.graph);
+    let info = |i: usize| commit_info(job.repo, &g.ids[i], &g.subjects[i]);
+    let (outcome, commit, candidates, reason) = match next {
+        _ if interrupted => (Ended::Interrupted, None, vec![], None),
+        Next::Found(i) => (Ended::Found, Some(info(*i)), vec![], None),
+        Next::Ambiguous(v) => (
+            Ended::Ambiguous,
+            None,
+            v.iter().map(|&i| info(i)).collect(),
+            Some("skipped commits hide the answer".to_string()),
+        ),
+        Next::Stop(why) => (Ended::Stopped, None, vec![], Some(why.clone())),
+        Next::Test(_) => (Ended::Stopped, None, vec![], None),
+    };
+    let tested = |i: &usize| b.tallies[*i].runs > 0 || b.tallies[*i].build_failed;
+    BisectResult {
+        scenario: job.scenario.name.clone(),
+        target: job.record.target.clone(),
+        fix: job.record.params.fix,
+        outcome,
+        commit,
+        candidates,
+        reason,
+        confidence: b.confidence(),
+        reproduction_rate: b.rate(),
+        runs_needed_for_clean: b.runs_needed(),
+        runs: job.record.steps.len(),
+        commits_tested: (0..g.len()).filter(tested).count(),
+        range: g.range().len(),
+        seconds,
+        commits: (0..g.len())
+            .filter(|i| tested(i) || b.tallies[*i].infra > 0)
+            .map(|i| CommitLine {
+                id: g.ids[i].clone(),
+                subject: g.subjects[i].clone(),
+                verdict: match b.state(i) {
+                    State::Skip => "skip",
+                    State::Pending => "undecided",
+                    _ if b.tallies[i].reproduced > 0 => "bad",
+                    _ => "good",
+                },
+                tally: b.tallies[i].clone(),
+            })
+            .collect(),
+        dir: job.dir.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

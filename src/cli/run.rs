@@ -1,0 +1,82 @@
+//! `repro run`.
+
+use super::exit::{Done, Failure};
+use super::load::{make_dir, scenario_for_run, timestamp};
+use super::progress;
+use super::signals::cancel_on_ctrl_c;
+use crate::arch::Arch;
+use crate::def::load::Roots;
+use crate::run;
+use crate::scenario::{Overrides, Scenario};
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A scenario name (file stem in scenarios/) or a path to a .toml file.
+    pub scenario: String,
+    /// Use this kernel definition (from kernels/) on every node.
+    #[arg(long)]
+    pub kernel: Option<String>,
+    /// Run every node on this arch.
+    #[arg(long)]
+    pub arch: Option<Arch>,
+    /// Print report.json on stdout instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Where to put the run directory [default: runs/<scenario>/<time>-<arch>]
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Apply this patch set of the scenario to every node's (source) kernel.
+    #[arg(long)]
+    pub set: Option<String>,
+    /// Set a variable the scenario declares in [vars] (NAME=VALUE; repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// On a crash, save the guest's memory as a kdump-compressed vmcore (for crash(8)) in
+    /// the node's run directory, beside its console log.
+    #[arg(long)]
+    pub vmcore: bool,
+    /// Keep the scenario's disk and NVDIMM backing files in the run directory (deleted at
+    /// the end of the run by default).
+    #[arg(long)]
+    pub keep_disks: bool,
+}
+
+fn default_run_dir(s: &Scenario) -> PathBuf {
+    let arch = s.nodes.first().map_or("x", |n| n.arch.as_str());
+    PathBuf::from("runs")
+        .join(&s.name)
+        .join(format!("{}-{arch}", timestamp()))
+}
+
+pub async fn run(roots: &Roots, a: RunArgs) -> Result<Done, Failure> {
+    let overrides = Overrides {
+        kernel: a.kernel,
+        arch: a.arch,
+        vars: a.vars,
+    };
+    let s = scenario_for_run(roots, &a.scenario, &overrides, a.set.as_deref())?;
+    let run_dir = make_dir(a.run_dir.unwrap_or_else(|| default_run_dir(&s)))?;
+    let cancel = cancel_on_ctrl_c();
+    let (progress, shown) = tokio::sync::mpsc::unbounded_channel();
+    let ui = tokio::spawn(progress::drive(shown, s.name.clone()));
+    let mut report = run::run(run::Options {
+        scenario: s,
+        roots: roots.clone(),
+        run_dir,
+        progress,
+        cancel: cancel.clone(),
+        vmcore: a.vmcore,
+        keep_disks: a.keep_disks,
+    })
+    .await;
+    let _ = ui.await;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        progress::summary(&report);
+    }
+    // A Ctrl-C after the run's last phase still means the user did not let it finish.
+    report.interrupted |= *cancel.borrow();
+    Ok(Done::Run(Box::new(report)))
+}

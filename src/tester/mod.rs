@@ -1,0 +1,178 @@
+//! The seam between the drivers (bisect, verify, nightly) and real work: a [`Tester`] builds a
+//! candidate and runs it, and says what the run showed. [`Live`] does both for real; the
+//! drivers' tests use fakes (syzkaller's `pkg/bisect` takes an `Env` the same way).
+
+use crate::def::load::Roots;
+use crate::kernel::build::Event as BuildEvent;
+use crate::report::RunReport;
+use crate::run::verdict::Verdict;
+use crate::run::{self, InfraError, Progress};
+use crate::scenario::Scenario;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// What one run of a candidate showed.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    pub verdict: Verdict,
+    /// The crash the verdict is about, else the first one seen.
+    pub title: Option<String>,
+    pub reason: String,
+    /// The infrastructure failure behind an `infra-error`.
+    pub infra: Option<Arc<InfraError>>,
+    /// The run was stopped (Ctrl-C, a budget).
+    pub interrupted: bool,
+    pub seconds: f64,
+    /// The workload's seconds, when it reproduced.
+    pub time_to_reproduce: Option<f64>,
+    pub vmcores: Vec<String>,
+}
+
+impl From<&RunReport> for Trial {
+    fn from(r: &RunReport) -> Self {
+        Trial {
+            verdict: r.verdict,
+            title: r.crash.as_ref().or(r.crashes.first()).map(|c| c.title.clone()),
+            reason: r.reason.clone(),
+            infra: r.infra.clone(),
+            interrupted: r.interrupted,
+            seconds: r.timings.total,
+            time_to_reproduce: (r.verdict == Verdict::Reproduced)
+                .then_some(r.timings.workload)
+                .flatten(),
+            vmcores: r.vmcores.clone(),
+        }
+    }
+}
+
+/// What of a candidate did not build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Kernel(String),
+    Module(String),
+}
+
+/// Why a candidate could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// The part's source does not build: a compile error, a patch that does not apply, a
+    /// config recipe it cannot satisfy. A fact about the tree.
+    Tree { part: Part, why: String },
+    /// Anything else (a missing tool, I/O, the cache): no fact about the tree.
+    Infra { why: String },
+}
+
+pub trait Tester: Send + Sync {
+    /// Builds every kernel and module `candidate` needs (a cache hit when built before).
+    fn build(&self, candidate: &Scenario) -> impl Future<Output = Result<(), BuildError>> + Send;
+    /// Runs `candidate` in `run_dir`; `label` names the run in progress output.
+    fn run(
+        &self,
+        candidate: Scenario,
+        run_dir: PathBuf,
+        label: String,
+        cancel: watch::Receiver<bool>,
+    ) -> impl Future<Output = Trial> + Send;
+}
+
+/// How [`Live`] shows its builds and runs (the CLI's progress display, or nothing).
+pub trait Ui: Send + Sync {
+    /// A view of one build, named `label` (kernel and arch).
+    fn build(&self, label: &str) -> Box<dyn BuildView>;
+    /// Where one run's progress goes, and the task that shows it (it ends after the run).
+    fn run(&self, label: &str) -> (mpsc::UnboundedSender<Progress>, JoinHandle<()>);
+}
+
+pub trait BuildView: Send + Sync {
+    fn on(&self, event: BuildEvent);
+    fn finish(&self);
+}
+
+/// Shows nothing.
+pub struct Quiet;
+
+struct NoView;
+
+impl BuildView for NoView {
+    fn on(&self, _: BuildEvent) {}
+    fn finish(&self) {}
+}
+
+impl Ui for Quiet {
+    fn build(&self, _: &str) -> Box<dyn BuildView> {
+        Box::new(NoView)
+    }
+
+    fn run(&self, _: &str) -> (mpsc::UnboundedSender<Progress>, JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        (tx, tokio::spawn(async move { while rx.recv().await.is_some() {} }))
+    }
+}
+
+/// Real builds (kernel definitions, modules) and real runs (`run::run`).
+pub struct Live {
+    pub roots: Roots,
+    /// Save a vmcore of each crashed guest.
+    pub vmcore: bool,
+    pub ui: Arc<dyn Ui>,
+}
+
+impl Tester for Live {
+    async fn build(&self, candidate: &Scenario) -> Result<(), BuildError> {
+        let (roots, candidate, ui) = (self.roots.clone(), candidate.clone(), self.ui.clone());
+        tokio::task::spawn_blocking(move || build_blocking(&roots, &candidate, &*ui))
+            .await
+            .unwrap_or_else(|e| Err(BuildError::Infra { why: e.to_string() }))
+    }
+
+    async fn run(&self, candidate: Scenario, run_dir: PathBuf, label: String, cancel: watch::Receiver<bool>) -> Trial {
+        let (progress, shown) = self.ui.run(&label);
+        let report = run::run(run::Options {
+            scenario: candidate,
+            roots: self.roots.clone(),
+            run_dir,
+            progress,
+            cancel,
+            vmcore: self.vmcore,
+            keep_disks: false,
+        })
+        .await;
+        let _ = shown.await;
+        Trial::from(&report)
+    }
+}
+
+fn build_blocking(roots: &Roots, candidate: &Scenario, ui: &dyn Ui) -> Result<(), BuildError> {
+    let infra = |e: &(dyn std::error::Error + 'static)| BuildError::Infra {
+        why: crate::errors::chain(e),
+    };
+    for node in &candidate.nodes {
+        let def = run::node_kernel(roots, candidate, node).map_err(|e| infra(&*e))?;
+        let view = ui.build(&format!("{} {}", def.name, node.arch));
+        let built = def.build(node.arch, &|e| view.on(e));
+        view.finish();
+        let kernel = built.map_err(|e| match e.is_build_failure() {
+            true => BuildError::Tree {
+                part: Part::Kernel(def.name.clone()),
+                why: crate::errors::chain(&e),
+            },
+            false => infra(&e),
+        })?;
+        for m in &candidate.modules {
+            crate::module::build(m, &kernel, &|_| {}).map_err(|e| match e {
+                crate::module::Error::Build { .. } | crate::module::Error::Git { .. } => BuildError::Tree {
+                    part: Part::Module(m.name.clone()),
+                    why: crate::errors::chain(&e),
+                },
+                other => infra(&other),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub mod fake;
