@@ -154,15 +154,15 @@ pub async fn bisect<T: Tester>(
     Ok(result)
 }
 
-fn testing(b: &Bisect, i: usize, started: Instant) -> Event {
-    let states: Vec<State> = (0..b.graph.len()).map(|j| b.state(j)).collect();
+fn testing(search: &Bisect, i: usize, started: Instant) -> Event {
+    let states: Vec<State> = (0..search.graph.len()).map(|j| search.state(j)).collect();
     Event::Testing {
         elapsed: started.elapsed().as_secs_f64(),
-        short: b.graph.short(i),
-        subject: b.graph.subjects[i].clone(),
-        left: b.graph.search(&states).0.len(),
-        runs_needed: b.runs_needed(),
-        rate: b.rate(),
+        short: search.graph.short(i),
+        subject: search.graph.subjects[i].clone(),
+        left: search.graph.search(&states).0.len(),
+        runs_needed: search.runs_needed(),
+        rate: search.rate(),
     }
 }
 
@@ -242,8 +242,8 @@ fn commit_info(repo: &git2::Repository, id: &str, subject: &str) -> CommitInfo {
 }
 
 fn result(job: &Job<'_>, next: &Next, interrupted: bool, seconds: f64) -> BisectResult {
-    let (b, g) = (&job.bisect, &job.bisect.graph);
-    let info = |i: usize| commit_info(job.repo, &g.ids[i], &g.subjects[i]);
+    let (search, graph) = (&job.bisect, &job.bisect.graph);
+    let info = |i: usize| commit_info(job.repo, &graph.ids[i], &graph.subjects[i]);
     let (outcome, commit, candidates, reason) = match next {
         _ if interrupted => (Ended::Interrupted, None, vec![], None),
         Next::Found(i) => (Ended::Found, Some(info(*i)), vec![], None),
@@ -256,7 +256,7 @@ fn result(job: &Job<'_>, next: &Next, interrupted: bool, seconds: f64) -> Bisect
         Next::Stop(why) => (Ended::Stopped, None, vec![], Some(why.clone())),
         Next::Test(_) => (Ended::Stopped, None, vec![], None),
     };
-    let tested = |i: &usize| b.tallies[*i].runs > 0 || b.tallies[*i].build_failed;
+    let tested = |i: &usize| search.tallies[*i].runs > 0 || search.tallies[*i].build_failed;
     BisectResult {
         scenario: job.scenario.name.clone(),
         target: job.record.target.clone(),
@@ -265,25 +265,25 @@ fn result(job: &Job<'_>, next: &Next, interrupted: bool, seconds: f64) -> Bisect
         commit,
         candidates,
         reason,
-        confidence: b.confidence(),
-        reproduction_rate: b.rate(),
-        runs_needed_for_clean: b.runs_needed(),
+        confidence: search.confidence(),
+        reproduction_rate: search.rate(),
+        runs_needed_for_clean: search.runs_needed(),
         runs: job.record.steps.len(),
-        commits_tested: (0..g.len()).filter(tested).count(),
-        range: g.range().len(),
+        commits_tested: (0..graph.len()).filter(tested).count(),
+        range: graph.range().len(),
         seconds,
-        commits: (0..g.len())
-            .filter(|i| tested(i) || b.tallies[*i].infra > 0)
+        commits: (0..graph.len())
+            .filter(|i| tested(i) || search.tallies[*i].infra > 0)
             .map(|i| CommitLine {
-                id: g.ids[i].clone(),
-                subject: g.subjects[i].clone(),
-                verdict: match b.state(i) {
+                id: graph.ids[i].clone(),
+                subject: graph.subjects[i].clone(),
+                verdict: match search.state(i) {
                     State::Skip => "skip",
                     State::Pending => "undecided",
-                    _ if b.tallies[i].reproduced > 0 => "bad",
+                    _ if search.tallies[i].reproduced > 0 => "bad",
                     _ => "good",
                 },
-                tally: b.tallies[i].clone(),
+                tally: search.tallies[i].clone(),
             })
             .collect(),
         dir: job.dir.display().to_string(),

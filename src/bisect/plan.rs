@@ -52,15 +52,16 @@ fn resolve(repo: &git2::Repository, rev: &str) -> Result<git2::Oid, String> {
 }
 
 /// Works out what is bisected and in which repository.
-pub fn target(roots: &Roots, s: &Scenario, req: &Request) -> Result<Target, String> {
+pub fn target(roots: &Roots, scenario: &Scenario, req: &Request) -> Result<Target, String> {
     let module = match &req.module {
         Some(m) => Some(
-            s.modules
+            scenario
+                .modules
                 .iter()
                 .find(|x| &x.name == m)
-                .ok_or_else(|| format!("--module: scenario `{}` has no [[module]] named `{m}`", s.name))?,
+                .ok_or_else(|| format!("--module: scenario `{}` has no [[module]] named `{m}`", scenario.name))?,
         ),
-        None if req.kernel.is_none() => s.modules.iter().find(|m| m.rev.is_some()),
+        None if req.kernel.is_none() => scenario.modules.iter().find(|m| m.rev.is_some()),
         None => None,
     };
     if let Some(m) = module {
@@ -71,7 +72,7 @@ pub fn target(roots: &Roots, s: &Scenario, req: &Request) -> Result<Target, Stri
             repo: repo.display().to_string(),
         });
     }
-    let kdef = crate::run::node_kernel(roots, s, &s.nodes[0]).map_err(|e| crate::errors::chain(&*e))?;
+    let kdef = crate::run::node_kernel(roots, scenario, &scenario.nodes[0]).map_err(|e| crate::errors::chain(&*e))?;
     let repo = match (&req.repo, kdef.git_source()) {
         (Some(r), _) => r.display().to_string(),
         (None, Some((r, _))) if !r.contains("://") => r,
@@ -91,13 +92,13 @@ pub fn target(roots: &Roots, s: &Scenario, req: &Request) -> Result<Target, Stri
     }
     Ok(Target {
         kind: "kernel".into(),
-        name: s.nodes[0].kernel.clone(),
+        name: scenario.nodes[0].kernel.clone(),
         repo,
     })
 }
 
 /// A new record for `req`, with its ends resolved to commits.
-pub fn new_record(roots: &Roots, s: &Scenario, req: &Request) -> Result<Record, String> {
+pub fn new_record(roots: &Roots, scenario: &Scenario, req: &Request) -> Result<Record, String> {
     let (Some(bad), false) = (&req.bad, req.good.is_empty()) else {
         return Err("a new bisect needs --bad REV and at least one --good REV".into());
     };
@@ -110,7 +111,7 @@ pub fn new_record(roots: &Roots, s: &Scenario, req: &Request) -> Result<Record, 
     if req.fix && req.good.len() > 1 {
         return Err("--fix takes one --good (the fixed revision)".into());
     }
-    let target = target(roots, s, req)?;
+    let target = target(roots, scenario, req)?;
     let repo = git2::Repository::open(&target.repo).map_err(|e| format!("{}: {}", target.repo, e.message()))?;
     let bad = resolve(&repo, bad)?.to_string();
     let good = req
@@ -119,7 +120,7 @@ pub fn new_record(roots: &Roots, s: &Scenario, req: &Request) -> Result<Record, 
         .map(|g| resolve(&repo, g).map(|o| o.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Record {
-        scenario: s.path.display().to_string(),
+        scenario: scenario.path.display().to_string(),
         arch: req.arch,
         target,
         bad,
@@ -156,18 +157,18 @@ pub fn open(record: &Record) -> Result<(git2::Repository, Bisect), String> {
 }
 
 /// The scenario for one candidate commit.
-pub fn at_commit(s: &Scenario, t: &Target, id: &str) -> Scenario {
-    let mut s = s.clone();
-    if t.kind == "module" {
-        for m in s.modules.iter_mut().filter(|m| m.name == t.name) {
-            m.source = PathBuf::from(&t.repo);
+pub fn at_commit(scenario: &Scenario, target: &Target, id: &str) -> Scenario {
+    let mut scenario = scenario.clone();
+    if target.kind == "module" {
+        for m in scenario.modules.iter_mut().filter(|m| m.name == target.name) {
+            m.source = PathBuf::from(&target.repo);
             m.rev = Some(id.to_string());
         }
     } else {
-        s.kernel_source = Some(KernelSource {
-            repo: PathBuf::from(&t.repo),
+        scenario.kernel_source = Some(KernelSource {
+            repo: PathBuf::from(&target.repo),
             rev: id.to_string(),
         });
     }
-    s
+    scenario
 }

@@ -75,7 +75,7 @@ pub async fn nightly<T: Tester + 'static>(
     let started_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut l = Loop {
+    let mut run = Loop {
         tester,
         pending: job.cells.clone(),
         job: &job,
@@ -88,35 +88,32 @@ pub async fn nightly<T: Tester + 'static>(
     };
     let mut tasks = JoinSet::new();
     loop {
-        l.check_budget(on);
-        l.start_cells(&mut tasks, on);
-        if l.running.is_empty() && l.pending.is_empty() {
+        run.check_budget(on);
+        run.start_cells(&mut tasks, on);
+        if run.running.is_empty() && run.pending.is_empty() {
             break;
         }
         tokio::select! {
-            Some(Ok((cell, name, trial, started_s))) = tasks.join_next() => l.finished(cell, &name, trial, started_s, on),
+            Some(Ok((cell, name, trial, started_s))) = tasks.join_next() => run.finished(cell, &name, trial, started_s, on),
             _ = tokio::time::sleep(TICK) => {}
         }
     }
-    l.results.sort_by(|a, b| a.cell.cmp(&b.cell));
+    run.results.sort_by(|a, b| a.cell.cmp(&b.cell));
     let hist = store::history(&job.out);
-    let mut n = Nightly {
+    let mut nightly = Nightly {
         repro_version: env!("CARGO_PKG_VERSION").into(),
         started_at,
-        seconds: l.started.elapsed().as_secs_f64(),
+        seconds: run.started.elapsed().as_secs_f64(),
         shard: job.shard,
         budget_s: job.budget.map(|b| b.as_secs()),
-        cells: std::mem::take(&mut l.results),
+        cells: std::mem::take(&mut run.results),
         changes: Default::default(),
     };
-    let earlier: Vec<Nightly> = hist.iter().map(|(_, n)| n.clone()).collect();
-    n.compare_with(&earlier);
-    store::write_all(&job.out, &n, &hist)?;
-    let interrupted = *l.cancel.borrow();
-    Ok(Ran {
-        nightly: n,
-        interrupted,
-    })
+    let earlier: Vec<Nightly> = hist.iter().map(|(_, nightly)| nightly.clone()).collect();
+    nightly.compare_with(&earlier);
+    store::write_all(&job.out, &nightly, &hist)?;
+    let interrupted = *run.cancel.borrow();
+    Ok(Ran { nightly, interrupted })
 }
 
 impl<T: Tester + 'static> Loop<'_, T> {

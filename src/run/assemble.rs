@@ -33,11 +33,11 @@ pub struct Facts<'a> {
 
 /// The verdict, decided once, and the report around it.
 pub fn report(facts: Facts<'_>) -> RunReport {
-    let s = facts.scenario;
-    let decision = verdict::decide(&s.expect, &facts.observed);
-    let w = &s.workload;
-    let workload_node = facts.nodes.get(w.node).cloned().unwrap_or_default();
-    let nodes = s
+    let scenario = facts.scenario;
+    let decision = verdict::decide(&scenario.expect, &facts.observed);
+    let workload = &scenario.workload;
+    let workload_node = facts.nodes.get(workload.node).cloned().unwrap_or_default();
+    let nodes = scenario
         .nodes
         .iter()
         .zip(&facts.nodes)
@@ -53,8 +53,8 @@ pub fn report(facts: Facts<'_>) -> RunReport {
         .collect();
     RunReport {
         repro_version: env!("CARGO_PKG_VERSION"),
-        scenario: s.name.clone(),
-        scenario_file: s.path.display().to_string(),
+        scenario: scenario.name.clone(),
+        scenario_file: scenario.path.display().to_string(),
         verdict: decision.verdict,
         reason: decision.reason,
         exit_code: decision.verdict.exit_code(),
@@ -62,15 +62,15 @@ pub fn report(facts: Facts<'_>) -> RunReport {
         crashes: facts.observed.crashes.clone(),
         ignored_crashes: facts.ignored,
         kernel: workload_node.kernel,
-        arch: s.nodes[w.node].arch,
+        arch: scenario.nodes[workload.node].arch,
         accel: workload_node.accel,
         accel_reason: workload_node.accel_reason,
         nodes,
         workload: WorkloadInfo {
-            node: s.nodes[w.node].name.clone(),
-            iterations: w.iterations,
-            parallel: w.parallel,
-            timeout_s: w.timeout.as_secs(),
+            node: scenario.nodes[workload.node].name.clone(),
+            iterations: workload.iterations,
+            parallel: workload.parallel,
+            timeout_s: workload.timeout.as_secs(),
             iterations_completed: facts.completed,
             outcome: format!("{:?}", facts.observed.workload),
         },

@@ -158,9 +158,9 @@ async fn save_vmcore(instance: &Instance, dir: &Path) -> Result<PathBuf, String>
         .map_err(|e| crate::errors::chain(&e))?;
     let (f, p) = (flat.clone(), path.clone());
     tokio::task::spawn_blocking(move || {
-        let r = crate::vm::dump::reassemble(&f, &p);
+        let reassembled = crate::vm::dump::reassemble(&f, &p);
         let _ = std::fs::remove_file(&f);
-        r
+        reassembled
     })
     .await
     .map_err(|e| e.to_string())?

@@ -40,13 +40,13 @@ pub enum Error {
 }
 
 /// The kernel definition `node` boots in this run: its own, plus the active patch set.
-pub fn node_kernel(roots: &Roots, s: &Scenario, node: &Node) -> Result<kernel::Definition, Box<Error>> {
+pub fn node_kernel(roots: &Roots, scenario: &Scenario, node: &Node) -> Result<kernel::Definition, Box<Error>> {
     let mut kdef = kernel::find(&roots.kernels, &node.kernel).map_err(Error::from)?;
-    if let Some(set) = &s.active_set {
-        let steps = s.patchsets.get(set).map(|p| p.steps.clone()).unwrap_or_default();
+    if let Some(set) = &scenario.active_set {
+        let steps = scenario.patchsets.get(set).map(|p| p.steps.clone()).unwrap_or_default();
         kdef = kdef.with_steps(set, &steps).map_err(Error::PatchSet)?;
     }
-    if let Some(ks) = &s.kernel_source {
+    if let Some(ks) = &scenario.kernel_source {
         kdef = kdef.with_source(&ks.repo, &ks.rev).map_err(Error::PatchSet)?;
     }
     Ok(kdef)
@@ -55,20 +55,20 @@ pub fn node_kernel(roots: &Roots, s: &Scenario, node: &Node) -> Result<kernel::D
 /// Fetches/builds what `node` needs (cached) and writes its per-run layers into `dir`.
 pub fn prepare_node(
     roots: &Roots,
-    s: &Scenario,
+    scenario: &Scenario,
     node: &Node,
     dir: &Path,
     pubkey: &str,
     progress: &dyn Fn(Progress),
 ) -> Result<Prepared, Box<Error>> {
-    let me = s.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
+    let me = scenario.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    let kdef = node_kernel(roots, s, node)?;
-    let cached = artifacts(roots, s, node, &kdef, progress)?;
-    let (disks, pmem) = disks(s, me, dir, &cached)?;
+    let kdef = node_kernel(roots, scenario, node)?;
+    let cached = artifacts(roots, scenario, node, &kdef, progress)?;
+    let (disks, pmem) = disks(scenario, me, dir, &cached)?;
     let initrd = dir.join("initrd.img");
     let layer = RunLayer {
         node: node.name.clone(),
@@ -83,7 +83,7 @@ pub fn prepare_node(
     image::run_initrd(&cached.boot, &layer, &initrd).map_err(Error::from)?;
     let choice = accel::choose(node.arch);
     let layers = Layers { initrd, disks, pmem };
-    let config = vm_config(s, me, dir, &kdef, &cached, choice.accel, layers)?;
+    let config = vm_config(scenario, me, dir, &kdef, &cached, choice.accel, layers)?;
     Ok(Prepared {
         kernel: cached.kernel,
         modules: cached.modules,
@@ -104,7 +104,7 @@ struct Cached {
 
 fn artifacts(
     roots: &Roots,
-    s: &Scenario,
+    scenario: &Scenario,
     node: &Node,
     kdef: &kernel::Definition,
     progress: &dyn Fn(Progress),
@@ -116,10 +116,10 @@ fn artifacts(
     };
     let kernel = kdef.build(node.arch, &on_build).map_err(Error::from)?;
     let mut modules = Vec::new();
-    for m in &s.modules {
+    for m in &scenario.modules {
         modules.push(crate::module::build(m, &kernel, &log).map_err(Error::from)?);
     }
-    let idef = image::find(&roots.images, &s.image).map_err(Error::from)?;
+    let idef = image::find(&roots.images, &scenario.image).map_err(Error::from)?;
     let built = image::build(&idef, node.arch, &log).map_err(Error::from)?;
     let boot = image::boot_initramfs(&kernel, &built).map_err(Error::from)?;
     let modules_disk = image::modules_disk(&kernel).map_err(Error::from)?;
@@ -134,7 +134,12 @@ fn artifacts(
 
 /// The root overlay, the modules disk, and node `me`'s scenario disks and pmem: sparse files in
 /// the node's directory, found by name in the guest.
-fn disks(s: &Scenario, me: usize, dir: &Path, cached: &Cached) -> Result<(Vec<Disk>, Vec<vm::Pmem>), Box<Error>> {
+fn disks(
+    scenario: &Scenario,
+    me: usize,
+    dir: &Path,
+    cached: &Cached,
+) -> Result<(Vec<Disk>, Vec<vm::Pmem>), Box<Error>> {
     let overlay = dir.join("root.qcow2");
     let out = Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
@@ -165,7 +170,7 @@ fn disks(s: &Scenario, me: usize, dir: &Path, cached: &Cached) -> Result<(Vec<Di
             serial: None,
         });
     }
-    for d in s.disks.iter().filter(|d| d.node == me) {
+    for d in scenario.disks.iter().filter(|d| d.node == me) {
         disks.push(Disk {
             path: sparse(dir, &format!("disk-{}", d.name), d.size_mib)?,
             format: "raw",
@@ -174,7 +179,7 @@ fn disks(s: &Scenario, me: usize, dir: &Path, cached: &Cached) -> Result<(Vec<Di
         });
     }
     let mut pmem = Vec::new();
-    for d in s.pmem.iter().filter(|d| d.node == me) {
+    for d in scenario.pmem.iter().filter(|d| d.node == me) {
         pmem.push(vm::Pmem {
             path: sparse(dir, &format!("pmem-{}", d.name), d.size_mib)?,
             size_mib: d.size_mib,
@@ -203,7 +208,7 @@ struct Layers {
 
 /// QEMU's configuration for node `me`, except the QMP socket, which the instance places.
 fn vm_config(
-    s: &Scenario,
+    scenario: &Scenario,
     me: usize,
     dir: &Path,
     kdef: &kernel::Definition,
@@ -211,7 +216,7 @@ fn vm_config(
     accel: vm::Accel,
     layers: Layers,
 ) -> Result<vm::Config, Box<Error>> {
-    let node = &s.nodes[me];
+    let node = &scenario.nodes[me];
     let Layers { initrd, disks, pmem } = layers;
     let mut extra = kdef.cmdline.clone();
     // aarch64 `virt` describes NVDIMMs only in the ACPI NFIT, which only UEFI firmware installs;
@@ -228,17 +233,17 @@ fn vm_config(
     } else {
         None
     };
-    extra.extend(s.cmdline.iter().cloned());
+    extra.extend(scenario.cmdline.iter().cloned());
     let ssh_port = free_port().map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    let run_dir = if s.nodes.len() > 1 {
+    let run_dir = if scenario.nodes.len() > 1 {
         dir.parent().unwrap_or(dir)
     } else {
         dir
     };
-    let links = super::setup::links(s)
+    let links = super::setup::links(scenario)
         .into_iter()
         .filter(|l| me == 0 || l.spoke == me)
         .map(|l| argv::NetLink {

@@ -51,8 +51,8 @@ pub struct Link {
 
 /// Every node other than the first is linked to the first one (a star). Node names resolve to
 /// link addresses through /etc/hosts.
-pub fn links(s: &Scenario) -> Vec<Link> {
-    (1..s.nodes.len())
+pub fn links(scenario: &Scenario) -> Vec<Link> {
+    (1..scenario.nodes.len())
         .map(|i| Link {
             spoke: i,
             id: format!("link{i}"),
@@ -65,11 +65,11 @@ pub fn links(s: &Scenario) -> Vec<Link> {
 }
 
 /// The address `from` uses to reach `to`.
-pub fn address(s: &Scenario, from: usize, to: usize) -> Option<String> {
+pub fn address(scenario: &Scenario, from: usize, to: usize) -> Option<String> {
     if from == to {
         return Some("127.0.0.1".into());
     }
-    let ls = links(s);
+    let ls = links(scenario);
     if from == 0 {
         return ls.iter().find(|l| l.spoke == to).map(|l| l.spoke_addr.clone());
     }
@@ -79,8 +79,8 @@ pub fn address(s: &Scenario, from: usize, to: usize) -> Option<String> {
     None
 }
 
-fn network(s: &Scenario, node: usize) -> Option<String> {
-    let ls = links(s);
+fn network(scenario: &Scenario, node: usize) -> Option<String> {
+    let ls = links(scenario);
     let mut mine: Vec<(String, String)> = Vec::new(); // (mac, addr)
     for l in &ls {
         if node == 0 {
@@ -99,8 +99,8 @@ fn network(s: &Scenario, node: usize) -> Option<String> {
             "dev=$(ifname {mac})\nip addr add {addr}/24 dev \"$dev\"\nip link set \"$dev\" up\n"
         ));
     }
-    for (j, n) in s.nodes.iter().enumerate() {
-        if let Some(a) = address(s, node, j).filter(|_| j != node) {
+    for (j, n) in scenario.nodes.iter().enumerate() {
+        if let Some(a) = address(scenario, node, j).filter(|_| j != node) {
             sc.push_str(&format!("echo '{a} {}' >> /etc/hosts\n", n.name));
         }
     }
@@ -186,11 +186,11 @@ fn nfs_client(c: &NfsClient, srv: &NfsServer, server_addr: &str) -> String {
 /// The node's disks, pmem, dm devices and filesystems. `fresh`: namespaces created, devices
 /// filled and filesystems made; otherwise (after a power cut) everything is found and mounted
 /// again as it was left, with no mkfs, so the filesystem replays its log.
-fn storage(s: &Scenario, node: usize, fresh: bool) -> Option<String> {
-    let disks: Vec<&BlockDev> = s.disks.iter().filter(|d| d.node == node).collect();
-    let pmem: Vec<&BlockDev> = s.pmem.iter().filter(|d| d.node == node).collect();
-    let dms: Vec<&Dm> = s.dm.iter().filter(|d| d.node == node).collect();
-    let fss: Vec<&Filesystem> = s.filesystems.iter().filter(|f| f.node == node).collect();
+fn storage(scenario: &Scenario, node: usize, fresh: bool) -> Option<String> {
+    let disks: Vec<&BlockDev> = scenario.disks.iter().filter(|d| d.node == node).collect();
+    let pmem: Vec<&BlockDev> = scenario.pmem.iter().filter(|d| d.node == node).collect();
+    let dms: Vec<&Dm> = scenario.dm.iter().filter(|d| d.node == node).collect();
+    let fss: Vec<&Filesystem> = scenario.filesystems.iter().filter(|f| f.node == node).collect();
     if disks.is_empty() && pmem.is_empty() && dms.is_empty() && fss.is_empty() {
         return None;
     }
@@ -332,10 +332,10 @@ fn mount(sc: &mut String, f: &Filesystem, fresh: bool) {
 
 /// The steps, in order: links on every node, storage (disks, pmem, dm, filesystems) on every
 /// node, the NFS server, its clients, then `[[setup]]`.
-pub fn steps(s: &Scenario) -> Result<Vec<SetupStep>, String> {
+pub fn steps(scenario: &Scenario) -> Result<Vec<SetupStep>, String> {
     let mut out = Vec::new();
-    for i in 0..s.nodes.len() {
-        if let Some(sc) = network(s, i) {
+    for i in 0..scenario.nodes.len() {
+        if let Some(sc) = network(scenario, i) {
             out.push(SetupStep {
                 node: i,
                 label: "network".into(),
@@ -343,8 +343,8 @@ pub fn steps(s: &Scenario) -> Result<Vec<SetupStep>, String> {
             });
         }
     }
-    for i in 0..s.nodes.len() {
-        if let Some(sc) = storage(s, i, true) {
+    for i in 0..scenario.nodes.len() {
+        if let Some(sc) = storage(scenario, i, true) {
             out.push(SetupStep {
                 node: i,
                 label: "storage".into(),
@@ -352,17 +352,17 @@ pub fn steps(s: &Scenario) -> Result<Vec<SetupStep>, String> {
             });
         }
     }
-    if let Some(srv) = &s.nfs_server {
+    if let Some(srv) = &scenario.nfs_server {
         out.push(SetupStep {
             node: srv.node,
             label: format!("nfs-server {}", srv.export),
             script: nfs_server(srv),
         });
-        for c in &s.nfs_clients {
-            let addr = address(s, c.node, srv.node).ok_or_else(|| {
+        for c in &scenario.nfs_clients {
+            let addr = address(scenario, c.node, srv.node).ok_or_else(|| {
                 format!(
                     "node `{}` has no link to the NFS server `{}`",
-                    s.nodes[c.node].name, s.nodes[srv.node].name
+                    scenario.nodes[c.node].name, scenario.nodes[srv.node].name
                 )
             })?;
             out.push(SetupStep {
@@ -372,7 +372,7 @@ pub fn steps(s: &Scenario) -> Result<Vec<SetupStep>, String> {
             });
         }
     }
-    for (i, st) in s.setup.iter().enumerate() {
+    for (i, st) in scenario.setup.iter().enumerate() {
         out.push(SetupStep {
             node: st.node,
             label: format!("setup[{i}]"),
@@ -384,8 +384,8 @@ pub fn steps(s: &Scenario) -> Result<Vec<SetupStep>, String> {
 
 /// After a power cut of `node`: its storage found and mounted again as it was left (dm tables
 /// loaded again, no fill, no namespace creation, no mkfs).
-pub fn after_power_cut(s: &Scenario, node: usize) -> Vec<SetupStep> {
-    storage(s, node, false)
+pub fn after_power_cut(scenario: &Scenario, node: usize) -> Vec<SetupStep> {
+    storage(scenario, node, false)
         .map(|script| SetupStep {
             node,
             label: "storage after the power cut".into(),

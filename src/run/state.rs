@@ -129,16 +129,16 @@ impl RunState {
     }
 
     /// Where node `i`'s files go.
-    pub fn node_dir(&self, i: usize) -> PathBuf {
-        node_dir(&self.run_dir, &self.scenario, i)
+    pub fn node_dir(&self, node: usize) -> PathBuf {
+        node_dir(&self.run_dir, &self.scenario, node)
     }
 }
 
 /// One node: files go straight into the run directory; several: one subdirectory each.
-pub fn node_dir(run_dir: &std::path::Path, s: &Scenario, i: usize) -> PathBuf {
-    if s.nodes.len() == 1 {
+pub fn node_dir(run_dir: &std::path::Path, scenario: &Scenario, node: usize) -> PathBuf {
+    if scenario.nodes.len() == 1 {
         run_dir.to_path_buf()
     } else {
-        run_dir.join(&s.nodes[i].name)
+        run_dir.join(&scenario.nodes[node].name)
     }
 }

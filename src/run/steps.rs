@@ -47,9 +47,9 @@ pub fn run_step(
 ) -> Result<(), StepError> {
     // The script's output goes to a file that `cat` returns, so a daemon it starts never
     // holds the SSH channel open.
-    let f = format!("/run/repro/setup-{n}");
+    let stem = format!("/run/repro/setup-{n}");
     let cmd = format!(
-        "mkdir -p /run/repro && cat > {f}.sh && bash {f}.sh < /dev/null > {f}.log 2>&1; rc=$?; cat {f}.log; \
+        "mkdir -p /run/repro && cat > {stem}.sh && bash {stem}.sh < /dev/null > {stem}.log 2>&1; rc=$?; cat {stem}.log; \
          [ $rc -eq 0 ] || dmesg | tail -n 6 | sed 's/^/dmesg: /'; exit $rc"
     );
     let out = session.exec(&cmd, step.script.as_bytes()).map_err(|e| StepError::Ssh {
@@ -91,10 +91,10 @@ fn last_words(stdout: &[u8]) -> String {
         .join("\n")
 }
 
-/// Background step `i`: runs until it ends or the run stops (the guest goes away). Its output is
+/// Background step `index`: runs until it ends or the run stops (the guest goes away). Its output is
 /// appended live to `background-N.log` in `dir`.
-pub fn run_background(i: usize, port: u16, key: &Path, script: &str, dir: &Path, halt: &AtomicBool) {
-    let log_path = dir.join(format!("background-{i}.log"));
+pub fn run_background(index: usize, port: u16, key: &Path, script: &str, dir: &Path, halt: &AtomicBool) {
+    let log_path = dir.join(format!("background-{index}.log"));
     let Ok(mut log) = std::fs::File::create(&log_path) else {
         return;
     };
@@ -108,12 +108,12 @@ pub fn run_background(i: usize, port: u16, key: &Path, script: &str, dir: &Path,
     if halt.load(Ordering::SeqCst) {
         return;
     }
-    let f = format!("/run/repro/background-{i}.sh");
-    let cmd = format!("mkdir -p /run/repro && cat > {f} && exec bash {f} < /dev/null");
-    let r = session.exec_with(&cmd, script.as_bytes(), &mut |_, data| {
+    let path = format!("/run/repro/background-{index}.sh");
+    let cmd = format!("mkdir -p /run/repro && cat > {path} && exec bash {path} < /dev/null");
+    let ran = session.exec_with(&cmd, script.as_bytes(), &mut |_, data| {
         let _ = log.write_all(data);
     });
-    if let Ok(o) = r {
-        let _ = writeln!(log, "repro: background step exited {}", o.status);
+    if let Ok(output) = ran {
+        let _ = writeln!(log, "repro: background step exited {}", output.status);
     }
 }

@@ -145,17 +145,17 @@ pub fn ends_run(expect: &Expect, report: &Report) -> bool {
 /// The one place that ranks what was seen: the expected crash, then a data signal, then any
 /// other crash; only then an infrastructure failure; and `not-reproduced` only for a workload
 /// (and check) that passed.
-pub fn decide(expect: &Expect, o: &Observed) -> Decision {
-    if let Some(d) = crash_or_signal(expect, o) {
+pub fn decide(expect: &Expect, observed: &Observed) -> Decision {
+    if let Some(d) = crash_or_signal(expect, observed) {
         return d;
     }
-    if o.guest_panicked {
+    if observed.guest_panicked {
         return infra(Arc::new(InfraError::UnparsedPanic));
     }
-    if o.interrupted {
+    if observed.interrupted {
         return infra(Arc::new(InfraError::Interrupted));
     }
-    if let Some(e) = &o.infra {
+    if let Some(e) = &observed.infra {
         return infra(e.clone());
     }
     let clean = |reason: String| Decision {
@@ -164,20 +164,20 @@ pub fn decide(expect: &Expect, o: &Observed) -> Decision {
         crash: None,
         infra: None,
     };
-    if let Some(pc) = &o.power_cut {
+    if let Some(pc) = &observed.power_cut {
         return match &pc.check {
             WorkloadOutcome::Passed { .. } => clean(format!(
                 "{}; after the reboot the check passed, with no crash on the console",
-                super::infra::cut_words(pc.at_marker.as_deref(), &o.workload)
+                super::infra::cut_words(pc.at_marker.as_deref(), &observed.workload)
             )),
             check => infra(Arc::new(InfraError::Check {
                 at_marker: pc.at_marker.clone(),
-                workload: o.workload.clone(),
+                workload: observed.workload.clone(),
                 check: check.clone(),
             })),
         };
     }
-    match &o.workload {
+    match &observed.workload {
         passed @ WorkloadOutcome::Passed { .. } => clean(passed.failure()),
         other => infra(Arc::new(InfraError::Workload(other.clone()))),
     }
@@ -193,47 +193,47 @@ fn infra(e: Arc<InfraError>) -> Decision {
 }
 
 /// A crash, or a data signal the scenario defines as reproduced.
-fn crash_or_signal(expect: &Expect, o: &Observed) -> Option<Decision> {
+fn crash_or_signal(expect: &Expect, observed: &Observed) -> Option<Decision> {
     let decision = |verdict, reason, crash| Decision {
         verdict,
         reason,
         crash,
         infra: None,
     };
-    if let Some(i) = o.crashes.iter().position(|r| matches(expect, r)) {
-        let reason = format!("crash matched: {}", o.crashes[i].title);
+    if let Some(i) = observed.crashes.iter().position(|r| matches(expect, r)) {
+        let reason = format!("crash matched: {}", observed.crashes[i].title);
         return Some(decision(Verdict::Reproduced, reason, Some(i)));
     }
     // A data-integrity signal the scenario defines as reproduced, unless a fatal crash that is
     // not the expected one came first (then the data check's failure proves nothing).
-    let fatal_other = o.crashes.iter().position(|r| is_fatal(&r.kind));
+    let fatal_other = observed.crashes.iter().position(|r| is_fatal(&r.kind));
     if fatal_other.is_none() {
-        if let Some(reason) = data_signal(expect, o) {
+        if let Some(reason) = data_signal(expect, observed) {
             return Some(decision(Verdict::Reproduced, reason, None));
         }
     }
-    let other = fatal_other.or(if o.crashes.is_empty() { None } else { Some(0) })?;
+    let other = fatal_other.or(if observed.crashes.is_empty() { None } else { Some(0) })?;
     let reason = format!(
         "the kernel reported `{}`, which is not the expected crash",
-        o.crashes[other].title
+        observed.crashes[other].title
     );
     Some(decision(Verdict::CrashedDifferently, reason, Some(other)))
 }
 
 /// The scenario's marker in the workload's (or the check's) output, or its exit status.
-fn data_signal(expect: &Expect, o: &Observed) -> Option<String> {
-    if let Some(line) = &o.marker_line {
+fn data_signal(expect: &Expect, observed: &Observed) -> Option<String> {
+    if let Some(line) = &observed.marker_line {
         return Some(format!("the workload printed the scenario's marker: {}", line.trim()));
     }
-    if let Some(line) = o.power_cut.as_ref().and_then(|pc| pc.marker_line.as_ref()) {
+    if let Some(line) = observed.power_cut.as_ref().and_then(|pc| pc.marker_line.as_ref()) {
         return Some(format!(
             "the check after the power cut printed the scenario's marker: {}",
             line.trim()
         ));
     }
-    let (last, who) = match &o.power_cut {
+    let (last, who) = match &observed.power_cut {
         Some(pc) => (&pc.check, "the check after the power cut"),
-        None => (&o.workload, "the workload"),
+        None => (&observed.workload, "the workload"),
     };
     match (expect.exit_status, last) {
         (Some(want), WorkloadOutcome::Failed { status, .. }) if *status == want => Some(format!(

@@ -88,11 +88,15 @@ fn schema(file: File, raw: &Raw) -> Checked<()> {
 
 fn cpus(file: File, cpus: &Option<toml::Spanned<u32>>, key: &str, default: u32) -> Checked<u32> {
     let Some(c) = cpus else { return Ok(default) };
-    let n = *c.get_ref();
-    if (1..=MAX_CPUS).contains(&n) {
-        Ok(n)
+    let count = *c.get_ref();
+    if (1..=MAX_CPUS).contains(&count) {
+        Ok(count)
     } else {
-        Err(file.diag(c.span(), key, format!("cpus must be between 1 and {MAX_CPUS}, got {n}")))
+        Err(file.diag(
+            c.span(),
+            key,
+            format!("cpus must be between 1 and {MAX_CPUS}, got {count}"),
+        ))
     }
 }
 
@@ -136,14 +140,14 @@ fn nodes(file: File, raw: &Raw, kernels: &[String]) -> Checked<Vec<Node>> {
 }
 
 fn workload(file: File, raw: &Raw, nodes: &[Node]) -> Checked<Workload> {
-    let w = &raw.workload;
+    let workload_raw = &raw.workload;
     Ok(Workload {
-        script: w.script.clone(),
-        node: file.node(nodes, &w.node, "workload.node", 0)?,
-        timeout: w.timeout.map_or(DEFAULT_WORKLOAD_TIMEOUT, |t| t.0),
-        iterations: file.positive(&w.iterations, "workload.iterations")?,
-        parallel: file.positive(&w.parallel, "workload.parallel")?,
-        shell: w.shell.clone().unwrap_or_else(|| "/bin/bash".into()),
+        script: workload_raw.script.clone(),
+        node: file.node(nodes, &workload_raw.node, "workload.node", 0)?,
+        timeout: workload_raw.timeout.map_or(DEFAULT_WORKLOAD_TIMEOUT, |t| t.0),
+        iterations: file.positive(&workload_raw.iterations, "workload.iterations")?,
+        parallel: file.positive(&workload_raw.parallel, "workload.parallel")?,
+        shell: workload_raw.shell.clone().unwrap_or_else(|| "/bin/bash".into()),
         restore_snapshot: restore(file, raw, nodes)?,
     })
 }

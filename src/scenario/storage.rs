@@ -25,21 +25,25 @@ impl Devices {
 
     /// Takes `name` for a device on `node`, under the name rule and once per node.
     fn take(&mut self, file: File, node: usize, name: &Spanned<String>, key: &str) -> Checked<String> {
-        let v = file.name(name, key, "device")?;
-        if self.has(node, &v) {
-            return Err(file.diag(name.span(), key, format!("duplicate device name `{v}` on this node")));
+        let device = file.name(name, key, "device")?;
+        if self.has(node, &device) {
+            return Err(file.diag(
+                name.span(),
+                key,
+                format!("duplicate device name `{device}` on this node"),
+            ));
         }
-        self.names.push((node, v.clone()));
-        Ok(v)
+        self.names.push((node, device.clone()));
+        Ok(device)
     }
 }
 
 pub(super) fn nfs(file: File, raw: &Raw, nodes: &[Node]) -> Checked<(Option<NfsServer>, Vec<NfsClient>)> {
-    let Some(n) = &raw.nfs else {
+    let Some(nfs) = &raw.nfs else {
         return Ok((None, Vec::new()));
     };
-    let node = file.node(nodes, &n.server, "nfs.server", 0)?;
-    let fs = match n.fs.as_ref().map(|f| (f.get_ref().as_str(), f.span())) {
+    let node = file.node(nodes, &nfs.server, "nfs.server", 0)?;
+    let fs = match nfs.fs.as_ref().map(|f| (f.get_ref().as_str(), f.span())) {
         None | Some(("tmpfs", _)) => NfsBacking::Tmpfs,
         Some(("ext4", _)) => NfsBacking::Ext4,
         Some(("xfs", _)) => NfsBacking::Xfs,
@@ -51,8 +55,8 @@ pub(super) fn nfs(file: File, raw: &Raw, nodes: &[Node]) -> Checked<(Option<NfsS
             ))
         }
     };
-    let versions = nfs_versions(file, n)?;
-    let size_mib = n.size.map_or(512, |m| m.0);
+    let versions = nfs_versions(file, nfs)?;
+    let size_mib = nfs.size.map_or(512, |m| m.0);
     if fs == NfsBacking::Xfs && size_mib < 300 {
         return Err(file.diag(
             0..0,
@@ -60,23 +64,23 @@ pub(super) fn nfs(file: File, raw: &Raw, nodes: &[Node]) -> Checked<(Option<NfsS
             format!("mkfs.xfs refuses filesystems under 300 MiB; got {size_mib} MiB"),
         ));
     }
-    let clients = nfs_clients(file, n, nodes, node, &versions)?;
+    let clients = nfs_clients(file, nfs, nodes, node, &versions)?;
     let server = NfsServer {
         node,
-        export: n.export.clone().unwrap_or_else(|| "/srv/nfs".into()),
+        export: nfs.export.clone().unwrap_or_else(|| "/srv/nfs".into()),
         fs,
         size_mib,
-        device: n.device.as_ref().map(|d| d.get_ref().clone()),
-        options: n.options.clone().unwrap_or_else(|| NFS_OPTIONS.into()),
+        device: nfs.device.as_ref().map(|d| d.get_ref().clone()),
+        options: nfs.options.clone().unwrap_or_else(|| NFS_OPTIONS.into()),
         versions,
-        threads: n.threads.unwrap_or(8),
+        threads: nfs.threads.unwrap_or(8),
     };
     Ok((Some(server), clients))
 }
 
-fn nfs_versions(file: File, n: &RawNfs) -> Checked<Vec<String>> {
+fn nfs_versions(file: File, nfs: &RawNfs) -> Checked<Vec<String>> {
     let mut versions = Vec::new();
-    for v in n.versions.iter().flatten() {
+    for v in nfs.versions.iter().flatten() {
         if !NFS_VERSIONS.contains(&v.get_ref().as_str()) {
             return Err(file.diag(
                 v.span(),
@@ -92,14 +96,20 @@ fn nfs_versions(file: File, n: &RawNfs) -> Checked<Vec<String>> {
     Ok(versions)
 }
 
-fn nfs_clients(file: File, n: &RawNfs, nodes: &[Node], server: usize, versions: &[String]) -> Checked<Vec<NfsClient>> {
+fn nfs_clients(
+    file: File,
+    nfs: &RawNfs,
+    nodes: &[Node],
+    server: usize,
+    versions: &[String],
+) -> Checked<Vec<NfsClient>> {
     let mut clients = Vec::new();
-    for (i, c) in n.clients.iter().enumerate() {
+    for (i, c) in nfs.clients.iter().enumerate() {
         let key = format!("nfs.clients[{i}]");
         let node = file.node(nodes, &c.node, &format!("{key}.node"), server)?;
         if node != server && node != 0 && server != 0 {
             return Err(file.diag(
-                c.node.as_ref().map_or(0..0, |n| n.span()),
+                c.node.as_ref().map_or(0..0, |nfs| nfs.span()),
                 &format!("{key}.node"),
                 "guests are linked to the first node only: put the server or this client on it",
             ));
@@ -230,7 +240,7 @@ fn filesystems(file: File, raw: &Raw, nodes: &[Node], devices: &mut Devices) -> 
 
 /// `nfs.device`: an ext4 or xfs export on a declared device of the server's node.
 pub(super) fn nfs_device(file: File, raw: &Raw, server: Option<&NfsServer>, devices: &Devices) -> Checked<()> {
-    let (Some(server), Some(d)) = (server, raw.nfs.as_ref().and_then(|n| n.device.as_ref())) else {
+    let (Some(server), Some(d)) = (server, raw.nfs.as_ref().and_then(|nfs| nfs.device.as_ref())) else {
         return Ok(());
     };
     if server.fs == NfsBacking::Tmpfs {

@@ -138,7 +138,7 @@ impl RunState {
             .map(|data| line_hook(move |line: &str| super::workload::keep_marker_line(&marker, Some(&data), line)));
         let ssh_by = std::time::Instant::now() + self.scenario.boot_timeout;
         std::thread::spawn(move || {
-            let t = std::time::Instant::now();
+            let since = std::time::Instant::now();
             let session = match wait_ssh(port, &key, ssh_by, &halt, &up) {
                 Ok(session) => session,
                 Err(e) => {
@@ -146,8 +146,8 @@ impl RunState {
                     return;
                 }
             };
-            let _ = tx.send(Event::CheckSsh(t.elapsed().as_secs_f64()));
-            let t = std::time::Instant::now();
+            let _ = tx.send(Event::CheckSsh(since.elapsed().as_secs_f64()));
+            let since = std::time::Instant::now();
             // The steps run on the session that proved SSH is back: no second handshake with a
             // guest that has just booted.
             if let Err(e) = storage_again(&session, &steps, &name, &dir.join(SETUP_LOG)) {
@@ -158,7 +158,7 @@ impl RunState {
             job.on_stdout = hook;
             job.stem = CHECK_STEM;
             let outcome = job.run();
-            let _ = tx.send(Event::CheckDone(Ok((outcome, t.elapsed().as_secs_f64()))));
+            let _ = tx.send(Event::CheckDone(Ok((outcome, since.elapsed().as_secs_f64()))));
         });
         listening
     }

@@ -175,12 +175,12 @@ impl RunState {
     }
 }
 
-fn kernel_info(p: &Prepared) -> KernelInfo {
+fn kernel_info(prepared: &Prepared) -> KernelInfo {
     KernelInfo {
-        name: p.kernel.name.clone(),
-        release: p.kernel.release.clone(),
-        origin: p.kernel.origin.clone(),
-        modules: p
+        name: prepared.kernel.name.clone(),
+        release: prepared.kernel.release.clone(),
+        origin: prepared.kernel.origin.clone(),
+        modules: prepared
             .modules
             .iter()
             .map(|m| ModuleInfo {

@@ -23,14 +23,14 @@ impl RunState {
     pub async fn workload(&mut self) -> Result<(), Stop> {
         self.watch.settle_report().await?;
         let started = Instant::now();
-        let w = &self.scenario.workload;
+        let workload = &self.scenario.workload;
         self.note(Progress::Phase {
             phase: Phase::Workload,
             detail: format!(
                 "{} iteration(s), {} in parallel, on {}",
-                w.iterations,
-                w.parallel,
-                self.name(w.node)
+                workload.iterations,
+                workload.parallel,
+                self.name(workload.node)
             ),
         });
         let halt = self.halt_flag();
@@ -114,19 +114,19 @@ impl RunState {
 
     /// Starts the workload on its own thread; gives its count of completed iterations.
     fn start_job(&mut self, halt: &Arc<AtomicBool>) -> Arc<AtomicU32> {
-        let w = self.scenario.workload.clone();
-        let port = self.guests.ssh_port(w.node).unwrap_or(0);
-        let first = self.sessions[w.node].take();
+        let workload = self.scenario.workload.clone();
+        let port = self.guests.ssh_port(workload.node).unwrap_or(0);
+        let first = self.sessions[workload.node].take();
         let mut job = Job::new(
             port,
             self.key.clone(),
-            w.clone(),
+            workload.clone(),
             self.run_dir.clone(),
             halt.clone(),
             first,
         );
         job.on_stdout = self.output_hook();
-        if w.restore_snapshot {
+        if workload.restore_snapshot {
             job.restore = Some(restore_hook(self.watch.sender()));
         }
         let completed = job.counter();
