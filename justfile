@@ -26,6 +26,10 @@ test: prepare
 test-fast:
     cargo nextest run --release --workspace -E 'not binary(guests)'
 
+# The architecture's invariants on the source (part of `just test`), with the layout report.
+tidy:
+    cargo test --release --test tidy -- --nocapture --test-threads 1
+
 # Formatting and lints, warnings denied.
 lint:
     cargo fmt --all -- --check
