@@ -11,6 +11,12 @@ pub type Source = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InfraError {
+    #[error("cannot create the run directory {}", path.display())]
+    RunDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("generating the run's SSH key")]
     Keygen(#[source] Source),
     #[error("preparing node `{node}`")]

@@ -837,3 +837,37 @@ fn pmem_on_debians_arm64_kernel_boots_uefi_and_is_an_infra_error_naming_fsdax() 
     let console = read(dir.path(), "console.log");
     assert!(console.contains("ACPI: NFIT"), "no NFIT on the console");
 }
+
+/// `repro verify` end to end on seed 000's kernel and its fix, one run each: the base
+/// reproduces, the patched kernel does not, and every run keeps its report. (Before the run
+/// made its own directory, each run here ended an infra-error with no report.json.)
+#[test]
+fn verify_of_seed_000_concludes_fixed_and_keeps_every_run() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = repro()
+        .current_dir(cwd.path())
+        .args(["verify", "nfs-updatepage-null", "--set", "fix", "--runs", "1", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\nstderr:\n{stderr}"));
+    assert_eq!(v["conclusion"]["outcome"], "fixed", "{v:#}\n{stderr}");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        (
+            v["base"]["reproduced"].as_u64(),
+            v["patched"]["not_reproduced"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let dir = PathBuf::from(v["dir"].as_str().unwrap());
+    assert!(dir.starts_with(cwd.path().canonicalize().unwrap()), "{}", dir.display());
+    assert!(dir.join("verify.json").is_file());
+    for side in ["base-1", "patched-1"] {
+        let report: Value = serde_json::from_str(&read(&dir.join(side), "report.json")).unwrap();
+        assert!(
+            report["kernel"]["name"].as_str().unwrap().starts_with("seed-000-nfs"),
+            "{report:#}"
+        );
+    }
+}
