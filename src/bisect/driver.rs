@@ -6,6 +6,7 @@
 use super::log::{self, Attempt, Record, Target};
 use super::plan::at_commit;
 use super::{Bisect, Next, Observation, State, Tally};
+use crate::errors::WriteError;
 use crate::run::verdict::Verdict;
 use crate::scenario::Scenario;
 use crate::tester::{BuildError, Part, Tester, Trial};
@@ -101,14 +102,6 @@ pub struct BisectResult {
     pub seconds: f64,
     pub commits: Vec<CommitLine>,
     pub dir: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write {}", path.display())]
-pub struct WriteError {
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
 }
 
 pub async fn bisect<T: Tester>(

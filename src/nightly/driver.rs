@@ -4,8 +4,6 @@
 
 use super::plan::{demand, pick, Capacity, Cell, CellResult, Demand, Nightly};
 use super::store;
-use crate::run::infra::InfraError;
-use crate::run::verdict::Verdict;
 use crate::scenario::Scenario;
 use crate::tester::{Tester, Trial};
 use std::path::{Path, PathBuf};
@@ -181,8 +179,7 @@ impl<T: Tester + 'static> Loop<'_, T> {
 
     fn finished(&mut self, cell: Cell, name: &str, trial: Trial, started_s: f64, on: &(dyn Fn(&Event) + Sync)) {
         self.running.retain(|(c, _)| *c != cell);
-        let stopped = matches!(trial.infra.as_deref(), Some(InfraError::Interrupted)) || trial.interrupted;
-        let reason = match (stopped, self.budget_hit) {
+        let reason = match (trial.interrupted, self.budget_hit) {
             (true, true) => "stopped: the time budget ran out".to_string(),
             (true, false) => "interrupted".to_string(),
             (false, _) => trial.reason.clone(),
@@ -201,7 +198,7 @@ impl<T: Tester + 'static> Loop<'_, T> {
             reason,
             started_s,
             seconds: trial.seconds,
-            time_to_reproduce: trial.time_to_reproduce.filter(|_| trial.verdict == Verdict::Reproduced),
+            time_to_reproduce: trial.time_to_reproduce,
             run_dir: Some(format!("cells/{name}")),
             vmcores: trial.vmcores.iter().map(|v| relative_to(out, v)).collect(),
         });

@@ -25,12 +25,11 @@ mod workload;
 pub use infra::{InfraError, Stop};
 pub use prepare::{node_kernel, prepare_node, Prepared};
 pub use progress::{Phase, Progress};
-pub use state::{node_dir, Options};
+pub use state::Options;
 
 use crate::report::RunReport;
 use state::RunState;
-use std::path::{Path, PathBuf};
-use tokio::sync::{mpsc, watch as signal};
+use std::path::Path;
 
 /// Files in the run directory.
 pub const REPORT_JSON: &str = "report.json";
@@ -64,30 +63,6 @@ fn write_report(run_dir: &Path, report: &RunReport) {
     if let Ok(json) = serde_json::to_string_pretty(report) {
         let _ = std::fs::write(run_dir.join(REPORT_JSON), json + "\n");
     }
-}
-
-/// [`run`] with its progress discarded (for callers that print their own lines per run).
-pub async fn run_quiet(
-    scenario: crate::scenario::Scenario,
-    roots: crate::def::load::Roots,
-    run_dir: PathBuf,
-    cancel: signal::Receiver<bool>,
-    vmcore: bool,
-) -> RunReport {
-    let (progress, mut rx) = mpsc::unbounded_channel();
-    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let report = run(Options {
-        scenario,
-        roots,
-        run_dir,
-        progress,
-        cancel,
-        vmcore,
-        keep_disks: false,
-    })
-    .await;
-    let _ = drain.await;
-    report
 }
 
 #[cfg(test)]

@@ -128,17 +128,13 @@ impl RunState {
         self.scenario.nodes.get(i).map(|n| n.name.clone()).unwrap_or_default()
     }
 
-    /// Where node `i`'s files go.
+    /// Where node `node`'s files go: straight into the run directory for one node, a
+    /// subdirectory each for several.
     pub fn node_dir(&self, node: usize) -> PathBuf {
-        node_dir(&self.run_dir, &self.scenario, node)
-    }
-}
-
-/// One node: files go straight into the run directory; several: one subdirectory each.
-pub fn node_dir(run_dir: &std::path::Path, scenario: &Scenario, node: usize) -> PathBuf {
-    if scenario.nodes.len() == 1 {
-        run_dir.to_path_buf()
-    } else {
-        run_dir.join(&scenario.nodes[node].name)
+        if self.scenario.nodes.len() == 1 {
+            self.run_dir.clone()
+        } else {
+            self.run_dir.join(&self.scenario.nodes[node].name)
+        }
     }
 }

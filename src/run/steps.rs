@@ -20,10 +20,7 @@ pub fn run_setup(
     key: &Path,
     log: &Path,
 ) -> Result<(), StepError> {
-    let mut file = std::fs::File::create(log).map_err(|source| StepError::Log {
-        path: log.to_path_buf(),
-        source,
-    })?;
+    let mut file = create_log(log)?;
     for (n, step) in steps.iter().enumerate() {
         let node = &names[step.node];
         let session = Session::connect(ports[step.node], key, CONNECT_TIMEOUT).map_err(|e| StepError::Ssh {
@@ -36,9 +33,27 @@ pub fn run_setup(
     Ok(())
 }
 
+/// Runs the steps in order on one `session` (to node `node`), logging to `log`: the session
+/// that proved SSH up after a power cut, so a guest that has just booted sees no second
+/// handshake.
+pub fn run_on_session(session: &Session, steps: &[SetupStep], node: &str, log: &Path) -> Result<(), StepError> {
+    let mut file = create_log(log)?;
+    steps
+        .iter()
+        .enumerate()
+        .try_for_each(|(n, step)| run_step(session, n, step, node, &mut file))
+}
+
+fn create_log(log: &Path) -> Result<std::fs::File, StepError> {
+    std::fs::File::create(log).map_err(|source| StepError::Log {
+        path: log.to_path_buf(),
+        source,
+    })
+}
+
 /// Runs setup step number `n` on `session` (to the step's node, named `node`) and appends its
 /// output to `log`. A failure names the step and ends with its last words.
-pub fn run_step(
+fn run_step(
     session: &Session,
     n: usize,
     step: &SetupStep,

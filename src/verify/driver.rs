@@ -2,11 +2,12 @@
 //! side at its first reproduction, conclude, and write `verify.json`.
 
 use super::tally::{conclude, Conclusion, Tally};
+use crate::errors::WriteError;
 use crate::run::verdict::Verdict;
 use crate::scenario::Scenario;
 use crate::tester::{BuildError, Tester};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tokio::sync::watch;
 
 /// The file the verification is recorded in, in its directory.
@@ -64,14 +65,6 @@ pub enum Event {
 pub enum Ended {
     Done(Box<Verification>),
     Interrupted,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write {}", path.display())]
-pub struct WriteError {
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
 }
 
 pub async fn verify<T: Tester>(

@@ -159,14 +159,6 @@ impl Instance {
         r
     }
 
-    pub fn stderr_tail(&self) -> String {
-        self.tails().stderr()
-    }
-
-    pub fn console_tail(&self, lines: usize) -> String {
-        self.tails().console(lines)
-    }
-
     /// The last words of QEMU's stderr and of the console, readable after QEMU is gone.
     pub fn tails(&self) -> Tails {
         Tails {

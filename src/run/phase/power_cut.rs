@@ -9,13 +9,12 @@ use crate::run::outcome::WorkloadOutcome;
 use crate::run::progress::{Phase, Progress};
 use crate::run::setup;
 use crate::run::state::RunState;
-use crate::run::steps::run_step;
+use crate::run::steps::run_on_session;
 use crate::run::verdict::PowerCutObserved;
 use crate::run::watch::Waiting;
 use crate::run::workload::{line_hook, wait_ssh, Job};
 use crate::scenario::PowerCut;
 use crate::vm::qmp;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -150,7 +149,7 @@ impl RunState {
             let since = std::time::Instant::now();
             // The steps run on the session that proved SSH is back: no second handshake with a
             // guest that has just booted.
-            if let Err(e) = storage_again(&session, &steps, &name, &dir.join(SETUP_LOG)) {
+            if let Err(e) = run_on_session(&session, &steps, &name, &dir.join(SETUP_LOG)) {
                 let _ = tx.send(Event::CheckDone(Err(InfraError::StorageAfterPowerCut(e))));
                 return;
             }
@@ -214,23 +213,6 @@ impl RunState {
             }
         }
     }
-}
-
-/// Mounts the node's storage again, on `session`, logging to `log`.
-fn storage_again(
-    session: &crate::guest::Session,
-    steps: &[setup::SetupStep],
-    node: &str,
-    log: &PathBuf,
-) -> Result<(), crate::run::infra::StepError> {
-    let mut file = std::fs::File::create(log).map_err(|source| crate::run::infra::StepError::Log {
-        path: log.clone(),
-        source,
-    })?;
-    steps
-        .iter()
-        .enumerate()
-        .try_for_each(|(n, step)| run_step(session, n, step, node, &mut file))
 }
 
 #[cfg(test)]
