@@ -22,9 +22,9 @@ prepare: build
 test: prepare
     cargo nextest run --release --workspace --profile ci
 
-# Only the fast tests (no guests).
+# Only the fast tests (no guests, no fault suite).
 test-fast:
-    cargo nextest run --release --workspace -E 'not binary(guests)'
+    cargo nextest run --release --workspace -E 'not (binary(guests) | binary(faults))'
 
 # The architecture's invariants on the source (part of `just test`), with the layout report.
 tidy:

@@ -58,6 +58,7 @@ fn bare_boot(cfg: &repro::vm::Config) -> f64 {
 
 fn repro_run(arch: Arch) -> (f64, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::remove_dir(dir.path()).unwrap(); // repro makes the run directory
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_repro"))
         .args(["run", "smoke-boot", "--json", "--arch", arch.as_str(), "--run-dir"])
@@ -157,6 +158,7 @@ fn restore_bench() {
         let (mut boots, mut restores, mut iters) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..3 {
             let dir = tempfile::tempdir().unwrap();
+            std::fs::remove_dir(dir.path()).unwrap(); // repro makes the run directory
             let out = Command::new(env!("CARGO_BIN_EXE_repro"))
                 .args(["run", "smoke-snapshot", "--json", "--arch", arch.as_str(), "--run-dir"])
                 .arg(dir.path())

@@ -204,10 +204,9 @@ pub fn build(m: &ModuleSpec, kernel: &Artifacts, log: &dyn Fn(&str)) -> Result<B
             }
         }
     }
-    let out = Command::new("make")
-        .args(make_args(&tree, &src, kernel.arch))
-        .output()
-        .map_err(io(&src))?;
+    let mut make = Command::new("make");
+    make.args(make_args(&tree, &src, kernel.arch));
+    let out = crate::process::output(&mut make).map_err(io(&src))?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     std::fs::write(entry.join("build.log"), &text).map_err(io(&entry))?;

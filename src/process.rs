@@ -1,15 +1,19 @@
 //! Child processes that can never outlive repro.
 //!
-//! Every guest process is spawned
+//! Every child (QEMU, make, mmdebstrap, tar, apt-get, ...) is spawned
 //! - in its own process group, so that one `kill(-pgid)` takes it and anything it forked;
 //! - with `PR_SET_PDEATHSIG(SIGKILL)`, so that the kernel kills it if repro dies, even by SIGKILL;
 //! - from one long-lived spawner thread, because the death signal fires when the *thread* that
 //!   forked the child exits, and tokio's worker threads come and go;
-//! - into a registry of live groups that the signal handler and the panic hook kill.
+//! - into a registry of live groups that the signal handler (and the end of the process) kill;
+//! - and into the list of a reaper: a small `sh` that repro starts once and whose stdin it holds.
+//!   When repro dies, even by SIGKILL, the reaper reads end-of-file and kills every group still
+//!   listed: the death signal reaches only the direct child, not what make or mmdebstrap forked.
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 
@@ -29,6 +33,41 @@ fn spawner() -> &'static Mutex<mpsc::Sender<Request>> {
             .expect("spawn the spawner thread");
         Mutex::new(tx)
     })
+}
+
+/// The reaper's script: it keeps the listed groups (`+PGID` adds, `-PGID` removes) and kills
+/// those left when its input ends.
+const REAPER: &str = r#"live=" "
+while read -r line; do
+  g=${line#?}
+  case $line in
+    +*) live="$live$g " ;;
+    -*) live=$(printf '%s' "$live" | sed "s/ $g / /") ;;
+  esac
+done
+for g in $live; do kill -9 -- "-$g" 2>/dev/null; done"#;
+
+/// The reaper's input, `None` when it could not be started (the death signal still covers
+/// direct children).
+fn reaper() -> &'static Mutex<Option<ChildStdin>> {
+    static REAPER_IN: OnceLock<Mutex<Option<ChildStdin>>> = OnceLock::new();
+    REAPER_IN.get_or_init(|| {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", REAPER])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Not in repro's group: a Ctrl-C at the terminal must not end it first.
+            .process_group(0);
+        let stdin = cmd.spawn().ok().and_then(|mut c| c.stdin.take());
+        Mutex::new(stdin)
+    })
+}
+
+fn tell_reaper(line: String) {
+    if let Some(w) = reaper().lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        let _ = writeln!(w, "{line}");
+    }
 }
 
 fn live() -> &'static Mutex<HashSet<i32>> {
@@ -61,7 +100,30 @@ pub fn spawn_guarded(mut cmd: Command) -> std::io::Result<Child> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(child.id() as i32);
+    tell_reaper(format!("+{}", child.id()));
     Ok(child)
+}
+
+/// Runs the command in `cmd` to its end as a guarded child and collects what it printed, like
+/// `Command::output` (stdin is empty, stdout and stderr are captured). The command is taken
+/// out of `cmd`.
+pub fn output(cmd: &mut Command) -> std::io::Result<Output> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = spawn_guarded(std::mem::replace(cmd, Command::new("true")))?;
+    let pid = child.id();
+    let out = child.wait_with_output();
+    forget(pid);
+    out
+}
+
+/// Runs the command in `cmd` to its end as a guarded child, with the stdio it was given (stdin
+/// empty unless set), like `Command::status`. The command is taken out of `cmd`.
+pub fn status(cmd: &mut Command) -> std::io::Result<std::process::ExitStatus> {
+    let mut child = spawn_guarded(std::mem::replace(cmd, Command::new("true")))?;
+    let pid = child.id();
+    let status = child.wait();
+    forget(pid);
+    status
 }
 
 /// Kills the process group led by `pid` and forgets it.
@@ -72,15 +134,19 @@ pub fn kill_group(pid: u32) {
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
         }
+        tell_reaper(format!("-{pgid}"));
     }
 }
 
 /// Forgets a group whose leader has been reaped (it must not be killed by id any more).
 pub fn forget(pid: u32) {
-    live().lock().unwrap_or_else(|e| e.into_inner()).remove(&(pid as i32));
+    if live().lock().unwrap_or_else(|e| e.into_inner()).remove(&(pid as i32)) {
+        tell_reaper(format!("-{pid}"));
+    }
 }
 
-/// Kills every live group. Used by the signal handler and the panic hook.
+/// Kills every live group. Used by the signal handler and when the process ends (after a panic
+/// too). A panic inside one run kills only that run's guests, as its instances are dropped.
 pub fn kill_all() {
     let groups: Vec<i32> = live().lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
     for g in groups {
@@ -88,16 +154,8 @@ pub fn kill_all() {
         unsafe {
             libc::kill(-g, libc::SIGKILL);
         }
+        tell_reaper(format!("-{g}"));
     }
-}
-
-/// Installs a panic hook that kills every guarded child before the default hook runs.
-pub fn install_panic_hook() {
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        kill_all();
-        prev(info);
-    }));
 }
 
 #[cfg(test)]

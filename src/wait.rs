@@ -31,9 +31,27 @@ where
     }
 }
 
+/// Awaits `fut`, or fails after `limit`: for one operation that must not hang (a QMP command on
+/// a wedged QEMU).
+pub async fn within<T>(what: &str, limit: Duration, fut: impl Future<Output = T>) -> Result<T, Timeout> {
+    tokio::time::timeout(limit, fut).await.map_err(|_| Timeout {
+        what: what.to_string(),
+        waited: limit,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn within_names_what_never_finished() {
+        let e = within("QMP `cont`", Duration::from_secs(10), std::future::pending::<()>())
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "timed out after 10.0s waiting for QMP `cont`");
+        assert_eq!(within("x", Duration::from_secs(1), async { 7 }).await.unwrap(), 7);
+    }
 
     #[tokio::test]
     async fn until_reports_what_and_how_long() {

@@ -9,7 +9,7 @@ use super::{Bisect, Next, Observation, State, Tally};
 use crate::errors::WriteError;
 use crate::run::verdict::Verdict;
 use crate::scenario::Scenario;
-use crate::tester::{BuildError, Part, Tester, Trial};
+use crate::tester::{run_caught, BuildError, Part, Tester, Trial};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tokio::sync::watch;
@@ -169,15 +169,17 @@ async fn test<T: Tester>(tester: &T, job: &Job<'_>, i: usize, cancel: &watch::Re
     let tally = &job.bisect.tallies[i];
     let run_dir = job.dir.join(format!("{short}-{}", tally.runs + tally.infra + 1));
     let (outcome, run_dir) = match tester.build(&candidate).await {
+        // A build stopped by Ctrl-C says nothing about the commit.
+        Err(_) if *cancel.borrow() => return None,
         Err(e) => (built_wrong(target, e), None),
         Ok(()) => {
-            let _ = std::fs::create_dir_all(&run_dir);
             let label = format!("{} at {short}", job.scenario.name);
-            let trial = tester.run(candidate, run_dir.clone(), label, cancel.clone()).await;
+            let trial = run_caught(tester, candidate, run_dir, label, cancel.clone()).await;
             if trial.interrupted || *cancel.borrow() {
                 return None;
             }
-            (observation(trial), Some(run_dir.display().to_string()))
+            let run_dir = Some(trial.run_dir.clone());
+            (observation(trial), run_dir)
         }
     };
     Some(Attempt {

@@ -52,7 +52,40 @@ impl Record {
     pub fn load(dir: &Path) -> Result<Self, String> {
         let p = dir.join(FILE);
         let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+        let record: Record = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+        record.check().map_err(|why| {
+            format!(
+                "{}: {why} (the file was edited or cut short; start a new bisect)",
+                p.display()
+            )
+        })?;
+        Ok(record)
+    }
+
+    /// What a record read back must hold before the bisect trusts it: both ends, commit ids,
+    /// and parameters a new bisect would accept.
+    fn check(&self) -> Result<(), String> {
+        let is_id = |s: &str| s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if self.good.is_empty() {
+            return Err("`good` is empty: a bisect needs at least one good commit".into());
+        }
+        if self.params.fix && self.good.len() > 1 {
+            return Err("`good` holds more than one commit, but `params.fix` bisects from one".into());
+        }
+        if let Some(bad) = std::iter::once(&self.bad).chain(&self.good).find(|c| !is_id(c)) {
+            return Err(format!("`{bad}` in `good` or `bad` is not a full commit id"));
+        }
+        let p = &self.params;
+        if !(0.5..1.0).contains(&p.confidence) {
+            return Err("`params.confidence` must be at least 0.5 and below 1".into());
+        }
+        if p.max_runs == 0 || p.calibrate == 0 || p.calibrate > p.max_runs {
+            return Err(
+                "`params.max_runs` and `params.calibrate` must be at least 1, and `calibrate` at most `max_runs`"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// The old and new ends in the bisect's terms.

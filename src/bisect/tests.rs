@@ -424,3 +424,41 @@ fn the_record_replays_to_the_same_state_and_renders_a_log() {
         "{text}"
     );
 }
+
+#[test]
+fn a_hand_edited_record_is_an_error_naming_the_key_not_a_panic() {
+    let id = "a".repeat(40);
+    let rec = log::Record {
+        scenario: "s".into(),
+        arch: None,
+        target: log::Target {
+            kind: "kernel".into(),
+            name: "k".into(),
+            repo: "/r".into(),
+        },
+        bad: id.clone(),
+        good: vec![id.replace('a', "b")],
+        paths: vec![],
+        params: Params::default(),
+        started_at: 0,
+        steps: vec![],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bisect.json");
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = serde_json::to_value(&rec).unwrap();
+        f(&mut v);
+        std::fs::write(&file, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        log::Record::load(dir.path())
+    };
+    assert!(edit(&|_| {}).is_ok());
+    let err = edit(&|v| v["good"] = serde_json::json!([])).unwrap_err();
+    assert!(err.contains("`good` is empty") && err.contains("bisect.json"), "{err}");
+    let err = edit(&|v| v["params"]["max_runs"] = serde_json::json!(0)).unwrap_err();
+    assert!(err.contains("`params.max_runs`"), "{err}");
+    let err = edit(&|v| v["bad"] = serde_json::json!("HEAD")).unwrap_err();
+    assert!(err.contains("not a full commit id"), "{err}");
+    std::fs::write(&file, "{\"scenario\": \"s\", \"arch\"").unwrap();
+    let err = log::Record::load(dir.path()).unwrap_err();
+    assert!(err.contains("line 1"), "{err}");
+}

@@ -2,7 +2,7 @@
 //! [`crate::bisect::driver`] with real builds and runs.
 
 use super::exit::{Done, Failure};
-use super::load::{scenario_for_run, timestamp};
+use super::load::{new_dir, scenario_for_run, timestamp};
 use super::signals::cancel_on_ctrl_c;
 use super::ui::Terminal;
 use crate::arch::Arch;
@@ -117,8 +117,13 @@ pub async fn bisect(roots: &Roots, a: BisectArgs) -> Result<Done, Failure> {
         print!("{}", log::render(&record, &search));
         return Ok(Done::Ok);
     }
-    std::fs::create_dir_all(&dir)
-        .and_then(|_| record.save(&dir))
+    // A new bisect gets a new directory; --resume continues in the one it names.
+    let dir = match existing {
+        true => dir,
+        false => new_dir(a.dir.clone(), || dir)?.path().to_path_buf(),
+    };
+    record
+        .save(&dir)
         .map_err(|e| Failure::CannotTest(format!("cannot write {}: {e}", dir.display())))?;
     if let (Some(arch), None) = (record.arch, a.arch) {
         s.apply(&Overrides {

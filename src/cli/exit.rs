@@ -18,6 +18,8 @@ pub const CANNOT_TEST: i32 = 125;
 /// Bad usage, or a scenario/kernel/image definition that does not parse.
 pub const USAGE: i32 = 128;
 pub const INTERRUPTED: i32 = 130;
+/// repro itself panicked (a bug): no verdict, and nothing `git bisect run` takes for one.
+pub const PANICKED: i32 = 134;
 
 /// A command that did its work (its output is printed).
 pub enum Done {

@@ -3,7 +3,9 @@
 use super::exit::Failure;
 use crate::catalog::Catalog;
 use crate::def::load::Roots;
+use crate::rundir::RunDir;
 use crate::scenario::{Overrides, Scenario};
+use std::path::PathBuf;
 
 /// Loads a scenario and applies the command-line overrides and patch set.
 pub fn scenario_for_run(roots: &Roots, name: &str, o: &Overrides, set: Option<&str>) -> Result<Scenario, Failure> {
@@ -32,8 +34,15 @@ pub fn timestamp() -> String {
     crate::timefmt::compact(crate::timefmt::now())
 }
 
-/// Creates `dir` and gives it back absolute.
-pub fn make_dir(dir: std::path::PathBuf) -> Result<std::path::PathBuf, Failure> {
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::CannotTest(format!("cannot create {}: {e}", dir.display())))?;
-    Ok(dir.canonicalize().unwrap_or(dir))
+/// A new directory for a command's results. One the user named (`--run-dir`, `--out`) must
+/// not exist yet; the default name gets a suffix when it is taken.
+pub fn new_dir(named: Option<PathBuf>, default: impl FnOnce() -> PathBuf) -> Result<RunDir, Failure> {
+    let made = match named {
+        Some(dir) => RunDir::create(&dir),
+        None => RunDir::create_unique(&default()),
+    };
+    made.map_err(|e| match e {
+        crate::rundir::Error::Exists(_) => Failure::Usage(e.to_string()),
+        other => Failure::CannotTest(crate::errors::chain(&other)),
+    })
 }

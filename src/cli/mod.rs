@@ -151,7 +151,6 @@ enum ImageCmd {
 
 /// Parses arguments, runs, and returns the process exit code.
 pub fn main() -> i32 {
-    process::install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -173,8 +172,20 @@ pub fn main() -> i32 {
             return exit::CANNOT_TEST;
         }
     };
-    let result = rt.block_on(dispatch(cli.command, roots));
+    // A panic is a bug in repro, never a verdict: it must not exit 101 (or anything below 128),
+    // which `git bisect run` would read as "bad".
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(dispatch(cli.command, roots))
+    }));
     process::kill_all();
+    let result = match caught {
+        Ok(result) => result,
+        Err(payload) => {
+            let why = crate::tester::panic_message(&*payload);
+            eprintln!("error: repro panicked (a bug in repro; no verdict): {why}");
+            return exit::PANICKED;
+        }
+    };
     if let Err(e) = &result {
         eprintln!("error: {e}");
     }

@@ -1,7 +1,7 @@
 //! `repro nightly` and `repro report merge`.
 
 use super::exit::{Done, Failure};
-use super::load::{make_dir, timestamp};
+use super::load::{new_dir, timestamp};
 use super::signals::cancel_on_ctrl_c;
 use crate::catalog::Catalog;
 use crate::def::load::Roots;
@@ -29,8 +29,8 @@ pub struct NightlyArgs {
     /// Run only shard I of N (I/N) of the matrix, for many machines.
     #[arg(long)]
     pub shard: Option<String>,
-    /// Where the nightly goes [default: runs/nightly/<time>]; earlier nightlies are the other
-    /// directories beside it.
+    /// Where the nightly goes, a directory that must not exist yet [default:
+    /// runs/nightly/<time>]; earlier nightlies are the other directories beside it.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Save a kdump-compressed vmcore of every crashed guest.
@@ -122,12 +122,8 @@ pub async fn nightly(roots: &Roots, a: NightlyArgs) -> Result<Done, Failure> {
             "the matrix is empty (no scenario is tagged `nightly`, or the shard has no cells)".into(),
         ));
     }
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs/nightly").join(timestamp()));
-    let out = make_dir(out)?;
-    make_dir(out.join("cells"))?;
+    let out = new_dir(a.out.clone(), || PathBuf::from("runs/nightly").join(timestamp()))?;
+    let out = out.path().to_path_buf();
     let capacity = store::host_capacity(a.jobs.or(matrix.jobs));
     eprintln!(
         "nightly: {} cell(s){}; up to {} guest(s) at once ({} cores, {} MiB for guests){}",

@@ -1,7 +1,7 @@
 //! `repro run`.
 
 use super::exit::{Done, Failure};
-use super::load::{make_dir, scenario_for_run, timestamp};
+use super::load::{new_dir, scenario_for_run, timestamp};
 use super::progress;
 use super::signals::cancel_on_ctrl_c;
 use crate::arch::Arch;
@@ -23,7 +23,8 @@ pub struct RunArgs {
     /// Print report.json on stdout instead of a summary.
     #[arg(long)]
     pub json: bool,
-    /// Where to put the run directory [default: runs/<scenario>/<time>-<arch>]
+    /// The run directory, which must not exist yet [default: runs/<scenario>/<time>-<arch>,
+    /// suffixed -2, -3, ... when that name is taken]
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
     /// Apply this patch set of the scenario to every node's (source) kernel.
@@ -56,7 +57,7 @@ pub async fn run(roots: &Roots, a: RunArgs) -> Result<Done, Failure> {
         vars: a.vars,
     };
     let s = scenario_for_run(roots, &a.scenario, &overrides, a.set.as_deref())?;
-    let run_dir = make_dir(a.run_dir.unwrap_or_else(|| default_run_dir(&s)))?;
+    let run_dir = new_dir(a.run_dir, || default_run_dir(&s))?;
     let cancel = cancel_on_ctrl_c();
     let (progress, shown) = tokio::sync::mpsc::unbounded_channel();
     let ui = tokio::spawn(progress::drive(shown, s.name.clone()));

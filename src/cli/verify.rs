@@ -1,7 +1,7 @@
 //! `repro verify SCENARIO --set NAME --runs N`.
 
 use super::exit::{Done, Failure};
-use super::load::{make_dir, scenario_for_run, timestamp};
+use super::load::{new_dir, scenario_for_run, timestamp};
 use super::signals::cancel_on_ctrl_c;
 use super::ui::Terminal;
 use crate::arch::Arch;
@@ -45,7 +45,8 @@ pub async fn verify(roots: &Roots, a: VerifyArgs) -> Result<Done, Failure> {
     let patched = scenario_for_run(roots, &a.scenario, &overrides, Some(&a.set))?;
     let arch = base.nodes.first().map_or("x", |n| n.arch.as_str());
     let name = format!("verify-{}-{}-{arch}", timestamp(), a.set);
-    let dir = make_dir(PathBuf::from("runs").join(&base.name).join(name))?;
+    let dir = new_dir(None, || PathBuf::from("runs").join(&base.name).join(name))?;
+    let dir = dir.path();
     let tester = Live {
         roots: roots.clone(),
         vmcore: false,
@@ -56,7 +57,7 @@ pub async fn verify(roots: &Roots, a: VerifyArgs) -> Result<Done, Failure> {
         patched: &patched,
         set: &a.set,
         runs: a.runs,
-        dir: &dir,
+        dir,
     };
     let ended = driver::verify(&tester, job, cancel_on_ctrl_c(), &show(a.runs))
         .await

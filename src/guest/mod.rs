@@ -62,11 +62,11 @@ pub struct Session {
 
 /// Generates an ed25519 key pair at `path` (and `path.pub`); returns the public key line.
 pub fn keygen(path: &Path) -> Result<String, Error> {
-    let out = std::process::Command::new("ssh-keygen")
+    let mut keygen = std::process::Command::new("ssh-keygen");
+    keygen
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "repro-run", "-f"])
-        .arg(path)
-        .output()
-        .map_err(Error::Keygen)?;
+        .arg(path);
+    let out = crate::process::output(&mut keygen).map_err(Error::Keygen)?;
     if !out.status.success() {
         return Err(Error::KeygenFailed(
             String::from_utf8_lossy(&out.stderr).trim().to_string(),

@@ -227,15 +227,11 @@ pub(crate) fn run_logged(cmd: &mut Command, log: &Path) -> Result<(), Error> {
         .open(log)
         .map_err(io_err(log))?;
     let f2 = f.try_clone().map_err(io_err(log))?;
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(f)
-        .stderr(f2)
-        .status()
-        .map_err(|source| Error::Spawn {
-            command: command.clone(),
-            source,
-        })?;
+    cmd.stdin(Stdio::null()).stdout(f).stderr(f2);
+    let status = crate::process::status(cmd).map_err(|source| Error::Spawn {
+        command: command.clone(),
+        source,
+    })?;
     if !status.success() {
         return Err(Error::Tool {
             command,

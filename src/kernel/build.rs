@@ -47,6 +47,72 @@ pub enum Error {
     },
     #[error("the build finished but {} is missing", path.display())]
     NoOutput { path: PathBuf },
+    /// `make` failed for a reason of the host's, not the tree's (see [`host_cause`]): no fact
+    /// about the commit, so a bisect tries it again rather than call it unbuildable.
+    #[error("`{command}` failed because of the host, not the source: {why}; log: {}\n{tail}", log.display())]
+    Host {
+        command: String,
+        why: String,
+        log: PathBuf,
+        tail: String,
+    },
+}
+
+/// Below this much free space in the build directory, a failed build is blamed on the disk.
+const LOW_DISK: u64 = 256 << 20;
+
+/// What in a build log line shows that the host, not the source, failed: the OOM killer (gcc
+/// reports its cc1 `Killed`), a full disk, memory that could not be had, a tool that is not
+/// installed.
+pub fn host_sign(line: &str) -> Option<&'static str> {
+    const SIGNS: [(&str, &str); 7] = [
+        (
+            "Killed signal terminated program",
+            "a compiler process was killed (out of memory?)",
+        ),
+        (
+            "internal compiler error: Killed",
+            "a compiler process was killed (out of memory?)",
+        ),
+        ("No space left on device", "the disk is full"),
+        ("Cannot allocate memory", "the host ran out of memory"),
+        ("virtual memory exhausted", "the host ran out of memory"),
+        (": not found", "a tool the build runs is not installed"),
+        (": Command not found", "a tool the build runs is not installed"),
+    ];
+    let line = line.trim_end();
+    // make's report of a step that died by SIGKILL (the OOM killer's signal: 128 + 9), or whose
+    // command could not be found (127); the shell's own word for a killed child.
+    if line.ends_with("] Killed") || line.ends_with("] Error 137") || line == "Killed" {
+        return Some("a build step was killed (out of memory?)");
+    }
+    if line.ends_with("] Error 127") {
+        return Some("a tool the build runs is not installed");
+    }
+    SIGNS.iter().find(|(s, _)| line.contains(s)).map(|(_, why)| *why)
+}
+
+/// Why a failed `make` is the host's fault, if it is: a signal ended make itself, a line of its
+/// output shows a host failure, or the disk is (nearly) full. `None`: the tree did not build.
+pub fn host_cause(signal: Option<i32>, sign: Option<&str>, free_bytes: Option<u64>) -> Option<String> {
+    if let Some(sig) = signal {
+        return Some(format!("make was ended by signal {sig}"));
+    }
+    if let Some(why) = sign {
+        return Some(why.to_string());
+    }
+    free_bytes
+        .filter(|&b| b < LOW_DISK)
+        .map(|b| format!("the disk is nearly full ({} MiB free)", b >> 20))
+}
+
+/// Free bytes on the filesystem that holds `p`.
+fn free_bytes(p: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we own; `c` is a valid C string.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -396,8 +462,10 @@ impl Make {
             drop(tx);
         }
         let mut tail: std::collections::VecDeque<String> = Default::default();
+        let mut sign = None;
         for line in rx {
             let _ = writeln!(log, "{line}");
+            sign = sign.or(host_sign(&line));
             on(Event::Line(&line));
             if tail.len() == 25 {
                 tail.pop_front();
@@ -413,11 +481,21 @@ impl Make {
         })?;
         crate::process::forget(pid);
         if !status.success() {
+            use std::os::unix::process::ExitStatusExt;
+            let tail = tail.into_iter().collect::<Vec<_>>().join("\n");
+            if let Some(why) = host_cause(status.signal(), sign, free_bytes(&self.log)) {
+                return Err(Error::Host {
+                    command,
+                    why,
+                    log: self.log.clone(),
+                    tail,
+                });
+            }
             return Err(Error::Make {
                 command,
                 status: status.to_string(),
                 log: self.log.clone(),
-                tail: tail.into_iter().collect::<Vec<_>>().join("\n"),
+                tail,
             });
         }
         Ok(())
@@ -431,6 +509,51 @@ fn which(tool: &str) -> bool {
 #[cfg(test)]
 mod recipe_tests {
     use super::*;
+
+    /// Real make, real gcc, real signals: which failures are the tree's.
+    #[test]
+    fn only_a_failure_of_the_source_is_a_build_failure() {
+        let make = |recipe: &str, file: Option<(&str, &str)>| {
+            let t = tempfile::tempdir().unwrap();
+            std::fs::write(t.path().join("Makefile"), format!("all:\n\t{recipe}\n")).unwrap();
+            if let Some((name, text)) = file {
+                std::fs::write(t.path().join(name), text).unwrap();
+            }
+            let m = Make::new(Arch::X86_64, t.path(), &t.path().join("o"), 0, &t.path().join("log")).unwrap();
+            m.run(&["all".into()], &|_| {}).unwrap_err()
+        };
+        let tree = make("gcc -c bad.c -o bad.o", Some(("bad.c", "int x = ;\n")));
+        assert!(matches!(tree, Error::Make { .. }), "a compile error: {tree}");
+        let killed = make("sh -c 'kill -9 $$$$'", None);
+        assert!(
+            matches!(&killed, Error::Host { why, .. } if why.contains("killed")),
+            "a step the OOM killer would end: {killed}"
+        );
+        let missing = make("no-such-tool-repro-test --x", None);
+        assert!(
+            matches!(&missing, Error::Host { why, .. } if why.contains("not installed")),
+            "{missing}"
+        );
+        let missing_in_sh = make("sh -c 'no-such-tool-repro-test; exit 1'", None);
+        assert!(matches!(missing_in_sh, Error::Host { .. }), "{missing_in_sh}");
+    }
+
+    #[test]
+    fn a_full_disk_or_a_signal_to_make_is_the_hosts_fault() {
+        assert!(host_cause(Some(2), None, None).unwrap().contains("signal 2"));
+        assert!(host_cause(None, None, Some(1 << 20)).unwrap().contains("nearly full"));
+        assert_eq!(host_cause(None, None, Some(10 << 30)), None);
+        assert_eq!(
+            host_sign("fs/nfs/write.c:12:1: error: expected ';' before '}' token"),
+            None
+        );
+        assert_eq!(
+            host_sign("fs/nfs/write.c:3:10: fatal error: nope.h: No such file or directory"),
+            None
+        );
+        assert!(host_sign("cc1: fatal error: fs/x.c: No space left on device").is_some());
+        assert!(host_sign("gcc: fatal error: Killed signal terminated program cc1").is_some());
+    }
 
     #[test]
     fn the_recipe_key_ignores_comments_but_not_values() {

@@ -33,7 +33,7 @@ pub enum Error {
 
 fn run(cmd: &mut Command) -> Result<String, Error> {
     let command = format!("{cmd:?}").replace('"', "");
-    let out = cmd.output().map_err(|source| Error::Spawn {
+    let out = crate::process::output(cmd).map_err(|source| Error::Spawn {
         command: command.clone(),
         source,
     })?;

@@ -96,6 +96,9 @@ pub struct Store {
 
 const BASE_REF: &str = "refs/repro/base";
 
+/// What the top of every kernel source tree holds.
+const KERNEL_TOP: [&str; 6] = ["Makefile", "Kconfig", "arch", "fs", "kernel", "scripts"];
+
 impl Store {
     /// Opens (creating if needed) the store for `origin` under `cache_dir` and resolves the base
     /// commit. A tarball is imported on first use.
@@ -112,8 +115,15 @@ impl Store {
                     &meta.len().to_le_bytes(),
                     &mtime.to_le_bytes(),
                 ]);
-                let store = Store::init(&cache_dir.join(format!("tar-{key}.git")))?;
-                if let Ok(r) = store.repo.refname_to_id(BASE_REF) {
+                let dir = cache_dir.join(format!("tar-{key}.git"));
+                // One import at a time: builds that start together on a cold cache (a nightly)
+                // would otherwise unpack into the same directory and hash each other's halves.
+                let _lock = crate::cache::lock(&dir).map_err(|e| Error::Io {
+                    path: dir.clone(),
+                    source: std::io::Error::other(e),
+                })?;
+                let store = Store::init(&dir)?;
+                if let Some(r) = store.checked_base(log) {
                     return Ok((store, r));
                 }
                 log(&format!("importing {} into a git store (once)", path.display()));
@@ -237,6 +247,23 @@ impl Store {
         Ok(())
     }
 
+    /// The imported base, if there is one that looks like a whole kernel tree (its top-level
+    /// Makefile, Kconfig and a few directories). A base that does not, from an import that went
+    /// wrong, is dropped so that it is imported again.
+    fn checked_base(&self, log: &dyn Fn(&str)) -> Option<Oid> {
+        let base = self.repo.refname_to_id(BASE_REF).ok()?;
+        let tree = self.repo.find_commit(base).and_then(|c| c.tree()).ok()?;
+        let whole = KERNEL_TOP.iter().all(|name| tree.get_name(name).is_some());
+        if whole {
+            return Some(base);
+        }
+        log("the imported tree is incomplete; importing it again");
+        if let Ok(mut r) = self.repo.find_reference(BASE_REF) {
+            let _ = r.delete();
+        }
+        None
+    }
+
     fn import_tarball(&self, tarball: &Path, time: i64) -> Result<Oid, Error> {
         let tmp = self.dir.join("import.tmp");
         let _ = std::fs::remove_dir_all(&tmp);
@@ -244,17 +271,16 @@ impl Store {
             path: tmp.clone(),
             source,
         })?;
-        let out = Command::new("tar")
-            .arg("-xf")
+        let mut tar = Command::new("tar");
+        tar.arg("-xf")
             .arg(tarball)
             .arg("-C")
             .arg(&tmp)
-            .arg("--strip-components=1")
-            .output()
-            .map_err(|e| Error::Unpack {
-                tarball: tarball.to_path_buf(),
-                why: e.to_string(),
-            })?;
+            .arg("--strip-components=1");
+        let out = crate::process::output(&mut tar).map_err(|e| Error::Unpack {
+            tarball: tarball.to_path_buf(),
+            why: e.to_string(),
+        })?;
         if !out.status.success() {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(Error::Unpack {

@@ -307,6 +307,7 @@ fn a_tarball_is_imported_once_with_modes_and_symlinks() {
     let top = tmp.path().join("linux-source-9.9");
     std::fs::create_dir_all(top.join("scripts")).unwrap();
     std::fs::create_dir_all(top.join("empty")).unwrap();
+    kernel_top(&top);
     std::fs::write(top.join("Makefile"), "VERSION = 9\n").unwrap();
     std::fs::write(top.join("scripts/gen.sh"), "#!/bin/sh\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -368,4 +369,91 @@ fn a_url_source_is_fetched_into_the_store() {
     .unwrap();
     assert_eq!(c, u.buggy);
     assert!(store.dir().starts_with(cache.path()));
+}
+
+/// The top of a kernel tree, as every source tarball has it.
+fn kernel_top(top: &Path) {
+    for d in ["arch", "fs", "kernel", "scripts"] {
+        std::fs::create_dir_all(top.join(d)).unwrap();
+        std::fs::write(top.join(d).join("Kconfig"), "# kconfig\n").unwrap();
+    }
+    std::fs::write(top.join("Makefile"), "VERSION = 9\n").unwrap();
+    std::fs::write(top.join("Kconfig"), "mainmenu \"x\"\n").unwrap();
+}
+
+/// A tarball of a kernel-like tree with `files` files under fs/.
+fn kernel_tarball(dir: &Path, files: usize) -> PathBuf {
+    let top = dir.join("linux-source-9.8");
+    kernel_top(&top);
+    for i in 0..files {
+        std::fs::write(top.join(format!("fs/f{i}.c")), format!("int f{i};\n")).unwrap();
+    }
+    let tarball = dir.join("linux-source-9.8.tar");
+    let ok = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(dir)
+        .arg("linux-source-9.8")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    tarball
+}
+
+#[test]
+fn builds_that_import_one_tarball_at_once_get_one_whole_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tarball = kernel_tarball(tmp.path(), 4000);
+    let cache = tempfile::tempdir().unwrap();
+    let opened: Vec<Result<git2::Oid, String>> = std::thread::scope(|s| {
+        let open = || {
+            s.spawn(|| {
+                Store::open(cache.path(), &Origin::Tarball(tarball.clone()), &|_| {})
+                    .map(|(_, c)| c)
+                    .map_err(|e| crate::errors::chain(&e))
+            })
+        };
+        let (a, b) = (open(), open());
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    let (a, b) = (opened[0].clone().unwrap(), opened[1].clone().unwrap());
+    assert_eq!(a, b, "two imports raced");
+    let (store, _) = Store::open(cache.path(), &Origin::Tarball(tarball), &|_| {}).unwrap();
+    let repo = Repository::open_bare(store.dir()).unwrap();
+    let fs = repo
+        .find_commit(a)
+        .unwrap()
+        .tree()
+        .unwrap()
+        .get_name("fs")
+        .unwrap()
+        .id();
+    assert_eq!(
+        repo.find_tree(fs).unwrap().len(),
+        4001,
+        "every file of fs/ was imported"
+    );
+}
+
+#[test]
+fn an_incomplete_imported_base_is_imported_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tarball = kernel_tarball(tmp.path(), 3);
+    let cache = tempfile::tempdir().unwrap();
+    let (store, good) = Store::open(cache.path(), &Origin::Tarball(tarball.clone()), &|_| {}).unwrap();
+    // What a half-unpacked import left behind: a base without most of the tree.
+    let repo = Repository::open_bare(store.dir()).unwrap();
+    let mut b = repo.treebuilder(None).unwrap();
+    let blob = repo.blob(b"VERSION = 9\n").unwrap();
+    b.insert("Makefile", blob, 0o100644).unwrap();
+    let half = repo.find_tree(b.write().unwrap()).unwrap();
+    let sig = git2::Signature::new("x", "x@x", &git2::Time::new(0, 0)).unwrap();
+    let c = repo.commit(None, &sig, &sig, "half", &half, &[]).unwrap();
+    repo.reference("refs/repro/base", c, true, "half").unwrap();
+    let imports = std::cell::Cell::new(0);
+    let log = |m: &str| imports.set(imports.get() + usize::from(m.starts_with("importing")));
+    let (_, again) = Store::open(cache.path(), &Origin::Tarball(tarball), &log).unwrap();
+    assert_eq!(imports.get(), 1, "the incomplete base was trusted");
+    assert_eq!(again, good);
 }

@@ -5,7 +5,7 @@
 use super::plan::{demand, pick, Capacity, Cell, CellResult, Demand, Nightly};
 use super::store;
 use crate::scenario::Scenario;
-use crate::tester::{Tester, Trial};
+use crate::tester::{run_caught, Tester, Trial};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +92,7 @@ pub async fn nightly<T: Tester + 'static>(
             break;
         }
         tokio::select! {
-            Some(Ok((cell, name, trial, started_s))) = tasks.join_next() => run.finished(cell, &name, trial, started_s, on),
+            Some(Ok((cell, trial, started_s))) = tasks.join_next() => run.finished(cell, trial, started_s, on),
             _ = tokio::time::sleep(TICK) => {}
         }
     }
@@ -154,7 +154,7 @@ impl<T: Tester + 'static> Loop<'_, T> {
     }
 
     /// Starts every pending cell the scheduler lets run now.
-    fn start_cells(&mut self, tasks: &mut JoinSet<(Cell, String, Trial, f64)>, on: &(dyn Fn(&Event) + Sync)) {
+    fn start_cells(&mut self, tasks: &mut JoinSet<(Cell, Trial, f64)>, on: &(dyn Fn(&Event) + Sync)) {
         while let Some(i) = {
             let wanted: Vec<Demand> = self.pending.iter().map(|(_, s)| demand(s)).collect();
             let running: Vec<Demand> = self.running.iter().map(|(_, d)| *d).collect();
@@ -163,7 +163,6 @@ impl<T: Tester + 'static> Loop<'_, T> {
             let (cell, scenario) = self.pending.remove(i);
             let name = format!("{}-{}-{}", cell.scenario, cell.kernel, cell.arch);
             let run_dir = self.job.out.join("cells").join(&name);
-            let _ = std::fs::create_dir_all(&run_dir);
             on(&Event::Started {
                 at: self.at(),
                 cell: cell.id(),
@@ -171,13 +170,13 @@ impl<T: Tester + 'static> Loop<'_, T> {
             self.running.push((cell.clone(), demand(&scenario)));
             let (tester, stop, started_s) = (self.tester.clone(), self.stop.subscribe(), self.at());
             tasks.spawn(async move {
-                let trial = tester.run(scenario, run_dir, name.clone(), stop).await;
-                (cell, name, trial, started_s)
+                let trial = run_caught(&*tester, scenario, run_dir, name, stop).await;
+                (cell, trial, started_s)
             });
         }
     }
 
-    fn finished(&mut self, cell: Cell, name: &str, trial: Trial, started_s: f64, on: &(dyn Fn(&Event) + Sync)) {
+    fn finished(&mut self, cell: Cell, trial: Trial, started_s: f64, on: &(dyn Fn(&Event) + Sync)) {
         self.running.retain(|(c, _)| *c != cell);
         let reason = match (trial.interrupted, self.budget_hit) {
             (true, true) => "stopped: the time budget ran out".to_string(),
@@ -199,7 +198,7 @@ impl<T: Tester + 'static> Loop<'_, T> {
             started_s,
             seconds: trial.seconds,
             time_to_reproduce: trial.time_to_reproduce,
-            run_dir: Some(format!("cells/{name}")),
+            run_dir: Some(relative_to(out, &trial.run_dir)),
             vmcores: trial.vmcores.iter().map(|v| relative_to(out, v)).collect(),
         });
     }

@@ -11,12 +11,10 @@ pub type Source = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InfraError {
-    #[error("cannot create the run directory {}", path.display())]
-    RunDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("repro panicked during the run (a bug in repro, not a fact about the kernel): {0}")]
+    Panicked(String),
+    #[error("making the run's directory")]
+    RunDir(#[source] Source),
     #[error("generating the run's SSH key")]
     Keygen(#[source] Source),
     #[error("preparing node `{node}`")]

@@ -141,15 +141,15 @@ fn disks(
     cached: &Cached,
 ) -> Result<(Vec<Disk>, Vec<vm::Pmem>), Box<Error>> {
     let overlay = dir.join("root.qcow2");
-    let out = Command::new("qemu-img")
+    let mut qemu_img = Command::new("qemu-img");
+    qemu_img
         .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
         .arg(&cached.image.rootfs)
-        .arg(&overlay)
-        .output()
-        .map_err(|source| Error::Io {
-            path: overlay.clone(),
-            source,
-        })?;
+        .arg(&overlay);
+    let out = crate::process::output(&mut qemu_img).map_err(|source| Error::Io {
+        path: overlay.clone(),
+        source,
+    })?;
     if !out.status.success() {
         return Err(Box::new(Error::Tool {
             command: "qemu-img create".into(),
@@ -263,6 +263,7 @@ fn vm_config(
         cmdline: argv::cmdline(node.arch, &extra),
         disks,
         qmp_socket: dir.join("qmp.sock"),
+        workdir: dir.to_path_buf(),
         ssh_port,
         links,
         pmem,

@@ -11,6 +11,7 @@ use super::watch::Watch;
 use crate::def::load::Roots;
 use crate::guest::Session;
 use crate::report::Timings;
+use crate::rundir::RunDir;
 use crate::scenario::Scenario;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +23,8 @@ use tokio::time::Instant;
 pub struct Options {
     pub scenario: Scenario,
     pub roots: Roots,
-    pub run_dir: PathBuf,
+    /// A directory made for this run (never an earlier run's).
+    pub run_dir: RunDir,
     pub progress: mpsc::UnboundedSender<Progress>,
     /// Becomes true when the user interrupts.
     pub cancel: watch::Receiver<bool>,
@@ -83,7 +85,7 @@ impl RunState {
             sessions: (0..nodes).map(|_| None).collect(),
             scenario,
             roots: options.roots,
-            run_dir: options.run_dir,
+            run_dir: options.run_dir.path().to_path_buf(),
             vmcore: options.vmcore,
             keep_disks: options.keep_disks,
             progress: options.progress,

@@ -30,6 +30,8 @@ const MINIMAL: &str = "summary = \"s\"\nkernel = \"k\"\narch = \"x86_64\"\nimage
 #[derive(Clone, Default)]
 struct Fake {
     calls: Arc<Mutex<Vec<String>>>,
+    /// Fault actions fail (a wedged QEMU that does not answer).
+    faults_fail: bool,
 }
 
 impl Fake {
@@ -45,7 +47,13 @@ impl Fake {
 impl Guests for Fake {
     fn fault(&self, node: usize, action: FaultAction) -> BoxFuture<'_, Result<(), Source>> {
         self.record(format!("fault {node} {action:?}"));
-        Box::pin(async { Ok(()) })
+        let fails = self.faults_fail;
+        Box::pin(async move {
+            match fails {
+                true => Err("QMP command `cont` got no answer".into()),
+                false => Ok(()),
+            }
+        })
     }
     fn snapshot(&self, node: usize, op: Snapshot) -> BoxFuture<'_, Result<(), Source>> {
         self.record(format!("snapshot {node} {op:?}"));
@@ -92,7 +100,7 @@ impl Harness {
         let mut state = RunState::new(Options {
             scenario,
             roots: Roots::at(dir.path()),
-            run_dir: dir.path().to_path_buf(),
+            run_dir: crate::rundir::RunDir::create(&dir.path().join("run")).unwrap(),
             progress,
             cancel: cancelled,
             vmcore: false,
@@ -269,6 +277,28 @@ async fn a_marker_fires_its_fault_once_and_a_timed_fault_fires_at_its_time() {
     let log = std::fs::read_to_string(h.state.run_dir.join("faults.log")).unwrap();
     assert_eq!(log.lines().count(), 2, "{log}");
     assert!(log.contains("stop on node `guest`: ok"), "{log}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fault_that_cannot_be_made_ends_the_run_in_infra_error() {
+    let toml = format!("{MINIMAL}[workload]\nscript = \"true\"\n[[faults]]\naction = \"cont\"\nat = \"5s\"\n");
+    let mut h = Harness::new(&toml);
+    h.fake.faults_fail = true;
+    h.state.guests = Box::new(h.fake.clone());
+    h.send(Event::FaultDue(0));
+    h.send(Event::WorkloadDone(WorkloadOutcome::Passed { iterations: 1 }));
+    let ended = h
+        .state
+        .watch_workload(&waiting(Phase::Workload, 60), Instant::now())
+        .await;
+    let Err(Stop::Infra(e)) = ended else {
+        panic!("a failed fault must stop the run: {ended:?}")
+    };
+    let why = crate::errors::chain(&e);
+    assert!(
+        why.contains("making a scenario fault") && why.contains("`cont` got no answer"),
+        "{why}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

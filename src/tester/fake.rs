@@ -55,6 +55,7 @@ pub fn trial(verdict: Verdict, title: Option<&str>) -> Trial {
         seconds: 10.0,
         time_to_reproduce: (verdict == Verdict::Reproduced).then_some(4.0),
         vmcores: Vec::new(),
+        run_dir: String::new(),
     }
 }
 
@@ -67,12 +68,13 @@ impl Tester for Fake {
     async fn run(&self, candidate: Scenario, run_dir: PathBuf, label: String, cancel: watch::Receiver<bool>) -> Trial {
         let before = {
             let mut log = self.log.lock().unwrap();
-            log.push((label, run_dir));
+            log.push((label, run_dir.clone()));
             log.len() - 1
         };
         tokio::time::sleep(self.takes).await;
         let mut t = (self.runs)(&candidate, before);
         t.interrupted |= *cancel.borrow();
+        t.run_dir = run_dir.display().to_string();
         t
     }
 }

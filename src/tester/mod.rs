@@ -7,6 +7,7 @@ use crate::kernel::build::Event as BuildEvent;
 use crate::report::RunReport;
 use crate::run::verdict::Verdict;
 use crate::run::{self, InfraError, Progress};
+use crate::rundir::RunDir;
 use crate::scenario::Scenario;
 use std::future::Future;
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ pub struct Trial {
     /// The workload's seconds, when it reproduced.
     pub time_to_reproduce: Option<f64>,
     pub vmcores: Vec<String>,
+    /// The directory the run made (the base asked for, or a suffixed name when that was taken).
+    pub run_dir: String,
 }
 
 impl From<&RunReport> for Trial {
@@ -44,6 +47,24 @@ impl From<&RunReport> for Trial {
                 .then_some(r.timings.workload)
                 .flatten(),
             vmcores: r.vmcores.clone(),
+            run_dir: r.run_dir.clone(),
+        }
+    }
+}
+
+impl Trial {
+    /// A run that could not start: an infrastructure failure before there was a report.
+    pub fn infra(e: InfraError, run_dir: &std::path::Path) -> Trial {
+        Trial {
+            verdict: Verdict::InfraError,
+            title: None,
+            reason: crate::errors::chain(&e),
+            interrupted: false,
+            infra: Some(Arc::new(e)),
+            seconds: 0.0,
+            time_to_reproduce: None,
+            vmcores: Vec::new(),
+            run_dir: run_dir.display().to_string(),
         }
     }
 }
@@ -68,7 +89,8 @@ pub enum BuildError {
 pub trait Tester: Send + Sync {
     /// Builds every kernel and module `candidate` needs (a cache hit when built before).
     fn build(&self, candidate: &Scenario) -> impl Future<Output = Result<(), BuildError>> + Send;
-    /// Runs `candidate` in `run_dir`; `label` names the run in progress output.
+    /// Runs `candidate` in a new directory named `run_dir` (suffixed when the name is taken);
+    /// `label` names the run in progress output.
     fn run(
         &self,
         candidate: Scenario,
@@ -129,6 +151,10 @@ impl Tester for Live {
     }
 
     async fn run(&self, candidate: Scenario, run_dir: PathBuf, label: String, cancel: watch::Receiver<bool>) -> Trial {
+        let run_dir = match RunDir::create_unique(&run_dir) {
+            Ok(d) => d,
+            Err(e) => return Trial::infra(InfraError::RunDir(Box::new(e)), &run_dir),
+        };
         let (progress, shown) = self.ui.run(&label);
         let report = run::run(run::Options {
             scenario: candidate,
@@ -142,6 +168,36 @@ impl Tester for Live {
         .await;
         let _ = shown.await;
         Trial::from(&report)
+    }
+}
+
+/// Runs `candidate` like [`Tester::run`], but a panic in the run (a bug in repro) becomes this
+/// trial's infrastructure error instead of taking down the caller: the run's guests die with it
+/// (an instance kills its QEMU when dropped), and a nightly's other cells go on.
+pub async fn run_caught<T: Tester + ?Sized>(
+    tester: &T,
+    candidate: Scenario,
+    run_dir: PathBuf,
+    label: String,
+    cancel: watch::Receiver<bool>,
+) -> Trial {
+    use futures::FutureExt;
+    let asked = run_dir.clone();
+    match std::panic::AssertUnwindSafe(tester.run(candidate, run_dir, label, cancel))
+        .catch_unwind()
+        .await
+    {
+        Ok(trial) => trial,
+        Err(payload) => Trial::infra(InfraError::Panicked(panic_message(&*payload)), &asked),
+    }
+}
+
+/// The text a panic was raised with.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "(no message)".into(),
     }
 }
 

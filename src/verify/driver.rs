@@ -5,7 +5,7 @@ use super::tally::{conclude, Conclusion, Tally};
 use crate::errors::WriteError;
 use crate::run::verdict::Verdict;
 use crate::scenario::Scenario;
-use crate::tester::{BuildError, Tester};
+use crate::tester::{run_caught, BuildError, Tester};
 use serde::Serialize;
 use std::path::Path;
 use tokio::sync::watch;
@@ -90,9 +90,7 @@ pub async fn verify<T: Tester>(
             }
             let run_dir = job.dir.join(format!("{side}-{index}"));
             let label = format!("{} [{side} {index}/{}]", scenario.name, job.runs);
-            let trial = tester
-                .run(scenario.clone(), run_dir.clone(), label, cancel.clone())
-                .await;
+            let trial = run_caught(tester, scenario.clone(), run_dir, label, cancel.clone()).await;
             if trial.interrupted || *cancel.borrow() {
                 return Ok(Ended::Interrupted);
             }
@@ -103,7 +101,7 @@ pub async fn verify<T: Tester>(
                 verdict: trial.verdict.as_str(),
                 crash: trial.title,
                 seconds: trial.seconds,
-                run_dir: run_dir.display().to_string(),
+                run_dir: trial.run_dir.clone(),
             };
             on(&Event::Ran(line.clone()));
             lines.push(line);

@@ -78,12 +78,11 @@ fn probe_uncached() -> Result<(), String> {
     if let Err(e) = std::fs::File::options().read(true).write(true).open("/dev/kvm") {
         return Err(format!("cannot open /dev/kvm: {e}"));
     }
-    let dir = tempdir().map_err(|e| format!("cannot create a probe directory: {e}"))?;
-    let bios = dir.join("probe.bin");
     let mut image = vec![0xf4u8; 0x10000]; // hlt everywhere
     let code = [0xb0, 0x42, 0xe6, 0xf4, 0xf4, 0xeb, 0xfe]; // mov al,0x42; out 0xf4,al; hlt; jmp $
     image[0x10000 - 16..0x10000 - 16 + code.len()].copy_from_slice(&code);
-    std::fs::write(&bios, &image).map_err(|e| format!("cannot write {}: {e}", bios.display()))?;
+    let dir = write_private(PROBE_FILE, &image).map_err(|e| format!("cannot write the KVM probe's firmware: {e}"))?;
+    let bios = dir.path().join(PROBE_FILE);
     let spec = super::table::spec(Arch::X86_64);
     let mut cmd = std::process::Command::new(spec.qemu);
     cmd.args([
@@ -107,7 +106,7 @@ fn probe_uncached() -> Result<(), String> {
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::piped());
     let result = run_with_deadline(cmd, std::time::Duration::from_secs(10));
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let (code, stderr) = result?;
     if code == Some(133) {
         Ok(())
@@ -125,10 +124,24 @@ fn probe_uncached() -> Result<(), String> {
     }
 }
 
-fn tempdir() -> std::io::Result<std::path::PathBuf> {
-    let d = std::env::temp_dir().join(format!("repro-kvm-probe-{}", std::process::id()));
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
+const PROBE_FILE: &str = "probe.bin";
+
+/// Writes `bytes` as `name` in a new private directory (random name, 0700, the file created
+/// exclusively): repro often runs as root, and a predictable path in /tmp would let any local
+/// user point it at a file of their choosing. The directory goes when the guard is dropped.
+fn write_private(name: &str, bytes: &[u8]) -> std::io::Result<tempfile::TempDir> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("repro-kvm-probe-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()?;
+    let mut f = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(dir.path().join(name))?;
+    f.write_all(bytes)?;
+    Ok(dir)
 }
 
 /// Runs a guarded child, killing it after `deadline`; returns its exit code and stderr.
@@ -163,6 +176,27 @@ fn run_with_deadline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probe_never_writes_through_a_path_another_user_prepared() {
+        use std::os::unix::fs::PermissionsExt;
+        // What a local attacker would plant: the probe's old, predictable directory as a
+        // symlink to a directory of their choosing.
+        let victim = tempfile::tempdir().unwrap();
+        let planted = std::env::temp_dir().join(format!("repro-kvm-probe-{}", std::process::id()));
+        let _ = std::fs::remove_file(&planted);
+        std::os::unix::fs::symlink(victim.path(), &planted).unwrap();
+        let dir = write_private(PROBE_FILE, b"firmware").unwrap();
+        let _ = std::fs::remove_file(&planted);
+        assert!(
+            !victim.path().join(PROBE_FILE).exists(),
+            "wrote through the planted symlink"
+        );
+        assert_ne!(dir.path(), planted);
+        assert_eq!(std::fs::read(dir.path().join(PROBE_FILE)).unwrap(), b"firmware");
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
 
     #[test]
     fn foreign_guest_is_tcg_without_probing() {

@@ -3,7 +3,7 @@
 use super::accel::Accel;
 use super::table::spec;
 use crate::arch::Arch;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disk {
@@ -35,6 +35,9 @@ pub struct Config {
     /// In order: vda, vdb, ...
     pub disks: Vec<Disk>,
     pub qmp_socket: PathBuf,
+    /// QEMU's working directory (the node's run directory). Sockets are named relative to it:
+    /// a unix socket's path holds at most 107 bytes, and a run directory may be deeper.
+    pub workdir: PathBuf,
     /// Host port on 127.0.0.1 forwarded to the guest's port 22.
     pub ssh_port: u16,
     /// Private guest-to-guest links over unix stream sockets.
@@ -85,8 +88,30 @@ pub fn console_args() -> Vec<String> {
         .to_vec()
 }
 
-pub fn qmp_args(socket: &std::path::Path) -> Vec<String> {
-    vec!["-qmp".into(), format!("unix:{},server=on,wait=off", socket.display())]
+/// A path as a value in a QEMU option string (`file=...,if=none`): commas are doubled, which is
+/// how QEMU escapes them, so a path with a comma cannot add or change options.
+pub fn opt_path(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+/// `socket` as QEMU should name it from `workdir`: relative when it lies in `workdir` or its
+/// parent (a multi-node run's links), so that its length does not depend on the run directory's.
+pub fn socket_path(workdir: &Path, socket: &Path) -> PathBuf {
+    let (Some(dir), Some(name)) = (socket.parent(), socket.file_name()) else {
+        return socket.to_path_buf();
+    };
+    if dir == workdir {
+        PathBuf::from(name)
+    } else if Some(dir) == workdir.parent() {
+        Path::new("..").join(name)
+    } else {
+        socket.to_path_buf()
+    }
+}
+
+pub fn qmp_args(workdir: &Path, socket: &Path) -> Vec<String> {
+    let socket = socket_path(workdir, socket);
+    vec!["-qmp".into(), format!("unix:{},server=on,wait=off", opt_path(&socket))]
 }
 
 pub fn disk_args(disks: &[Disk]) -> Vec<String> {
@@ -95,7 +120,7 @@ pub fn disk_args(disks: &[Disk]) -> Vec<String> {
         v.push("-drive".into());
         v.push(format!(
             "file={},if=none,id=disk{i},format={},cache=unsafe{}",
-            d.path.display(),
+            opt_path(&d.path),
             d.format,
             if d.readonly { ",readonly=on" } else { "" }
         ));
@@ -120,7 +145,7 @@ pub fn net_args(ssh_port: u16) -> Vec<String> {
 }
 
 /// Guest-to-guest links: unix sockets only, never an IP address or multicast on the host.
-pub fn link_args(links: &[NetLink]) -> Vec<String> {
+pub fn link_args(workdir: &Path, links: &[NetLink]) -> Vec<String> {
     let mut v = Vec::new();
     for l in links {
         v.push("-netdev".into());
@@ -128,7 +153,7 @@ pub fn link_args(links: &[NetLink]) -> Vec<String> {
             "stream,id={},server={},addr.type=unix,addr.path={}",
             l.id,
             if l.listen { "on" } else { "off" },
-            l.socket.display()
+            opt_path(&socket_path(workdir, &l.socket))
         ));
         v.push("-device".into());
         v.push(format!("virtio-net-pci,netdev={},id=nic-{},mac={}", l.id, l.id, l.mac));
@@ -173,7 +198,7 @@ pub fn argv(c: &Config) -> Vec<String> {
         v.push("-object".into());
         v.push(format!(
             "memory-backend-file,id=pm{i},share=on,mem-path={},size={}M,align=2M",
-            p.path.display(),
+            opt_path(&p.path),
             p.size_mib
         ));
         v.push("-device".into());
@@ -190,10 +215,10 @@ pub fn argv(c: &Config) -> Vec<String> {
     ]);
     v.extend(["-append".into(), c.cmdline.clone()]);
     v.extend(console_args());
-    v.extend(qmp_args(&c.qmp_socket));
+    v.extend(qmp_args(&c.workdir, &c.qmp_socket));
     v.extend(disk_args(&c.disks));
     v.extend(net_args(c.ssh_port));
-    v.extend(link_args(&c.links));
+    v.extend(link_args(&c.workdir, &c.links));
     v.extend(["-device".into(), s.pvpanic.into()]);
     // Keep a panicked guest paused (for a later memory dump) and never reboot it.
     v.extend(["-action".into(), "panic=pause".into(), "-no-reboot".into()]);
@@ -220,6 +245,41 @@ pub fn shell_line(argv: &[String]) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn commas_in_paths_are_doubled_so_they_cannot_add_options() {
+        let d = Disk {
+            path: "/runs/a,b/disk-x.img,format=raw".into(),
+            format: "qcow2",
+            readonly: false,
+            serial: None,
+        };
+        let a = disk_args(&[d]);
+        assert_eq!(
+            a[1],
+            "file=/runs/a,,b/disk-x.img,,format=raw,if=none,id=disk0,format=qcow2,cache=unsafe"
+        );
+    }
+
+    #[test]
+    fn sockets_are_named_from_the_working_directory_whatever_its_depth() {
+        let deep = PathBuf::from(format!("/{}/cells/x", "d".repeat(200)));
+        assert_eq!(
+            qmp_args(&deep, &deep.join("qmp.sock"))[1],
+            "unix:qmp.sock,server=on,wait=off"
+        );
+        let link = NetLink {
+            id: "l0".into(),
+            socket: deep.parent().unwrap().join("l0.sock"),
+            listen: true,
+            mac: "52:54:00:00:00:01".into(),
+        };
+        assert!(link_args(&deep, &[link])[1].ends_with("addr.path=../l0.sock"));
+        assert_eq!(
+            socket_path(Path::new("/a"), Path::new("/b/c.sock")),
+            Path::new("/b/c.sock")
+        );
+    }
+
     fn config(arch: Arch, accel: Accel) -> Config {
         Config {
             arch,
@@ -244,6 +304,7 @@ mod tests {
                 },
             ],
             qmp_socket: "/r/qmp.sock".into(),
+            workdir: "/r".into(),
             ssh_port: 40022,
             links: vec![],
             pmem: vec![],
@@ -259,7 +320,7 @@ mod tests {
             "qemu-system-x86_64 -nodefaults -no-user-config -display none -machine q35 -accel tcg,thread=multi \
 -cpu max -smp 2 -m 1024M -kernel /k/vmlinuz -initrd /r/initrd.img \
 -append 'console=ttyS0 rdinit=/init panic=-1 printk.time=1 net.ifnames=0 quiet' \
--chardev stdio,id=con0,signal=off -serial chardev:con0 -qmp unix:/r/qmp.sock,server=on,wait=off \
+-chardev stdio,id=con0,signal=off -serial chardev:con0 -qmp unix:qmp.sock,server=on,wait=off \
 -drive file=/r/root.qcow2,if=none,id=disk0,format=qcow2,cache=unsafe -device virtio-blk-pci,drive=disk0 \
 -drive file=/c/mods.ext4,if=none,id=disk1,format=raw,cache=unsafe,readonly=on -device virtio-blk-pci,drive=disk1 \
 -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22 -device virtio-net-pci,netdev=net0 \

@@ -76,6 +76,7 @@ impl Instance {
     /// Starts QEMU stopped, connects QMP, and lets the guest run.
     pub async fn launch(node: &str, mut config: Config, dir: &Path) -> Result<Instance, Error> {
         config.qmp_socket = dir.join(QMP_SOCKET);
+        config.workdir = dir.to_path_buf();
         let _ = std::fs::remove_file(&config.qmp_socket);
         let argv = argv::argv(&config);
         let line = argv::shell_line(&argv);
@@ -84,6 +85,7 @@ impl Instance {
 
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
+            .current_dir(&config.workdir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

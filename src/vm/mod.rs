@@ -7,6 +7,7 @@ pub mod dump;
 mod instance;
 pub mod qmp;
 pub mod table;
+pub mod unix;
 
 pub use accel::{Accel, Choice};
 pub use argv::{Config, Disk, Pmem};

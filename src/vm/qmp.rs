@@ -7,7 +7,8 @@ use qapi::qmp;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tokio::io::WriteHalf;
+use std::time::Duration;
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
@@ -23,7 +24,19 @@ pub enum Error {
     },
     #[error("QMP command `{command}`: {message}")]
     Command { command: &'static str, message: String },
+    /// QEMU did not answer: it is wedged (stopped, livelocked) or the host is starved.
+    #[error("QMP command `{command}` got no answer")]
+    NoAnswer {
+        command: &'static str,
+        #[source]
+        source: crate::wait::Timeout,
+    },
 }
+
+/// How long QEMU may take to answer a command that does no I/O of its own.
+const ANSWER: Duration = Duration::from_secs(20);
+/// Commands that write or read the whole guest (savevm, loadvm, a memory dump).
+const ANSWER_WHOLE_GUEST: Duration = Duration::from_secs(300);
 
 /// The guest-lifecycle events repro acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +52,9 @@ pub enum Event {
 pub struct Qmp {
     service: Service,
     log: Arc<Mutex<std::fs::File>>,
+    /// A command went unanswered: QEMU is wedged, and the client, which cannot abandon a
+    /// command cleanly, sends nothing more.
+    wedged: std::sync::atomic::AtomicBool,
 }
 
 fn log_line(log: &Mutex<std::fs::File>, v: serde_json::Value) {
@@ -74,6 +90,17 @@ fn classify(e: &qmp::Event) -> Event {
     }
 }
 
+/// Opens the QMP socket at `socket`, however long its path.
+async fn open(
+    socket: &Path,
+) -> std::io::Result<
+    qapi::futures::QmpStreamNegotiation<QmpStreamTokio<ReadHalf<UnixStream>>, QmpStreamTokio<WriteHalf<UnixStream>>>,
+> {
+    let stream = super::unix::connect(socket).await?;
+    let (r, w) = tokio::io::split(stream);
+    QmpStreamTokio::open_split(r, w).await
+}
+
 impl Qmp {
     /// Connects and negotiates. Events go to the returned channel until QEMU closes the socket.
     pub async fn connect(socket: &Path, log_path: &Path) -> Result<(Qmp, mpsc::UnboundedReceiver<Event>), Error> {
@@ -87,12 +114,19 @@ impl Qmp {
             .open(log_path)
             .map_err(hs)?;
         let log = Arc::new(Mutex::new(log));
-        let negotiation = QmpStreamTokio::open_uds(socket).await.map_err(hs)?;
+        let timed_out = |e: crate::wait::Timeout| hs(std::io::Error::new(std::io::ErrorKind::TimedOut, e));
+        let negotiation = crate::wait::within("the QMP greeting", ANSWER, open(socket))
+            .await
+            .map_err(timed_out)?
+            .map_err(hs)?;
         log_line(
             &log,
             serde_json::json!({"t": now(), "greeting": serde_json::to_value(&negotiation.capabilities).unwrap_or_default()}),
         );
-        let stream = negotiation.negotiate().await.map_err(hs)?;
+        let stream = crate::wait::within("QMP capabilities negotiation", ANSWER, negotiation.negotiate())
+            .await
+            .map_err(timed_out)?
+            .map_err(hs)?;
         let (service, mut events) = stream.into_parts();
         let (tx, rx) = mpsc::unbounded_channel();
         let elog = log.clone();
@@ -115,10 +149,26 @@ impl Qmp {
                 }
             }
         });
-        Ok((Qmp { service, log }, rx))
+        Ok((
+            Qmp {
+                service,
+                log,
+                wedged: Default::default(),
+            },
+            rx,
+        ))
     }
 
     async fn exec<C>(&self, name: &'static str, cmd: C) -> Result<C::Ok, Error>
+    where
+        C: qapi::Command + qmp::QmpCommand + serde::Serialize + Send + 'static,
+        C::Ok: serde::Serialize,
+    {
+        self.exec_within(name, ANSWER, cmd).await
+    }
+
+    /// Runs `cmd`, waiting at most `limit` for QEMU's answer.
+    async fn exec_within<C>(&self, name: &'static str, limit: Duration, cmd: C) -> Result<C::Ok, Error>
     where
         C: qapi::Command + qmp::QmpCommand + serde::Serialize + Send + 'static,
         C::Ok: serde::Serialize,
@@ -127,7 +177,22 @@ impl Qmp {
             &self.log,
             serde_json::json!({"t": now(), "execute": name, "arguments": serde_json::to_value(&cmd).unwrap_or_default()}),
         );
-        let r = self.service.execute(cmd).await;
+        use std::sync::atomic::Ordering;
+        if self.wedged.load(Ordering::SeqCst) {
+            return Err(Error::Command {
+                command: name,
+                message: "not sent: an earlier command got no answer".into(),
+            });
+        }
+        let what = format!("QEMU's answer to QMP `{name}`");
+        let r = match crate::wait::within(&what, limit, self.service.execute(cmd)).await {
+            Ok(r) => r,
+            Err(source) => {
+                self.wedged.store(true, Ordering::SeqCst);
+                log_line(&self.log, serde_json::json!({"t": now(), "error": source.to_string()}));
+                return Err(Error::NoAnswer { command: name, source });
+            }
+        };
         match r {
             Ok(v) => {
                 log_line(
@@ -178,8 +243,9 @@ impl Qmp {
     /// Writes the guest's memory to `path` in kdump-compressed (zlib) form, which crash(8) and
     /// makedumpfile read. Synchronous: returns when the file is complete.
     pub async fn dump_kdump(&self, path: &Path) -> Result<(), Error> {
-        self.exec(
+        self.exec_within(
             "dump-guest-memory",
+            ANSWER_WHOLE_GUEST,
             qmp::dump_guest_memory {
                 paging: false,
                 protocol: format!("file:{}", path.display()),
@@ -193,10 +259,12 @@ impl Qmp {
         .map(drop)
     }
 
-    /// An HMP command; its output (HMP reports errors as text).
+    /// An HMP command (savevm, loadvm: whole-guest work); its output (HMP reports errors as
+    /// text).
     async fn hmp(&self, line: &str) -> Result<String, Error> {
-        self.exec(
+        self.exec_within(
             "human-monitor-command",
+            ANSWER_WHOLE_GUEST,
             qmp::human_monitor_command {
                 command_line: line.to_string(),
                 cpu_index: None,

@@ -18,7 +18,7 @@ fn repro() -> Command {
 
 /// Runs a scenario into a fresh run directory; returns (exit code, report.json, run dir).
 fn run(scenario: &str, extra: &[&str]) -> (i32, Value, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = unmade_dir();
     let out = repro()
         .args(["run", scenario, "--json", "--run-dir"])
         .arg(dir.path())
@@ -34,6 +34,14 @@ fn run(scenario: &str, extra: &[&str]) -> (i32, Value, tempfile::TempDir) {
         )
     });
     (code, report, dir)
+}
+
+/// A temporary path for a run directory, removed afterwards. repro refuses a directory that
+/// exists, so the guard's directory is taken away again before repro makes it.
+fn unmade_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::remove_dir(dir.path()).unwrap();
+    dir
 }
 
 fn read(dir: &Path, f: &str) -> String {
@@ -232,7 +240,7 @@ fn qemu_that_cannot_start_is_infra_error_with_its_stderr() {
     // More memory than this machine can give: QEMU fails at startup.
     std::fs::write(
         &scenario,
-        NO_SSH.replace("boot_timeout = \"25s\"", "memory = \"4096G\""),
+        NO_SSH.replace("boot_timeout = \"25s\"", "memory = \"1000G\""),
     )
     .unwrap();
     let (code, r, _dir) = run(scenario.to_str().unwrap(), &[]);

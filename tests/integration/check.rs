@@ -90,7 +90,7 @@ fn bad_duration_is_explained() {
         .file("scenarios/d.toml", &bad)
         .args(&["check", "d"])
         .status(128)
-        .stderr("error: scenarios/d.toml:8:11: key `workload.timeout`: invalid value: string \"5 parsecs\", expected a duration: whole seconds, or a string like \"90s\", \"5m\", \"1h\"\n  |\n8 | timeout = \"5 parsecs\"\n  |           ^^^^^^^^^^^\n")
+        .stderr("error: scenarios/d.toml:8:11: key `workload.timeout`: invalid value: string \"5 parsecs\", expected a duration of at most a week: whole seconds, or a string like \"90s\", \"5m\", \"1h\"\n  |\n8 | timeout = \"5 parsecs\"\n  |           ^^^^^^^^^^^\n")
         .run();
 }
 

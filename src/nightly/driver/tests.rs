@@ -35,6 +35,8 @@ fn capacity(jobs: u32) -> Capacity {
 async fn drive(fake: Fake, job: Job, cancel: watch::Receiver<bool>) -> (Ran, Vec<Event>) {
     let events = Mutex::new(Vec::new());
     let on = |e: &Event| events.lock().unwrap().push(e.clone());
+    // The CLI makes the nightly's (new) directory; the driver writes into it.
+    std::fs::create_dir_all(&job.out).unwrap();
     let ran = nightly(Arc::new(fake), job, cancel, &on).await.unwrap();
     (ran, events.into_inner().unwrap())
 }
@@ -146,4 +148,35 @@ async fn ctrl_c_stops_the_nightly_and_says_so() {
     assert!(ran.interrupted);
     let b = ran.nightly.cells.iter().find(|c| c.cell.scenario == "b").unwrap();
     assert_eq!((b.verdict.as_str(), b.reason.as_str()), ("not-run", "interrupted"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cell_whose_run_panics_is_its_infra_error_and_the_nightly_ends() {
+    let root = tempfile::tempdir().unwrap();
+    let fake = Fake::new(|s, _| match s.name.as_str() {
+        "b" => panic!("a bug in the run"),
+        _ => trial(NotReproduced, None),
+    });
+    let job = Job {
+        cells: cells(&["a", "b", "c"]),
+        out: root.path().join("n"),
+        capacity: capacity(2),
+        budget: None,
+        shard: None,
+    };
+    let (ran, _) = tokio::time::timeout(
+        std::time::Duration::from_secs(3600),
+        drive(fake, job, watch::channel(false).1),
+    )
+    .await
+    .expect("the nightly waited for the cell that panicked");
+    let by_name = |n: &str| ran.nightly.cells.iter().find(|c| c.cell.scenario == n).unwrap().clone();
+    assert_eq!(by_name("b").verdict, "infra-error");
+    assert!(
+        by_name("b").reason.contains("a bug in the run"),
+        "{}",
+        by_name("b").reason
+    );
+    assert_eq!(by_name("a").verdict, "not-reproduced");
+    assert_eq!(by_name("c").verdict, "not-reproduced");
 }

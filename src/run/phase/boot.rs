@@ -45,6 +45,7 @@ impl RunState {
     async fn boot_nodes(&mut self) -> Result<(), Stop> {
         let waiting = Waiting::new(Phase::Boot, "SSH on every node", self.scenario.boot_timeout + SSH_GRACE);
         self.launch().await?;
+        crate::failpoint::panic_here("run.boot", &self.scenario.name);
         let halt = self.halt_flag();
         let listening = self.start_ssh_waiters(&halt);
         let ready = self.await_ssh(&listening, &waiting).await;

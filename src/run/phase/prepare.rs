@@ -32,10 +32,6 @@ impl RunState {
     }
 
     async fn prepare_nodes(&mut self) -> Result<(), Stop> {
-        std::fs::create_dir_all(&self.run_dir).map_err(|source| InfraError::RunDir {
-            path: self.run_dir.clone(),
-            source,
-        })?;
         let pubkey = crate::guest::keygen(&self.key).map_err(|e| InfraError::Keygen(Box::new(e)))?;
         for i in 0..self.scenario.nodes.len() {
             let (roots, scenario, dir) = (self.roots.clone(), self.scenario.clone(), self.node_dir(i));

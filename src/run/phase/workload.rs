@@ -81,12 +81,12 @@ impl RunState {
                 }
                 Event::Marker(m) => {
                     for i in fired_by(&self.scenario.faults, &mut pending, &FaultWhen::Marker(m)) {
-                        self.fire_fault(i, started).await;
+                        self.fire_fault(i, started).await?;
                     }
                 }
                 Event::FaultDue(i) if pending.get(i) == Some(&true) => {
                     pending[i] = false;
-                    self.fire_fault(i, started).await;
+                    self.fire_fault(i, started).await?;
                 }
                 Event::Snapshot(op, reply) => {
                     let done = self.snapshot(op).await;
@@ -188,8 +188,9 @@ impl RunState {
             .collect()
     }
 
-    /// Performs fault `i` through QMP and records it in `faults.log`.
-    async fn fire_fault(&mut self, i: usize, started: Instant) {
+    /// Performs fault `i` through QMP and records it in `faults.log`. A fault that could not be
+    /// made ends the run: the scenario was not tested as written.
+    async fn fire_fault(&mut self, i: usize, started: Instant) -> Result<(), Stop> {
         let fault = self.scenario.faults[i].clone();
         let done = self.guests.fault(fault.node, fault.action).await;
         let what = match fault.action {
@@ -215,6 +216,13 @@ impl RunState {
         if let Ok(mut log) = log {
             let _ = writeln!(log, "{line}");
         }
+        done.map_err(|source| {
+            Stop::Infra(InfraError::Qmp {
+                doing: "making a scenario fault",
+                node: self.name(fault.node),
+                source,
+            })
+        })
     }
 
     /// Saves or restores the workload node's snapshot; the seconds it took.
