@@ -223,7 +223,7 @@ pub fn build(m: &ModuleSpec, kernel: &Artifacts, log: &dyn Fn(&str)) -> Result<B
             log,
         });
     }
-    std::fs::write(entry.join(cache::COMPLETE), format!("{origin}\n")).map_err(io(&entry))?;
+    cache::mark_complete(&entry, format!("{origin}\n").as_bytes()).map_err(io(&entry))?;
     Ok(Built {
         name: m.name.clone(),
         ko,

@@ -94,6 +94,9 @@ pub fn summary(r: &RunReport) {
     for l in r.reason.lines().skip(1) {
         println!("    {l}");
     }
+    for lost in &r.evidence_lost {
+        eprintln!("warning: evidence lost: {lost}");
+    }
     if let Some(k) = &r.kernel {
         println!(
             "  kernel: {} {} ({}) on {} {}",

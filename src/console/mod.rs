@@ -81,6 +81,7 @@ where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let mut file = std::fs::File::create(log)?;
+    let log = log.to_path_buf();
     let (tx, rx) = mpsc::unbounded_channel();
     let (flush_tx, mut flush_rx) = mpsc::unbounded_channel::<()>();
     tokio::spawn(async move {
@@ -122,9 +123,12 @@ where
                 Ok(n) => n,
             };
             let chunk = &buf[..n];
-            let _ = file.write_all(chunk);
+            let written = file.write_all(chunk);
             if let Ok(mut t) = tail.lock() {
                 t.push(chunk);
+                if let Err(e) = &written {
+                    t.note_write_error(&log, e);
+                }
             }
             for &b in chunk {
                 if b == b'\n' {

@@ -4,11 +4,24 @@
 pub struct Tail {
     buf: Vec<u8>,
     cap: usize,
+    /// The first error writing the stream's file: the stream is evidence, and losing it is
+    /// reported, never silent.
+    pub write_error: Option<String>,
 }
 
 impl Tail {
     pub fn new(cap: usize) -> Self {
-        Tail { buf: Vec::new(), cap }
+        Tail {
+            buf: Vec::new(),
+            cap,
+            write_error: None,
+        }
+    }
+
+    /// Keeps the first write error of the stream's file `file`.
+    pub fn note_write_error(&mut self, file: &std::path::Path, e: &std::io::Error) {
+        self.write_error
+            .get_or_insert_with(|| format!("writing {}: {e}", file.display()));
     }
 
     pub fn push(&mut self, b: &[u8]) {

@@ -75,6 +75,18 @@ pub fn keygen(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path.with_extension("pub")).map_err(Error::Keygen)
 }
 
+/// How much of each output stream a command's [`Output`] keeps, from its end.
+pub const KEPT_OUTPUT: usize = 1 << 20;
+
+/// Appends `data` to `buf`, keeping about the last [`KEPT_OUTPUT`] bytes (amortized: the front
+/// is dropped once the buffer holds twice that).
+fn keep_tail(buf: &mut Vec<u8>, data: &[u8]) {
+    buf.extend_from_slice(data);
+    if buf.len() > 2 * KEPT_OUTPUT {
+        buf.drain(..buf.len() - KEPT_OUTPUT);
+    }
+}
+
 impl Session {
     /// One attempt: TCP connect, handshake, public-key authentication as root.
     pub fn connect(port: u16, key: &Path, timeout: Duration) -> Result<Session, Error> {
@@ -101,7 +113,9 @@ impl Session {
         Ok(Session { session, addr })
     }
 
-    /// Runs `command`, feeding `stdin`, and collects both output streams separately.
+    /// Runs `command`, feeding `stdin`, and collects both output streams separately (the last
+    /// [`KEPT_OUTPUT`] bytes of each: a guest that prints a gigabyte must not take a gigabyte
+    /// of the host's memory; [`Session::exec_with`]'s callback sees all of it).
     pub fn exec(&self, command: &str, stdin: &[u8]) -> Result<Output, Error> {
         self.exec_with(command, stdin, &mut |_, _| {})
     }
@@ -140,7 +154,7 @@ impl Session {
                         Ok(n) => {
                             progressed = true;
                             live(stream, &buf[..n]);
-                            if stream == 0 { &mut out } else { &mut err }.extend_from_slice(&buf[..n]);
+                            keep_tail(if stream == 0 { &mut out } else { &mut err }, &buf[..n]);
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                         Err(e) => return Err(io_err(e)),
@@ -182,5 +196,21 @@ impl Session {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn output_kept_in_memory_is_bounded_and_is_its_end() {
+        let mut buf = Vec::new();
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..100 {
+            super::keep_tail(&mut buf, &chunk);
+        }
+        super::keep_tail(&mut buf, b"the end");
+        assert!(buf.len() <= 2 * super::KEPT_OUTPUT, "{}", buf.len());
+        assert!(buf.len() >= super::KEPT_OUTPUT);
+        assert!(buf.ends_with(b"the end"));
     }
 }

@@ -84,7 +84,7 @@ pub fn boot_initramfs(kernel: &Artifacts, image: &Built) -> Result<PathBuf, Erro
     let dir = cache::dir("initramfs")?;
     let out = dir.join(format!("{}-{}-{key}.cpio", kernel.name, kernel.arch));
     let _lock = cache::lock(&out)?;
-    if out.is_file() {
+    if cache::file_is_intact(&out) {
         return Ok(out);
     }
     let mut w = cpio::Writer::new(Vec::new());
@@ -132,7 +132,7 @@ pub fn boot_initramfs(kernel: &Artifacts, image: &Built) -> Result<PathBuf, Erro
     let bytes = w.finish().map_err(wr)?;
     let tmp = out.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &out).map_err(io_err(&out))?;
+    cache::install_file(&tmp, &out).map_err(io_err(&out))?;
     Ok(out)
 }
 
@@ -144,7 +144,7 @@ pub fn modules_disk(kernel: &Artifacts) -> Result<Option<PathBuf>, Error> {
     let dir = cache::dir("modules")?;
     let out = dir.join(format!("{}-{}-{}.ext4", kernel.name, kernel.arch, kernel.id));
     let _lock = cache::lock(&out)?;
-    if out.is_file() {
+    if cache::file_is_intact(&out) {
         return Ok(Some(out));
     }
     let size_mib = du_mib(mods)? * 5 / 4 + 32;
@@ -171,7 +171,7 @@ pub fn modules_disk(kernel: &Artifacts) -> Result<Option<PathBuf>, Error> {
             .arg(format!("{size_mib}M")),
         &log,
     )?;
-    std::fs::rename(&tmp, &out).map_err(io_err(&out))?;
+    cache::install_file(&tmp, &out).map_err(io_err(&out))?;
     Ok(Some(out))
 }
 

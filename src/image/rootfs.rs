@@ -197,7 +197,7 @@ pub fn build(def: &Definition, arch: Arch, log: &dyn Fn(&str)) -> Result<Built, 
     std::fs::copy(&bb, tmp.join("busybox")).map_err(io_err(&bb))?;
     remove_tree(&stage)?;
     std::fs::remove_file(&tar).map_err(io_err(&tar))?;
-    std::fs::write(tmp.join(cache::COMPLETE), format!("{} {arch}\n", def.name)).map_err(io_err(&tmp))?;
+    cache::mark_complete(&tmp, format!("{} {arch}\n", def.name).as_bytes()).map_err(io_err(&tmp))?;
     remove_tree(&entry)?;
     std::fs::rename(&tmp, &entry).map_err(io_err(&entry))?;
     Ok(built)

@@ -58,6 +58,19 @@ pub enum Error {
     },
 }
 
+/// Built kernels are kept under this many GiB (`REPRO_KERNEL_CACHE_GIB`, default 20): a
+/// bisect leaves one per step (a tinyconfig kernel with its vmlinux is about 55 MiB).
+fn built_cap() -> u64 {
+    let gib = std::env::var("REPRO_KERNEL_CACHE_GIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(20);
+    gib << 30
+}
+
+/// A built kernel used within this long is never pruned (a run in progress may be using it).
+const KEEP_FRESH: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Below this much free space in the build directory, a failed build is blamed on the disk.
 const LOW_DISK: u64 = 256 << 20;
 
@@ -258,6 +271,7 @@ pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
     let out = cache::dir("kernels/built")?.join(format!("{}-{}", req.arch, plan.key));
     let _lock = cache::lock(&out)?;
     if cache::is_complete(&out) {
+        cache::touch(&out);
         return artifacts(req, &plan, &out);
     }
     let slot_name = format!("{}-{}", req.arch, plan.recipe_key);
@@ -324,9 +338,20 @@ pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
         "release": release.trim(),
     });
     std::fs::write(tmp.join("source.json"), desc.to_string()).map_err(io(&tmp))?;
-    std::fs::write(tmp.join(cache::COMPLETE), b"").map_err(io(&tmp))?;
+    cache::mark_complete(&tmp, b"").map_err(io(&tmp))?;
     let _ = std::fs::remove_dir_all(&out);
     std::fs::rename(&tmp, &out).map_err(io(&out))?;
+    cache::touch(&out);
+    drop(_lock);
+    if let Some(dir) = out.parent() {
+        let freed = cache::prune(dir, built_cap(), KEEP_FRESH);
+        if freed > 0 {
+            log(&format!(
+                "cache: removed {} MiB of least recently used kernels",
+                freed >> 20
+            ));
+        }
+    }
     artifacts(req, &plan, &out)
 }
 

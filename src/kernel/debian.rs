@@ -160,7 +160,7 @@ pub fn fetch(name: &str, pattern: &str, arch: Arch, log: &dyn Fn(&str)) -> Resul
         download_unpack(&format!("{pkg}:{}={version}", arch.debian()), &tmp, &root)?;
         let release = release_of(&root)?;
         run(Command::new("depmod").arg("-b").arg(&root).arg(&release))?;
-        std::fs::write(tmp.join(cache::COMPLETE), format!("{pkg} {version}\n")).map_err(|e| io(e, &tmp))?;
+        cache::mark_complete(&tmp, format!("{pkg} {version}\n").as_bytes()).map_err(|e| io(e, &tmp))?;
         let _ = std::fs::remove_dir_all(&entry);
         std::fs::rename(&tmp, &entry).map_err(|e| io(e, &entry))?;
     }
@@ -257,11 +257,8 @@ pub fn fetch_headers(image_package: &str, version: &str, arch: Arch, log: &dyn F
             what: "scripts/Makefile.build (from linux-kbuild)",
         });
     }
-    std::fs::write(
-        tmp.join(cache::COMPLETE),
-        format!("{flavour_pkg} {common} {kbuild} {version}\n"),
-    )
-    .map_err(|e| io(e, &tmp))?;
+    cache::mark_complete(&tmp, format!("{flavour_pkg} {common} {kbuild} {version}\n").as_bytes())
+        .map_err(|e| io(e, &tmp))?;
     let _ = std::fs::remove_dir_all(&entry);
     std::fs::rename(&tmp, &entry).map_err(|e| io(e, &entry))?;
     Ok(tree(&entry.join("root")))

@@ -37,6 +37,13 @@ pub struct RunReport {
     /// kdump-compressed guest memory saved on a crash (`--vmcore`), beside the console log.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vmcores: Vec<String>,
+    /// Evidence that could not be saved (a console log, QEMU's stderr, report.json itself):
+    /// the verdict stands, but the files behind it are incomplete.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence_lost: Vec<String>,
+    /// Stalls seen while the host was overloaded: not counted as crashes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suspect_stalls: Vec<SuspectStall>,
     /// The infrastructure failure behind an `infra-error` verdict, typed (not in report.json:
     /// `reason` is its text).
     #[serde(skip)]
@@ -44,6 +51,14 @@ pub struct RunReport {
     /// The user (or a nightly's budget) stopped the run.
     #[serde(skip)]
     pub interrupted: bool,
+}
+
+/// A stall that came while the host was overloaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuspectStall {
+    pub title: String,
+    /// How the host was overloaded.
+    pub host: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,7 +1,7 @@
 //! `report.json`'s [`RunReport`], made from what a run observed. Pure.
 
 use super::verdict::{self, Observed};
-use crate::report::{KernelInfo, NodeInfo, RunReport, Timings, WorkloadInfo};
+use crate::report::{KernelInfo, NodeInfo, RunReport, SuspectStall, Timings, WorkloadInfo};
 use crate::scenario::Scenario;
 use crate::vm::table::Accel;
 use repro_oops::Report;
@@ -29,6 +29,7 @@ pub struct Facts<'a> {
     pub run_dir: String,
     pub started_at: u64,
     pub vmcores: Vec<String>,
+    pub evidence_lost: Vec<String>,
 }
 
 /// The verdict, decided once, and the report around it.
@@ -78,6 +79,16 @@ pub fn report(facts: Facts<'_>) -> RunReport {
         run_dir: facts.run_dir,
         started_at: facts.started_at,
         vmcores: facts.vmcores,
+        evidence_lost: facts.evidence_lost,
+        suspect_stalls: facts
+            .observed
+            .suspect
+            .iter()
+            .map(|(r, why)| SuspectStall {
+                title: r.title.clone(),
+                host: why.clone(),
+            })
+            .collect(),
         infra: decision.infra,
         interrupted: facts.observed.interrupted,
     }

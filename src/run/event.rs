@@ -49,9 +49,14 @@ impl Event {
             NodeEvent::Console(ConsoleEvent::Crash { report, at }) => Seen::Crash {
                 report: report.clone(),
                 at: *at,
+                overloaded: None,
             },
             NodeEvent::Console(ConsoleEvent::Eof) => Seen::ConsoleClosed,
             NodeEvent::Qmp(qmp::Event::GuestPanicked { .. }) => Seen::GuestPanicked,
+            NodeEvent::Qmp(qmp::Event::BlockIoError { device, reason, .. }) => Seen::HostIoError {
+                device: device.clone(),
+                reason: reason.clone(),
+            },
             NodeEvent::Exited(status) => Seen::Exited {
                 status: status.map_or("unknown status".into(), |s| s.to_string()),
             },

@@ -11,6 +11,17 @@ pub type Source = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InfraError {
+    #[error(
+        "the host failed node `{node}`'s storage ({device}: {reason}); QEMU paused the guest. \
+         This is the host's disk, not the kernel: free space where the run directory is"
+    )]
+    HostStorage {
+        node: String,
+        device: String,
+        reason: String,
+    },
+    #[error("`{title}` came while {why}: a guest starved under emulation stalls without a bug, so it proves nothing; run fewer guests at once")]
+    SuspectStall { title: String, why: String },
     #[error("repro panicked during the run (a bug in repro, not a fact about the kernel): {0}")]
     Panicked(String),
     #[error("making the run's directory")]

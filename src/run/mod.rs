@@ -45,8 +45,10 @@ pub async fn run(options: Options) -> RunReport {
     state.teardown(interrupted).await;
     state.symbolize().await;
     state.timings.total = state.started.elapsed().as_secs_f64();
-    let report = assemble::report(state.facts(stopped));
-    write_report(&state.run_dir, &report);
+    let mut report = assemble::report(state.facts(stopped));
+    if let Err(e) = write_report(&state.run_dir, &report) {
+        report.evidence_lost.push(e);
+    }
     report
 }
 
@@ -59,10 +61,11 @@ async fn phases(state: &mut RunState) -> Result<(), Stop> {
     state.power_cut().await
 }
 
-fn write_report(run_dir: &Path, report: &RunReport) {
-    if let Ok(json) = serde_json::to_string_pretty(report) {
-        let _ = std::fs::write(run_dir.join(REPORT_JSON), json + "\n");
-    }
+/// Writes `report.json`; the error names the file.
+fn write_report(run_dir: &Path, report: &RunReport) -> Result<(), String> {
+    let path = run_dir.join(REPORT_JSON);
+    let json = serde_json::to_string_pretty(report).map_err(|e| format!("rendering {}: {e}", path.display()))?;
+    std::fs::write(&path, json + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -13,14 +13,21 @@ use tokio::time::Instant;
 pub enum Seen {
     /// A crash report has begun on the console.
     CrashStarted { at: Instant },
-    /// A complete crash report.
-    Crash { report: Box<Report>, at: Instant },
+    /// A complete crash report; `overloaded` says how the host was overloaded when it came, if
+    /// it was.
+    Crash {
+        report: Box<Report>,
+        at: Instant,
+        overloaded: Option<String>,
+    },
     /// QMP reported GUEST_PANICKED.
     GuestPanicked,
     /// The console reached its end (QEMU's last words are in).
     ConsoleClosed,
     /// QEMU exited.
     Exited { status: String },
+    /// QEMU could not read or write a disk's file on the host.
+    HostIoError { device: String, reason: String },
 }
 
 /// What that means for the run.
@@ -43,6 +50,16 @@ pub enum Happened {
     Exited {
         status: String,
     },
+    /// The host failed the guest's storage (a full disk): the run cannot go on.
+    HostIoError {
+        device: String,
+        reason: String,
+    },
+    /// A stall that came while the host was overloaded: recorded, not a crash.
+    Suspect {
+        title: String,
+        why: String,
+    },
 }
 
 #[derive(Debug)]
@@ -55,6 +72,9 @@ pub struct Observer {
     pub crash_nodes: Vec<usize>,
     /// Reports matching the scenario's `expect.ignore`.
     pub ignored: Vec<Report>,
+    /// Stalls (hung task, soft lockup, RCU stall) that came while the host was overloaded, with
+    /// how: under emulation a starved guest stalls without any bug, so these are not crashes.
+    pub suspect: Vec<(Report, String)>,
     pub guest_panicked: bool,
     crash_started: Option<Instant>,
     /// First line to completion of the report that ended the run.
@@ -63,6 +83,12 @@ pub struct Observer {
     pub done: bool,
     exited: Vec<bool>,
     console_closed: Vec<bool>,
+}
+
+/// The kinds of report a starved guest prints without any bug in its kernel.
+pub fn is_stall(report: &Report) -> bool {
+    use repro_oops::CrashKind as K;
+    matches!(report.kind, K::HungTask | K::RcuStall | K::SoftLockup)
 }
 
 impl Observer {
@@ -74,6 +100,7 @@ impl Observer {
             crashes: Vec::new(),
             crash_nodes: Vec::new(),
             ignored: Vec::new(),
+            suspect: Vec::new(),
             guest_panicked: false,
             crash_started: None,
             detection: None,
@@ -90,7 +117,16 @@ impl Observer {
                 Some(Happened::CrashStarted)
             }
             Seen::CrashStarted { .. } => None,
-            Seen::Crash { report, at } => Some(self.crash(node, *report, at)),
+            Seen::Crash {
+                report,
+                overloaded: Some(why),
+                ..
+            } if is_stall(&report) => {
+                let title = report.title.clone();
+                self.suspect.push((*report, why.clone()));
+                Some(Happened::Suspect { title, why })
+            }
+            Seen::Crash { report, at, .. } => Some(self.crash(node, *report, at)),
             Seen::GuestPanicked => {
                 self.guest_panicked = true;
                 Some(Happened::GuestPanicked)
@@ -103,6 +139,7 @@ impl Observer {
                 let first = !std::mem::replace(self.exited.get_mut(node)?, true);
                 first.then_some(Happened::Exited { status })
             }
+            Seen::HostIoError { device, reason } => Some(Happened::HostIoError { device, reason }),
         }
     }
 

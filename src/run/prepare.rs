@@ -199,6 +199,25 @@ fn sparse(dir: &Path, name: &str, size_mib: u64) -> Result<PathBuf, Box<Error>> 
     Ok(p)
 }
 
+/// The kernel's stall detectors scaled to the accelerator. Under TCG a guest runs many times
+/// slower than on hardware and its vCPUs share the host's cores with every other guest, so the
+/// default thresholds (soft lockup 20 s, RCU stall 21 s, hung task 120 s) fire without any bug.
+/// They are raised fivefold (soft lockup 2 x 50 s, the most `watchdog_thresh` takes; RCU
+/// stall 105 s; hung task 600 s); a scenario that needs them shorter sets its own, which come
+/// later on the command line and win. Under KVM the kernel's defaults stand.
+pub fn watchdogs(accel: vm::Accel) -> Vec<String> {
+    match accel {
+        vm::Accel::Kvm => Vec::new(),
+        vm::Accel::Tcg => [
+            "watchdog_thresh=50",
+            "rcupdate.rcu_cpu_stall_timeout=105",
+            "sysctl.kernel.hung_task_timeout_secs=600",
+        ]
+        .map(String::from)
+        .to_vec(),
+    }
+}
+
 /// What this run adds to a node's boot: its initrd layer, disks and pmem.
 struct Layers {
     initrd: PathBuf,
@@ -218,7 +237,9 @@ fn vm_config(
 ) -> Result<vm::Config, Box<Error>> {
     let node = &scenario.nodes[me];
     let Layers { initrd, disks, pmem } = layers;
-    let mut extra = kdef.cmdline.clone();
+    // Before the kernel definition's and the scenario's options, so that theirs win.
+    let mut extra = watchdogs(accel);
+    extra.extend(kdef.cmdline.iter().cloned());
     // aarch64 `virt` describes NVDIMMs only in the ACPI NFIT, which only UEFI firmware installs;
     // ACPI is then forced over the device tree the firmware also passes.
     let firmware = if node.arch == crate::arch::Arch::Aarch64 && !pmem.is_empty() {

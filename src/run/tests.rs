@@ -506,6 +506,7 @@ fn the_report_of_a_run_that_never_booted_says_why_and_names_no_kernel() {
         nodes: vec![Default::default()],
         observed: super::verdict::Observed {
             crashes: Vec::new(),
+            suspect: Vec::new(),
             workload: WorkloadOutcome::NotRun,
             infra: Some(Arc::new(InfraError::Keygen("ssh-keygen failed: exit 1".into()))),
             interrupted: false,
@@ -519,6 +520,7 @@ fn the_report_of_a_run_that_never_booted_says_why_and_names_no_kernel() {
         run_dir: "/runs/x".into(),
         started_at: 0,
         vmcores: Vec::new(),
+        evidence_lost: Vec::new(),
     };
     let report = assemble::report(facts);
     assert_eq!(report.reason, "generating the run's SSH key: ssh-keygen failed: exit 1");
@@ -526,4 +528,29 @@ fn the_report_of_a_run_that_never_booted_says_why_and_names_no_kernel() {
     assert!(report.kernel.is_none());
     assert_eq!(report.workload.outcome, "NotRun");
     assert_eq!(report.nodes[0].name, "guest");
+}
+
+#[test]
+fn a_stall_on_an_overloaded_host_is_suspect_and_a_null_deref_is_a_crash_regardless() {
+    use super::observer::{Happened, Observer, Seen};
+    let log = include_str!("../../crates/oops/tests/data/real-qemu-6.1-arm64-hung-task-fsfreeze.log");
+    let stall = repro_oops::parse(log.as_bytes()).remove(0);
+    let null = repro_oops::parse(NULL_DEREF.as_bytes()).remove(0);
+    let mut o = Observer::new(Default::default(), vec![crate::arch::Arch::X86_64]);
+    let busy = super::watch::overloaded(9.0, 2);
+    assert!(
+        busy.as_deref().is_some_and(|b| b.contains("load 9.0 on 2 cores")),
+        "{busy:?}"
+    );
+    assert_eq!(super::watch::overloaded(3.9, 2), None);
+    let seen = |report: &repro_oops::Report| Seen::Crash {
+        report: Box::new(report.clone()),
+        at: Instant::now(),
+        overloaded: busy.clone(),
+    };
+    assert!(matches!(o.on(0, seen(&stall)), Some(Happened::Suspect { .. })));
+    assert!(o.crashes.is_empty());
+    assert_eq!(o.suspect.len(), 1);
+    assert!(matches!(o.on(0, seen(&null)), Some(Happened::Crash { .. })));
+    assert_eq!(o.crashes.len(), 1);
 }

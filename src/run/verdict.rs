@@ -45,6 +45,8 @@ impl Verdict {
 pub struct Observed {
     /// Complete crash reports, in console order.
     pub crashes: Vec<Report>,
+    /// Stalls seen while the host was overloaded, with how (not crashes).
+    pub suspect: Vec<(Report, String)>,
     pub workload: WorkloadOutcome,
     /// The infrastructure failure that stopped the run (QEMU died, boot or SSH timeout, ...).
     pub infra: Option<Arc<InfraError>>,
@@ -148,6 +150,13 @@ pub fn ends_run(expect: &Expect, report: &Report) -> bool {
 pub fn decide(expect: &Expect, observed: &Observed) -> Decision {
     if let Some(d) = crash_or_signal(expect, observed) {
         return d;
+    }
+    // The expected stall, but on a starved host: it may be the host's doing, so no verdict.
+    if let Some((r, why)) = observed.suspect.iter().find(|(r, _)| matches(expect, r)) {
+        return infra(Arc::new(InfraError::SuspectStall {
+            title: r.title.clone(),
+            why: why.clone(),
+        }));
     }
     if observed.guest_panicked {
         return infra(Arc::new(InfraError::UnparsedPanic));

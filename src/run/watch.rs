@@ -5,7 +5,7 @@
 
 use super::event::{Event, Sender};
 use super::infra::{InfraError, Stop};
-use super::observer::{Happened, Observer};
+use super::observer::{Happened, Observer, Seen};
 use super::progress::{Phase, Progress};
 use crate::vm::Tails;
 use crate::wait::Timeout;
@@ -79,6 +79,11 @@ impl Watch {
     }
 
     /// Node `node`'s QEMU stderr and console, for the errors about it.
+    /// Errors writing the nodes' console logs and QEMU stderr files.
+    pub fn write_errors(&self) -> Vec<String> {
+        self.tails.iter().flatten().flat_map(Tails::write_errors).collect()
+    }
+
     pub fn attach(&mut self, node: usize, tails: Tails) {
         if let Some(slot) = self.tails.get_mut(node) {
             *slot = Some(tails);
@@ -124,9 +129,12 @@ impl Watch {
     }
 
     fn observe(&mut self, event: &Event, phase: Phase) -> Result<(), Stop> {
-        let Some((node, seen)) = event.seen() else {
+        let Some((node, mut seen)) = event.seen() else {
             return Ok(());
         };
+        if let Seen::Crash { overloaded, .. } = &mut seen {
+            *overloaded = host_overloaded();
+        }
         let name = self.names.get(node).cloned().unwrap_or_default();
         match self.observer.on(node, seen) {
             Some(Happened::CrashStarted) => self.note(Progress::Phase {
@@ -150,6 +158,17 @@ impl Watch {
                     status,
                     stderr: tails.map_or(String::new(), |t| t.stderr()),
                     console: tails.map_or(String::new(), |t| t.console(15)),
+                }
+                .into());
+            }
+            Some(Happened::Suspect { title, why }) => self.note(Progress::Note(format!(
+                "{name}: {title}, while {why}: not counted as a crash (a starved guest stalls without a bug)"
+            ))),
+            Some(Happened::HostIoError { device, reason }) => {
+                return Err(InfraError::HostStorage {
+                    node: name,
+                    device,
+                    reason,
                 }
                 .into());
             }
@@ -179,4 +198,22 @@ impl Watch {
         }
         Ok(())
     }
+}
+
+/// A host runs this many runnable threads per core before a guest's stall is suspect.
+const OVERLOAD_PER_CORE: f64 = 2.0;
+
+/// How the host is overloaded now, if it is: its 1-minute load average above
+/// [`OVERLOAD_PER_CORE`] per core.
+fn host_overloaded() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let load: f64 = text.split_whitespace().next()?.parse().ok()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    overloaded(load, cores)
+}
+
+/// Pure half of [`host_overloaded`].
+pub fn overloaded(load: f64, cores: usize) -> Option<String> {
+    (load > OVERLOAD_PER_CORE * cores as f64)
+        .then(|| format!("the host was overloaded (load {load:.1} on {cores} cores)"))
 }

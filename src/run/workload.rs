@@ -56,16 +56,32 @@ pub fn wait_ssh(
 /// A callback for live workload output.
 pub type OutputHook = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
-/// A hook that calls `f` with each complete line of output (without its newline).
+/// The longest line [`line_hook`] hands on; the rest of a longer line is dropped.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A hook that calls `f` with each complete line of output (without its newline), cut to
+/// [`MAX_LINE`] bytes: a line without end must not grow without bound.
 pub fn line_hook(f: impl Fn(&str) + Send + Sync + 'static) -> OutputHook {
-    let buf = Mutex::new(Vec::<u8>::new());
+    // The line so far, and whether the rest of it is being skipped.
+    let state = Mutex::new((Vec::<u8>::new(), false));
     Arc::new(move |data: &[u8]| {
-        let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
-        b.extend_from_slice(data);
-        while let Some(nl) = b.iter().position(|&c| c == b'\n') {
-            let line = String::from_utf8_lossy(&b[..nl]).into_owned();
-            b.drain(..=nl);
-            f(&line);
+        let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+        let (b, skipping) = &mut *guard;
+        for piece in data.split_inclusive(|&c| c == b'\n') {
+            let (text, ends) = match piece.strip_suffix(b"\n") {
+                Some(t) => (t, true),
+                None => (piece, false),
+            };
+            if !*skipping {
+                b.extend_from_slice(&text[..text.len().min(MAX_LINE - b.len())]);
+            }
+            if ends || b.len() >= MAX_LINE {
+                if !*skipping {
+                    f(&String::from_utf8_lossy(b));
+                }
+                b.clear();
+                *skipping = !ends;
+            }
         }
     })
 }
@@ -188,12 +204,13 @@ impl Job {
                     if i >= w.iterations || stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    let record = |o: &guest::Output| {
+                    let mut parts = out.lock().map(|f| f.parts(i)).unwrap_or_default();
+                    let record = |o: &guest::Output, parts: Parts| {
                         if let Ok(mut f) = out.lock() {
-                            f.record(i, o);
+                            f.record(i, o, parts);
                         }
                     };
-                    match iteration(&session, &w, i, &on_stdout, record) {
+                    match iteration(&session, &w, i, &on_stdout, &mut parts, record) {
                         Ok(()) => {
                             completed.fetch_add(1, Ordering::SeqCst);
                         }
@@ -247,7 +264,10 @@ impl Job {
                         why: format!("SSH after restoring the snapshot: {}", crate::errors::chain(&e)),
                     })?;
             }
-            iteration(&session, &self.workload, i, &self.on_stdout, |o| out.record(i, o))?;
+            let mut parts = out.parts(i);
+            iteration(&session, &self.workload, i, &self.on_stdout, &mut parts, |o, p| {
+                out.record(i, o, p)
+            })?;
             self.completed.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
@@ -262,10 +282,12 @@ fn iteration(
     w: &Workload,
     i: u32,
     hook: &Option<OutputHook>,
-    record: impl FnOnce(&guest::Output),
+    parts: &mut Parts,
+    record: impl FnOnce(&guest::Output, Parts),
 ) -> Result<(), WorkloadOutcome> {
     let cmd = format!("REPRO_ITERATION={i} {} {SCRIPT}", w.shell);
     let mut live = |stream: u8, data: &[u8]| {
+        parts.write(stream, data);
         if let (0, Some(f)) = (stream, hook) {
             f(data)
         }
@@ -275,7 +297,7 @@ fn iteration(
         .map_err(|e| WorkloadOutcome::Lost {
             why: crate::errors::chain(&e),
         })?;
-    record(&o);
+    record(&o, std::mem::take(parts));
     if o.status != 0 {
         let text = String::from_utf8_lossy(&o.stderr);
         let lines: Vec<&str> = text.trim().lines().collect();
@@ -288,40 +310,168 @@ fn iteration(
     Ok(())
 }
 
+/// One iteration's output as it streams, on disk (`<stem>.stdout.<i>.part`, `.stderr`): the
+/// output of an iteration that never finishes (the kernel crashed under it, it timed out) is
+/// the output a user needs most, and it must not sit in memory.
+#[derive(Default)]
+struct Parts {
+    files: Vec<(PathBuf, Option<std::fs::File>)>,
+}
+
+impl Parts {
+    fn open(dir: &Path, stem: &str, i: u32) -> Parts {
+        let files = ["stdout", "stderr"]
+            .iter()
+            .map(|ext| {
+                let p = dir.join(format!("{stem}.{ext}.{i}.part"));
+                let f = std::fs::File::create(&p).ok();
+                (p, f)
+            })
+            .collect();
+        Parts { files }
+    }
+
+    fn write(&mut self, stream: u8, data: &[u8]) {
+        if let Some((_, Some(f))) = self.files.get_mut(usize::from(stream)) {
+            let _ = f.write_all(data);
+        }
+    }
+}
+
 struct Files {
-    stdout: Option<std::fs::File>,
-    stderr: Option<std::fs::File>,
+    dir: PathBuf,
+    stem: &'static str,
 }
 
 impl Files {
-    fn open(dir: &Path, stem: &str) -> Self {
-        let open = |ext: &str| {
-            std::fs::File::options()
-                .create(true)
-                .append(true)
-                .open(dir.join(format!("{stem}.{ext}")))
-                .ok()
-        };
+    fn open(dir: &Path, stem: &'static str) -> Self {
         Files {
-            stdout: open("stdout"),
-            stderr: open("stderr"),
+            dir: dir.to_path_buf(),
+            stem,
         }
     }
 
-    fn record(&mut self, i: u32, o: &guest::Output) {
+    fn parts(&self, i: u32) -> Parts {
+        Parts::open(&self.dir, self.stem, i)
+    }
+
+    /// Moves a finished iteration's output from its part files into the stream files.
+    fn record(&mut self, i: u32, o: &guest::Output, parts: Parts) {
         let header = format!(
             "=== iteration {i}: exit {} after {:.2}s ===\n",
             o.status,
             o.elapsed.as_secs_f64()
         );
-        for (f, data) in [(&mut self.stdout, &o.stdout), (&mut self.stderr, &o.stderr)] {
-            if let Some(f) = f {
-                let _ = f.write_all(header.as_bytes());
-                let _ = f.write_all(data);
-                if !data.is_empty() && !data.ends_with(b"\n") {
-                    let _ = f.write_all(b"\n");
-                }
+        append_parts(&self.dir, self.stem, &header, parts);
+    }
+}
+
+/// Appends each part file, under `header`, to its stream file (`<stem>.stdout`, `.stderr`),
+/// and removes it.
+fn append_parts(dir: &Path, stem: &str, header: &str, parts: Parts) {
+    for ((part, file), ext) in parts.files.into_iter().zip(["stdout", "stderr"]) {
+        drop(file);
+        let out = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{stem}.{ext}")));
+        if let (Ok(mut from), Ok(mut to)) = (std::fs::File::open(&part), out) {
+            if append_part(&mut from, &mut to, header).is_ok() {
+                let _ = std::fs::remove_file(&part);
             }
         }
+    }
+}
+
+/// `header`, then `from` copied (not read into memory: it may be large), ending in a newline.
+fn append_part(from: &mut std::fs::File, to: &mut std::fs::File, header: &str) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    to.write_all(header.as_bytes())?;
+    let copied = std::io::copy(from, to)?;
+    if copied > 0 {
+        let mut last = [0u8];
+        from.seek(SeekFrom::End(-1))?;
+        from.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            to.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+/// After the run: the output of iterations that never finished, moved from their part files
+/// into the stream files under a header that says so. Returns how many there were.
+pub fn collect_unfinished(dir: &Path, stem: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let prefix = format!("{stem}.stdout.");
+    let mut iterations: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(&prefix)?.strip_suffix(".part")?.parse().ok()
+        })
+        .collect();
+    iterations.sort_unstable();
+    for &i in &iterations {
+        let files = ["stdout", "stderr"]
+            .iter()
+            .map(|ext| (dir.join(format!("{stem}.{ext}.{i}.part")), None))
+            .collect();
+        let header = format!("=== iteration {i}: unfinished when the run ended (a crash, a timeout or a stop) ===\n");
+        append_parts(dir, stem, &header, Parts { files });
+    }
+    iterations.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_handed_on_whole_and_an_endless_line_is_cut() {
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let s = seen.clone();
+        let hook = line_hook(move |l| s.lock().unwrap().push(l.to_string()));
+        hook(b"one\ntw");
+        hook(b"o\n");
+        for _ in 0..40 {
+            hook(&[b'x'; 4096]);
+        }
+        hook(b"still the long line\nthree\n");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 4, "{:?}", seen.iter().map(|l| l.len()).collect::<Vec<_>>());
+        assert_eq!(seen[0], "one");
+        assert_eq!(seen[1], "two");
+        assert_eq!(seen[2].len(), MAX_LINE);
+        assert_eq!(seen[3], "three");
+    }
+
+    #[test]
+    fn an_unfinished_iteration_is_collected_under_a_header_that_says_so() {
+        let t = tempfile::tempdir().unwrap();
+        let mut files = Files::open(t.path(), STEM);
+        let mut done = files.parts(0);
+        done.write(0, b"finished output");
+        let o = guest::Output {
+            status: 0,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            elapsed: Duration::from_secs(1),
+        };
+        files.record(0, &o, done);
+        let mut cut = files.parts(1);
+        cut.write(0, b"last words");
+        cut.write(1, b"last complaint\n");
+        drop(cut);
+        assert_eq!(collect_unfinished(t.path(), STEM), 1);
+        let out = std::fs::read_to_string(t.path().join("workload.stdout")).unwrap();
+        assert_eq!(
+            out,
+            "=== iteration 0: exit 0 after 1.00s ===\nfinished output\n\
+             === iteration 1: unfinished when the run ended (a crash, a timeout or a stop) ===\nlast words\n"
+        );
+        let err = std::fs::read_to_string(t.path().join("workload.stderr")).unwrap();
+        assert!(err.ends_with("===\nlast complaint\n"), "{err}");
+        assert_eq!(collect_unfinished(t.path(), STEM), 0, "part files are gone");
     }
 }

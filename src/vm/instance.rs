@@ -196,6 +196,14 @@ impl Tails {
         self.stderr.lock().map(|t| t.lines(20)).unwrap_or_default()
     }
 
+    /// Errors writing `qemu.stderr` or `console.log`, if any.
+    pub fn write_errors(&self) -> Vec<String> {
+        [&self.stderr, &self.console]
+            .iter()
+            .filter_map(|t| t.lock().ok().and_then(|t| t.write_error.clone()))
+            .collect()
+    }
+
     /// The console's last `lines` lines.
     pub fn console(&self, lines: usize) -> String {
         self.console.lock().map(|t| t.lines(lines)).unwrap_or_default()
@@ -271,17 +279,21 @@ impl Drop for Partial {
 fn spawn_stderr(mut src: tokio::process::ChildStderr, path: PathBuf, tail: Arc<Mutex<Tail>>) {
     tokio::spawn(async move {
         use std::io::Write;
-        let mut file = std::fs::File::create(&path).ok();
+        let mut file = std::fs::File::create(&path);
+        if let (Err(e), Ok(mut t)) = (&file, tail.lock()) {
+            t.note_write_error(&path, e);
+        }
         let mut buf = vec![0u8; 4096];
         while let Ok(n) = src.read(&mut buf).await {
             if n == 0 {
                 break;
             }
-            if let Some(f) = file.as_mut() {
-                let _ = f.write_all(&buf[..n]);
-            }
+            let written = file.as_mut().map(|f| f.write_all(&buf[..n]));
             if let Ok(mut t) = tail.lock() {
                 t.push(&buf[..n]);
+                if let Ok(Err(e)) = &written {
+                    t.note_write_error(&path, e);
+                }
             }
         }
     });

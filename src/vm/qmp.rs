@@ -41,11 +41,23 @@ const ANSWER_WHOLE_GUEST: Duration = Duration::from_secs(300);
 /// The guest-lifecycle events repro acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Shutdown { guest: bool, reason: String },
+    Shutdown {
+        guest: bool,
+        reason: String,
+    },
     Reset,
-    GuestPanicked { action: String },
+    GuestPanicked {
+        action: String,
+    },
     Stop,
     Resume,
+    /// QEMU could not read or write a disk's backing file on the host (a full disk pauses the
+    /// guest: `nospace`).
+    BlockIoError {
+        device: String,
+        reason: String,
+        nospace: bool,
+    },
     Other(String),
 }
 
@@ -80,6 +92,11 @@ fn classify(e: &qmp::Event) -> Event {
             action: format!("{:?}", data.action).to_lowercase(),
         },
         qmp::Event::STOP { .. } => Event::Stop,
+        qmp::Event::BLOCK_IO_ERROR { data, .. } => Event::BlockIoError {
+            device: data.device.clone(),
+            reason: data.reason.clone(),
+            nospace: data.nospace.unwrap_or(false),
+        },
         qmp::Event::RESUME { .. } => Event::Resume,
         other => Event::Other(
             serde_json::to_value(other)

@@ -519,3 +519,254 @@ fn sigkill_during_an_image_build_leaves_no_mmdebstrap_or_its_children() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+// Evidence: the output a user needs most is the output of the iteration that crashed.
+
+const CRASH_AFTER_OUTPUT: &str = r#"summary = "prints, then crashes the kernel under its own iteration"
+kernel = "debian-6.1-cloud"
+arch = "x86_64"
+image = "debian-bookworm"
+
+[workload]
+script = """
+echo the-last-words-before-the-crash
+echo on-stderr-too >&2
+sync
+sleep 1
+echo c > /proc/sysrq-trigger
+"""
+timeout = "60s"
+
+[expect]
+title = "kernel panic: sysrq triggered crash"
+"#;
+
+#[test]
+fn the_output_of_the_iteration_that_crashed_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = scenario_file(tmp.path(), "crash-after-output", CRASH_AFTER_OUTPUT);
+    let d = tmp.path().join("run");
+    let mut c = repro();
+    c.args(["run", "--json"]).arg(&s).arg("--run-dir").arg(&d);
+    let out = output_within(c, Duration::from_secs(300));
+    let r = json(&out);
+    assert_eq!(r["verdict"], "reproduced", "{r:#}");
+    let stdout = read(&d, "workload.stdout");
+    assert!(stdout.contains("=== iteration 0: unfinished"), "{stdout}");
+    assert!(stdout.contains("the-last-words-before-the-crash"), "{stdout}");
+    assert!(read(&d, "workload.stderr").contains("on-stderr-too"));
+    let parts: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(parts.is_empty(), "part files left: {parts:?}");
+}
+
+const LOUD: &str = r#"summary = "a workload that prints 200 MiB"
+kernel = "debian-6.1-cloud"
+arch = "x86_64"
+image = "debian-bookworm"
+
+[workload]
+script = "head -c 200M /dev/zero | tr '\\0' x; echo; echo done-printing"
+timeout = "5m"
+"#;
+
+/// The peak resident set of a live process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_guest_that_prints_hundreds_of_megabytes_does_not_take_them_from_the_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = scenario_file(tmp.path(), "loud", LOUD);
+    let d = tmp.path().join("run");
+    let mut c = repro();
+    c.args(["run"]).arg(&s).arg("--run-dir").arg(&d);
+    let mut child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let (start, mut peak) = (Instant::now(), 0);
+    let status = loop {
+        if let Some(kib) = peak_rss_kib(child.id()) {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "the run did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    let size = std::fs::metadata(d.join("workload.stdout")).unwrap().len();
+    assert!(size > 200 << 20, "all of it is on disk: {size}");
+    assert!(peak < 100 * 1024, "repro's peak RSS was {} MiB", peak / 1024);
+}
+
+// A full disk on the host: the guest is paused by QEMU, and that is the host's failure.
+
+const FILLS_ITS_DISK: &str = r#"summary = "writes more to a scenario disk than the host has room for"
+kernel = "debian-6.1-cloud"
+arch = "x86_64"
+image = "debian-bookworm"
+
+[[disks]]
+name = "data"
+size = "512M"
+
+[workload]
+script = "dd if=/dev/urandom of=/dev/repro/data bs=1M count=200 oflag=direct status=none; echo wrote-it"
+timeout = "90s"
+"#;
+
+/// A tmpfs of `mib` MiB mounted at a new directory, unmounted on drop.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn new(mib: u32) -> SmallDisk {
+        let t = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "repro-test-full"])
+            .arg(t.path())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mounting a tmpfs needs root (CI runs as root)");
+        SmallDisk(t)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_host_disk_is_an_infra_error_that_says_so_not_a_hung_guest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = scenario_file(tmp.path(), "fills-its-disk", FILLS_ITS_DISK);
+    let disk = SmallDisk::new(48);
+    let d = disk.0.path().join("run");
+    let mut c = repro();
+    c.args(["run", "--json"]).arg(&s).arg("--run-dir").arg(&d);
+    let out = output_within(c, Duration::from_secs(300));
+    let r = json(&out);
+    assert_eq!(r["verdict"], "infra-error", "{r:#}");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.contains("the host failed node `guest`'s storage"), "{reason}");
+    assert!(reason.contains("No space left on device"), "{reason}");
+}
+
+const FLOODS_THE_CONSOLE: &str = r#"summary = "prints more to the console than the host disk holds"
+kernel = "debian-6.1-cloud"
+arch = "x86_64"
+image = "debian-bookworm"
+
+[workload]
+script = "head -c 12M /dev/zero | tr '\\0' x > /dev/console; echo done"
+timeout = "3m"
+"#;
+
+#[test]
+fn a_console_log_that_cannot_be_written_is_reported_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = scenario_file(tmp.path(), "floods", FLOODS_THE_CONSOLE);
+    let disk = SmallDisk::new(8);
+    let d = disk.0.path().join("run");
+    let mut c = repro();
+    c.args(["run", "--json"]).arg(&s).arg("--run-dir").arg(&d);
+    let out = output_within(c, Duration::from_secs(300));
+    let r = json(&out);
+    let lost = r["evidence_lost"].as_array().cloned().unwrap_or_default();
+    assert!(
+        lost.iter().any(|l| l.as_str().unwrap().contains("console.log")),
+        "{r:#}"
+    );
+    assert!(stderr(&out).is_empty() || !stderr(&out).contains("panicked"));
+}
+
+// Cache entries: a truncated one is rebuilt, never used again.
+
+/// The cache repro uses here (as `cache::root` finds it).
+fn real_cache() -> PathBuf {
+    if let Some(p) = std::env::var_os("REPRO_CACHE").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("XDG_CACHE_HOME").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p).join("repro");
+    }
+    PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/repro")
+}
+
+#[test]
+fn a_truncated_initramfs_in_the_cache_is_rebuilt_not_booted() {
+    // A scratch cache that shares the real one's kernels and images but has its own initramfs.
+    let cache = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(real_cache()).unwrap().flatten() {
+        if e.file_name() != "initramfs" {
+            std::os::unix::fs::symlink(e.path(), cache.path().join(e.file_name())).unwrap();
+        }
+    }
+    let run = |name: &str| {
+        let tmp = cache.path().join(name);
+        let mut c = repro();
+        c.args(["run", "smoke-boot", "--json", "--run-dir"])
+            .arg(&tmp)
+            .env("REPRO_CACHE", cache.path());
+        json(&output_within(c, Duration::from_secs(300)))
+    };
+    assert_eq!(run("first")["verdict"], "not-reproduced");
+    let cpio = std::fs::read_dir(cache.path().join("initramfs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "cpio"))
+        .expect("the boot initramfs");
+    let size = std::fs::metadata(&cpio).unwrap().len();
+    // What an interrupted write leaves: the first half.
+    std::fs::File::options()
+        .write(true)
+        .open(&cpio)
+        .unwrap()
+        .set_len(size / 2)
+        .unwrap();
+    let again = run("again");
+    assert_eq!(again["verdict"], "not-reproduced", "{again:#}");
+    assert_eq!(std::fs::metadata(&cpio).unwrap().len(), size, "rebuilt whole");
+}
+
+// Overload: ten runs at once on a small host end with ten honest verdicts.
+
+#[test]
+fn ten_runs_at_once_end_with_ten_verdicts_in_ten_directories() {
+    let cwd = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..10)
+        .map(|_| {
+            let mut c = repro();
+            // Default run directories (runs/smoke-boot/<second>-x86_64): the same second for many.
+            c.args(["run", "smoke-boot", "--json"])
+                .current_dir(cwd.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let mut dirs = std::collections::BTreeSet::new();
+    for out in &outs {
+        let r = json(out);
+        assert_eq!(r["verdict"], "not-reproduced", "slow is fine, wrong is not: {r:#}");
+        assert_eq!(out.status.code(), Some(0));
+        let dir = PathBuf::from(r["run_dir"].as_str().unwrap());
+        assert!(read(&dir, "report.json").contains("not-reproduced"));
+        if r["accel"] == "tcg" {
+            // The stall detectors were scaled to emulation.
+            assert!(read(&dir, "workload.stdout").contains("watchdog_thresh=50"));
+        }
+        dirs.insert(dir);
+    }
+    assert_eq!(dirs.len(), 10, "{dirs:?}");
+}

@@ -5,11 +5,13 @@ use crate::report::{KernelInfo, ModuleInfo};
 use crate::run::assemble::{Facts, NodeFacts};
 use crate::run::guests::NoGuests;
 use crate::run::infra::Stop;
+use crate::run::phase::power_cut::CHECK_STEM;
 use crate::run::prepare::Prepared;
 use crate::run::progress::{Phase, Progress};
 use crate::run::state::RunState;
 use crate::run::verdict::Observed;
 use crate::run::watch::{Waiting, REPORT_GRACE};
+use crate::run::workload;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +72,10 @@ impl RunState {
         }
         self.guests.shutdown().await;
         self.guests = Box::new(NoGuests);
+        // With QEMU gone, an iteration that was cut short (a crash, a timeout) keeps its output.
+        for stem in [workload::STEM, CHECK_STEM] {
+            workload::collect_unfinished(&self.run_dir, stem);
+        }
         if !self.keep_disks {
             let removed = remove_disk_images(&self.prepared);
             if removed > 0 {
@@ -158,6 +164,7 @@ impl RunState {
             nodes,
             observed: Observed {
                 crashes: observer.crashes.clone(),
+                suspect: observer.suspect.clone(),
                 workload: self.workload.clone(),
                 infra,
                 interrupted,
@@ -171,6 +178,7 @@ impl RunState {
             run_dir: self.run_dir.display().to_string(),
             started_at: self.started_at,
             vmcores: self.vmcores.clone(),
+            evidence_lost: self.watch.write_errors(),
         }
     }
 }

@@ -47,6 +47,7 @@ fn infra_error(why: &str) -> std::sync::Arc<InfraError> {
 fn observed(crashes: Vec<Report>, workload: WorkloadOutcome, infra: Option<&str>) -> Observed {
     Observed {
         crashes,
+        suspect: Vec::new(),
         workload,
         infra: infra.map(infra_error),
         interrupted: false,
@@ -401,4 +402,23 @@ fn after_a_power_cut_the_check_decides_and_its_failure_is_never_not_reproduced()
     let d = decide(&data, &o);
     assert_eq!(d.verdict, Verdict::InfraError);
     assert!(d.reason.contains("did not come back"));
+}
+
+#[test]
+fn the_expected_stall_on_an_overloaded_host_is_no_verdict_and_other_stalls_are_no_crash() {
+    const HUNG: &str = "INFO: task hung in mnt_want_write";
+    let stall = report(HUNG, CrashKind::HungTask, &["mnt_want_write"]);
+    let why = "the host was overloaded (load 19.5 on 2 cores)".to_string();
+    let mut o = observed(vec![], WorkloadOutcome::Passed { iterations: 1 }, None);
+    o.suspect = vec![(stall, why)];
+    let d = decide(&expect_title(HUNG), &o);
+    assert_eq!(d.verdict, Verdict::InfraError, "{}", d.reason);
+    assert!(
+        d.reason.contains("overloaded") && d.reason.contains(HUNG),
+        "{}",
+        d.reason
+    );
+    // A stall nobody expected, on a starved host, is not a crash: the workload's result stands.
+    let d = decide(&expect_title(NFS), &o);
+    assert_eq!(d.verdict, Verdict::NotReproduced, "{}", d.reason);
 }
