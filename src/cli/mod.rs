@@ -95,6 +95,17 @@ enum ReportCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write an earlier nightly in KernelCI's KCIDB I/O JSON (schema 5.3).
+    Kcidb {
+        /// The nightly directory (with its nightly.json and cells/).
+        dir: PathBuf,
+        /// Known issues, for the links and notes of their KCIDB issues [default: none].
+        #[arg(long)]
+        known: Option<PathBuf>,
+        /// Where to write it [default: stdout].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -228,6 +239,9 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> Result<Done, Failure> {
         Cmd::Report {
             command: ReportCmd::Merge { dirs, out },
         } => nightly::merge(&dirs, &out),
+        Cmd::Report {
+            command: ReportCmd::Kcidb { dir, known, out },
+        } => nightly::kcidb(&dir, known.as_deref(), out.as_deref()),
         Cmd::Check { scenarios } => defs::check(&roots, &scenarios),
         Cmd::List => defs::list(&roots),
         Cmd::Kernel { command } => match command {

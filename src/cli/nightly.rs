@@ -7,6 +7,7 @@ use crate::catalog::Catalog;
 use crate::def::load::Roots;
 use crate::def::units::parse_duration;
 use crate::nightly::driver::{self, Event, Job};
+use crate::nightly::known::{self, Known};
 use crate::nightly::{self, store, Cell, Matrix, Nightly};
 use crate::scenario::{Overrides, Scenario};
 use crate::tester::{Live, Quiet};
@@ -33,6 +34,13 @@ pub struct NightlyArgs {
     /// runs/nightly/<time>]; earlier nightlies are the other directories beside it.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Known issues [default: known-issues.toml beside the matrix, or beside scenarios/ for the
+    /// default matrix]: crashes they explain are `known`, not new.
+    #[arg(long)]
+    pub known: Option<PathBuf>,
+    /// Also write the nightly in KernelCI's KCIDB I/O JSON (schema 5.3) to this file.
+    #[arg(long)]
+    pub kcidb: Option<PathBuf>,
     /// Save a kdump-compressed vmcore of every crashed guest.
     #[arg(long)]
     pub vmcore: bool,
@@ -122,6 +130,7 @@ pub async fn nightly(roots: &Roots, a: NightlyArgs) -> Result<Done, Failure> {
             "the matrix is empty (no scenario is tagged `nightly`, or the shard has no cells)".into(),
         ));
     }
+    let known = known_issues(roots, a.known.as_deref(), a.matrix.as_deref())?;
     let out = new_dir(a.out.clone(), || PathBuf::from("runs/nightly").join(timestamp()))?;
     let out = out.path().to_path_buf();
     let capacity = store::host_capacity(a.jobs.or(matrix.jobs));
@@ -145,10 +154,15 @@ pub async fn nightly(roots: &Roots, a: NightlyArgs) -> Result<Done, Failure> {
         capacity,
         budget,
         shard,
+        known: known.clone(),
     };
     let ran = driver::nightly(tester, job, cancel_on_ctrl_c(), &show)
         .await
         .map_err(|e| Failure::CannotTest(crate::errors::chain(&e)))?;
+    if let Some(file) = &a.kcidb {
+        store::write_kcidb(&out, &ran.nightly, &known, file)
+            .map_err(|e| Failure::CannotTest(crate::errors::chain(&e)))?;
+    }
     match a.json {
         true => println!("{}", serde_json::to_string_pretty(&ran.nightly).unwrap_or_default()),
         false => print_summary(&ran.nightly, &out),
@@ -170,6 +184,42 @@ fn show(e: &Event) {
         ),
         Event::BudgetRanOut => eprintln!("nightly: the budget ran out; stopping"),
     }
+}
+
+/// The known issues: `named` (which must exist), else `known-issues.toml` beside the matrix
+/// (or at the top of the tree, beside scenarios/, for the default matrix) if there is one,
+/// else none.
+fn known_issues(roots: &Roots, named: Option<&Path>, matrix: Option<&Path>) -> Result<Known, Failure> {
+    let beside = match matrix {
+        Some(m) => m.parent().unwrap_or(Path::new(".")).join(known::FILE),
+        None => roots.scenarios.parent().unwrap_or(Path::new(".")).join(known::FILE),
+    };
+    let path = match named {
+        Some(p) => p.to_path_buf(),
+        None if beside.is_file() => beside,
+        None => return Ok(Known::default()),
+    };
+    let src = std::fs::read_to_string(&path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+    known::parse(&path, &src).map_err(|d| Failure::Invalid(Box::new(d)))
+}
+
+/// `repro report kcidb DIR`: an earlier nightly in KCIDB's format.
+pub fn kcidb(dir: &Path, known: Option<&Path>, out: Option<&Path>) -> Result<Done, Failure> {
+    let n = store::read(dir).map_err(|e| Failure::Usage(e.to_string()))?;
+    let known = match known {
+        Some(p) => {
+            let src = std::fs::read_to_string(p).map_err(|e| Failure::Usage(format!("{}: {e}", p.display())))?;
+            known::parse(p, &src).map_err(|d| Failure::Invalid(Box::new(d)))?
+        }
+        None => Known::default(),
+    };
+    let doc = nightly::kcidb::render(&n, &store::cell_runs(dir, &n), &known);
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+    match out {
+        Some(f) => std::fs::write(f, text).map_err(|e| Failure::CannotTest(format!("{}: {e}", f.display())))?,
+        None => print!("{text}"),
+    }
+    Ok(Done::Ok)
 }
 
 /// `repro report merge DIR... --out DIR`: shard results joined into one report.

@@ -2,6 +2,7 @@
 //! budget or Ctrl-C, collect each cell's result, compare with earlier nightlies, write the
 //! reports.
 
+use super::known::Known;
 use super::plan::{demand, pick, Capacity, Cell, CellResult, Demand, Nightly};
 use super::store;
 use crate::scenario::Scenario;
@@ -22,6 +23,8 @@ pub struct Job {
     pub capacity: Capacity,
     pub budget: Option<Duration>,
     pub shard: Option<(u32, u32)>,
+    /// Crashes already filed: their cells are `known`, not new crashes.
+    pub known: Known,
 }
 
 /// What the loop reports as it goes.
@@ -106,9 +109,11 @@ pub async fn nightly<T: Tester + 'static>(
         budget_s: job.budget.map(|b| b.as_secs()),
         cells: std::mem::take(&mut run.results),
         changes: Default::default(),
+        known: Vec::new(),
     };
     let earlier: Vec<Nightly> = hist.iter().map(|(_, nightly)| nightly.clone()).collect();
     nightly.compare_with(&earlier);
+    super::known::apply(&job.known, &mut nightly, &earlier);
     store::write_all(&job.out, &nightly, &hist)?;
     let interrupted = *run.cancel.borrow();
     Ok(Ran { nightly, interrupted })
@@ -149,6 +154,7 @@ impl<T: Tester + 'static> Loop<'_, T> {
                 time_to_reproduce: None,
                 run_dir: None,
                 vmcores: Vec::new(),
+                known: None,
             });
         }
     }
@@ -200,6 +206,7 @@ impl<T: Tester + 'static> Loop<'_, T> {
             time_to_reproduce: trial.time_to_reproduce,
             run_dir: Some(relative_to(out, &trial.run_dir)),
             vmcores: trial.vmcores.iter().map(|v| relative_to(out, v)).collect(),
+            known: None,
         });
     }
 }

@@ -4,6 +4,8 @@
 //! reads and writes nightly directories.
 
 pub mod driver;
+pub mod kcidb;
+pub mod known;
 pub mod plan;
 pub mod report;
 pub mod store;

@@ -239,6 +239,23 @@ pub struct CellResult {
     pub run_dir: Option<String>,
     #[serde(default)]
     pub vmcores: Vec<String>,
+    /// The known issue that explains this cell's crash (its title or regex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known: Option<String>,
+}
+
+/// A known issue in one nightly: where it showed, or how long it has been gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnownStatus {
+    pub name: String,
+    pub link: Option<String>,
+    pub note: Option<String>,
+    /// Cell ids whose crash it explains in this nightly.
+    pub cells: Vec<String>,
+    /// Nightlies in a row, this one included, in which it showed nowhere.
+    pub absent_for: u32,
+    /// Absent for `gone_after` nightlies or more.
+    pub possibly_fixed: bool,
 }
 
 /// How a cell compares with earlier nightlies.
@@ -256,6 +273,8 @@ pub enum Change {
     New,
     /// Could not be tested this time (infra error or not run).
     Untested,
+    /// Crashes, as a known issue says it does (`known-issues.toml`): no reason to fail.
+    Known,
 }
 
 impl Change {
@@ -268,6 +287,7 @@ impl Change {
             Change::StillPassing => "still passing",
             Change::New => "new",
             Change::Untested => "untested",
+            Change::Known => "known",
         }
     }
 }
@@ -319,6 +339,9 @@ pub struct Nightly {
     pub cells: Vec<CellResult>,
     /// Cell id → how it compares with the earlier nightlies in the same directory.
     pub changes: BTreeMap<String, Change>,
+    /// Each known issue: where it showed this time, or for how long it has not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known: Vec<KnownStatus>,
 }
 
 impl Nightly {
@@ -336,7 +359,8 @@ impl Nightly {
         }
     }
 
-    /// 1 when anything newly crashes, 125 when a cell could not be tested, else 0.
+    /// 1 when anything newly crashes, 125 when a cell could not be tested, else 0 (a known
+    /// issue is no reason to fail).
     pub fn exit_code(&self) -> i32 {
         if self.changes.values().any(|c| *c == Change::NewCrash) {
             1
@@ -364,6 +388,23 @@ impl Nightly {
             budget_s: parts.first().and_then(|p| p.budget_s),
             cells,
             changes,
+            known: merge_known(&parts),
         }
     }
+}
+
+/// The shards' known-issue statuses as one: the cells of all, absent only where absent in all.
+fn merge_known(parts: &[Nightly]) -> Vec<KnownStatus> {
+    let mut merged: Vec<KnownStatus> = Vec::new();
+    for k in parts.iter().flat_map(|p| &p.known) {
+        match merged.iter_mut().find(|m| m.name == k.name) {
+            Some(m) => {
+                m.cells.extend(k.cells.iter().cloned());
+                m.absent_for = m.absent_for.min(k.absent_for);
+                m.possibly_fixed &= k.possibly_fixed;
+            }
+            None => merged.push(k.clone()),
+        }
+    }
+    merged
 }

@@ -30,9 +30,10 @@ fn iso(t: u64) -> String {
 /// are failures, infra errors are errors, cells the budget did not reach are skipped.
 pub fn junit(n: &Nightly) -> String {
     let count = |f: &dyn Fn(&str) -> bool| n.cells.iter().filter(|c| f(&c.verdict)).count();
-    let failures = count(&|v| v == "reproduced" || v == "crashed-differently");
+    let known = n.cells.iter().filter(|c| c.known.is_some()).count();
+    let failures = count(&|v| v == "reproduced" || v == "crashed-differently") - known;
     let errors = count(&|v| v == "infra-error");
-    let skipped = count(&|v| v == "not-run");
+    let skipped = count(&|v| v == "not-run") + known;
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         o,
@@ -64,6 +65,12 @@ pub fn junit(n: &Nightly) -> String {
                 .map_or(String::new(), |d| format!("\nrun directory: {d}"))
         );
         let title = c.title.clone().unwrap_or_else(|| c.verdict.clone());
+        if let Some(k) = &c.known {
+            // Shown apart: a known crash is reported, but is no failure of tonight's kernel.
+            let why = format!("known issue `{k}`: {title}");
+            let _ = writeln!(o, ">\n      <skipped message=\"{}\"/>\n    </testcase>", xml(&why));
+            continue;
+        }
         match c.verdict.as_str() {
             "not-reproduced" => o.push_str("/>\n"),
             "reproduced" | "crashed-differently" => {
@@ -93,6 +100,9 @@ pub fn junit(n: &Nightly) -> String {
     o
 }
 
+/// A crash a known issue explains: apart from new ones.
+const KNOWN_COLOR: &str = "#8d6e63";
+
 fn color(verdict: &str) -> &'static str {
     match verdict {
         "not-reproduced" => "#2e7d32",
@@ -114,6 +124,8 @@ pub fn html(n: &Nightly, history: &[(String, Nightly)]) -> String {
         .map(|(l, x)| (l.as_str(), x))
         .chain(std::iter::once(("this run", n)))
         .collect();
+    known_issues(&mut o, n);
+    crash_titles(&mut o, &all);
     pass_fail_history(&mut o, n, &all);
     time_to_reproduce(&mut o, n, &all);
     o.push_str("</body></html>\n");
@@ -164,6 +176,7 @@ fn head(o: &mut String, n: &Nightly) {
     ] {
         let _ = write!(o, "<span style=\"background:{}\">{v}</span>", color(v));
     }
+    let _ = write!(o, "<span style=\"background:{KNOWN_COLOR}\">known issue</span>");
     o.push_str("</p>\n");
 }
 
@@ -198,7 +211,7 @@ fn matrix(o: &mut String, n: &Nightly) {
                     let _ = write!(
                         o,
                         "<td class=\"cell\" style=\"background:{}\" title=\"{}\"><b>{}</b><br>{}<br><span class=\"change\">{} · {:.0} s</span>",
-                        color(&c.verdict),
+                        if c.known.is_some() { KNOWN_COLOR } else { color(&c.verdict) },
                         xml(&c.reason),
                         xml(&c.verdict),
                         xml(c.title.as_deref().unwrap_or("")),
@@ -220,6 +233,92 @@ fn matrix(o: &mut String, n: &Nightly) {
             }
         }
         o.push_str("</tr>\n");
+    }
+    o.push_str("</table>\n");
+}
+
+/// The known issues: which cells each explains tonight, or how long it has been gone.
+fn known_issues(o: &mut String, n: &Nightly) {
+    if n.known.is_empty() {
+        return;
+    }
+    o.push_str("<h2>Known issues</h2>\n<table>\n<tr><th>issue</th><th>tonight</th><th>note</th></tr>\n");
+    for k in &n.known {
+        let name = match &k.link {
+            Some(l) => format!("<a href=\"{}\">{}</a>", xml(l), xml(&k.name)),
+            None => xml(&k.name),
+        };
+        let tonight = match (k.cells.is_empty(), k.possibly_fixed) {
+            (false, _) => xml(&k.cells.join(", ")),
+            (true, true) => format!("<b>possibly fixed</b>: not seen for {} nightlies", k.absent_for),
+            (true, false) => format!(
+                "not seen ({} nightl{} in a row)",
+                k.absent_for,
+                if k.absent_for == 1 { "y" } else { "ies" }
+            ),
+        };
+        let _ = writeln!(
+            o,
+            "<tr><td>{name}</td><td>{tonight}</td><td>{}</td></tr>",
+            xml(k.note.as_deref().unwrap_or(""))
+        );
+    }
+    o.push_str("</table>\n");
+}
+
+/// Every crash title across the kept nightlies: when it was first and last seen, on which
+/// kernels and arches, how often. A regression shows as a new row.
+fn crash_titles(o: &mut String, all: &[(&str, &Nightly)]) {
+    #[derive(Default)]
+    struct Row<'a> {
+        first: &'a str,
+        last: &'a str,
+        kernels: std::collections::BTreeSet<&'a str>,
+        arches: std::collections::BTreeSet<String>,
+        cells: usize,
+        known: bool,
+    }
+    let mut rows: std::collections::BTreeMap<&str, Row> = Default::default();
+    for (label, n) in all {
+        for c in &n.cells {
+            let crashed = matches!(c.verdict.as_str(), "reproduced" | "crashed-differently");
+            let Some(title) = c.title.as_deref().filter(|_| crashed) else {
+                continue;
+            };
+            let r = rows.entry(title).or_insert_with(|| Row {
+                first: label,
+                ..Default::default()
+            });
+            r.last = label;
+            r.kernels.insert(&c.cell.kernel);
+            r.arches.insert(c.cell.arch.to_string());
+            r.cells += 1;
+            r.known |= c.known.is_some();
+        }
+    }
+    o.push_str("<h2>Crash titles across nightlies</h2>\n");
+    if rows.is_empty() {
+        o.push_str("<p>No crash in these nightlies.</p>\n");
+        return;
+    }
+    o.push_str(
+        "<table>\n<tr><th>title</th><th>first seen</th><th>last seen</th><th>kernels</th><th>arches</th><th>cells</th></tr>\n",
+    );
+    let mut ordered: Vec<_> = rows.into_iter().collect();
+    // The newest first: a title first seen tonight is a regression.
+    ordered.sort_by(|a, b| b.1.first.cmp(a.1.first).then(a.0.cmp(b.0)));
+    for (title, r) in ordered {
+        let _ = writeln!(
+            o,
+            "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            xml(title),
+            if r.known { " <i>(known)</i>" } else { "" },
+            xml(r.first),
+            xml(r.last),
+            xml(&r.kernels.into_iter().collect::<Vec<_>>().join(", ")),
+            xml(&r.arches.into_iter().collect::<Vec<_>>().join(", ")),
+            r.cells
+        );
     }
     o.push_str("</table>\n");
 }

@@ -112,3 +112,57 @@ fn relative(from: &Path, to: &Path) -> String {
     }
     p.display().to_string()
 }
+
+/// What KCIDB needs of each cell's run beyond nightly.json, read from the cell's report.json
+/// in `dir` (a missing or unreadable report leaves the cell without kernel or log link).
+pub fn cell_runs(dir: &Path, n: &Nightly) -> std::collections::BTreeMap<String, super::kcidb::CellRun> {
+    let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    n.cells
+        .iter()
+        .filter_map(|c| {
+            let run_dir = abs.join(c.run_dir.as_ref()?);
+            let report: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(run_dir.join(crate::run::REPORT_JSON)).ok()?).ok()?;
+            let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+            let kernel = report
+                .get("kernel")
+                .filter(|k| k.is_object())
+                .map(|k| crate::report::KernelInfo {
+                    name: text(&k["name"]).unwrap_or_default(),
+                    release: text(&k["release"]),
+                    origin: text(&k["origin"]).unwrap_or_default(),
+                    modules: Vec::new(),
+                });
+            let outcome = report["workload"]["outcome"].as_str().unwrap_or("");
+            let run = super::kcidb::CellRun {
+                kernel,
+                url: Some(format!("file://{}", run_dir.display())),
+                test_failed: outcome.starts_with("Failed"),
+            };
+            Some((c.cell.id(), run))
+        })
+        .collect()
+}
+
+/// Writes the nightly in `dir` as a KCIDB I/O document to `file`.
+pub fn write_kcidb(dir: &Path, n: &Nightly, known: &super::known::Known, file: &Path) -> Result<(), Error> {
+    let doc = super::kcidb::render(n, &cell_runs(dir, n), known);
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+    std::fs::write(file, text).map_err(|source| Error::Write {
+        dir: file.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads the nightly.json in `dir`.
+pub fn read(dir: &Path) -> Result<Nightly, Error> {
+    let path = dir.join(NIGHTLY_JSON);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Read {
+        path: path.clone(),
+        why: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Read {
+        path,
+        why: e.to_string(),
+    })
+}

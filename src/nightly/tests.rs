@@ -22,6 +22,7 @@ fn result(c: Cell, verdict: &str, ttr: Option<f64>) -> CellResult {
         time_to_reproduce: ttr,
         run_dir: Some("cells/x".into()),
         vmcores: vec![],
+        known: None,
     }
 }
 
@@ -34,6 +35,7 @@ fn nightly(cells: Vec<CellResult>) -> Nightly {
         budget_s: None,
         cells,
         changes: BTreeMap::new(),
+        known: vec![],
     }
 }
 
@@ -240,4 +242,146 @@ fn matrix_files_expand_and_report_errors_with_file_line_and_key() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("m.toml:2") && e.contains("scenario"), "{e}");
+}
+
+const KNOWN: &str = r#"gone_after = 2
+
+[[issue]]
+title = "BUG: kernel NULL pointer dereference in f"
+kernels = ["stock"]
+link = "https://bugzilla.example/1"
+note = "no upstream fix yet"
+
+[[issue]]
+regex = "^WARNING: .* in xfs_"
+arches = ["aarch64"]
+"#;
+
+fn known() -> known::Known {
+    known::parse(Path::new("known-issues.toml"), KNOWN).unwrap()
+}
+
+#[test]
+fn a_known_crash_turns_a_red_nightly_green_and_an_unknown_one_keeps_it_red() {
+    let red = || nightly(vec![result(cell("s", "stock", Arch::X86_64), "reproduced", Some(3.0))]);
+    let mut n = red();
+    n.compare_with(&[]);
+    assert_eq!(n.exit_code(), 1, "a new crash");
+    known::apply(&known(), &mut n, &[]);
+    assert_eq!(n.changes["s/stock/x86_64"], Change::Known);
+    assert_eq!(
+        n.cells[0].known.as_deref(),
+        Some("BUG: kernel NULL pointer dereference in f")
+    );
+    assert_eq!(n.exit_code(), 0, "known: nothing new");
+    assert_eq!(n.known[0].cells, vec!["s/stock/x86_64".to_string()]);
+    // The same crash on a kernel the issue does not name is new.
+    let mut other = nightly(vec![result(cell("s", "patched", Arch::X86_64), "reproduced", None)]);
+    other.compare_with(&[]);
+    known::apply(&known(), &mut other, &[]);
+    assert_eq!(other.exit_code(), 1);
+    assert_eq!(other.cells[0].known, None);
+    // JUnit shows the known one apart (skipped, not failed).
+    let j = report::junit(&n);
+    assert!(j.contains("failures=\"0\"") && j.contains("skipped=\"1\""), "{j}");
+    assert!(
+        j.contains("known issue `BUG: kernel NULL pointer dereference in f`"),
+        "{j}"
+    );
+}
+
+#[test]
+fn a_regex_issue_applies_to_its_arches_only() {
+    let mut c = result(cell("x", "k", Arch::Aarch64), "crashed-differently", None);
+    c.title = Some("WARNING: at fs/xfs/x.c in xfs_trans_cancel".into());
+    let k = known();
+    assert!(k.explaining(&c).is_some());
+    c.cell.arch = Arch::X86_64;
+    assert!(k.explaining(&c).is_none());
+    c.cell.arch = Arch::Aarch64;
+    c.verdict = "not-reproduced".into();
+    assert!(k.explaining(&c).is_none(), "only a crash is explained");
+}
+
+#[test]
+fn a_known_issue_gone_for_n_nightlies_is_possibly_fixed() {
+    let crashed = || nightly(vec![result(cell("s", "stock", Arch::X86_64), "reproduced", None)]);
+    let clean = || nightly(vec![result(cell("s", "stock", Arch::X86_64), "not-reproduced", None)]);
+    let status = |now: Nightly, earlier: Vec<Nightly>| known().status(&now, &earlier)[0].clone();
+    let s = status(clean(), vec![crashed()]);
+    assert_eq!((s.absent_for, s.possibly_fixed), (1, false));
+    let s = status(clean(), vec![crashed(), clean()]);
+    assert_eq!((s.absent_for, s.possibly_fixed), (2, true));
+    let s = status(crashed(), vec![clean(), clean()]);
+    assert_eq!((s.absent_for, s.possibly_fixed), (0, false));
+}
+
+#[test]
+fn a_known_issues_file_with_both_or_neither_matcher_names_the_key() {
+    let err = known::parse(Path::new("k.toml"), "[[issue]]\nlink = \"x\"\n").unwrap_err();
+    assert!(
+        err.to_string().contains("k.toml:1") && err.to_string().contains("issue[0]"),
+        "{err}"
+    );
+    let err = known::parse(Path::new("k.toml"), "[[issue]]\nregex = \"(\"\n").unwrap_err();
+    assert!(err.to_string().contains("issue[0].regex"), "{err}");
+}
+
+#[test]
+fn kcidb_statuses_follow_kcidb_definitions() {
+    use kcidb::{status, CellRun};
+    let run = CellRun::default();
+    let s = |v: &str| status(&result(cell("s", "k", Arch::X86_64), v, None), &run);
+    assert_eq!(s("reproduced"), "FAIL");
+    assert_eq!(s("crashed-differently"), "FAIL");
+    assert_eq!(s("not-reproduced"), "PASS");
+    assert_eq!(s("not-run"), "SKIP");
+    assert_eq!(s("infra-error"), "MISS");
+    let failed = CellRun {
+        test_failed: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        status(&result(cell("s", "k", Arch::X86_64), "infra-error", None), &failed),
+        "ERROR"
+    );
+}
+
+#[test]
+fn kcidb_has_one_issue_per_title_and_an_incident_per_crashed_cell() {
+    let mut n = nightly(vec![
+        result(cell("a", "stock", Arch::X86_64), "reproduced", None),
+        result(cell("b", "stock", Arch::Aarch64), "reproduced", None),
+        result(cell("c", "stock", Arch::X86_64), "not-reproduced", None),
+    ]);
+    n.compare_with(&[]);
+    known::apply(&known(), &mut n, &[]);
+    let doc = kcidb::render(&n, &Default::default(), &known());
+    assert_eq!(doc["version"]["major"], 5);
+    assert_eq!(doc["checkouts"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["builds"].as_array().unwrap().len(), 2, "x86_64 and arm64");
+    assert_eq!(doc["tests"].as_array().unwrap().len(), 3);
+    let issues = doc["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0]["report_url"], "https://bugzilla.example/1");
+    assert_eq!(
+        issues[0]["id"],
+        kcidb::issue_id("BUG: kernel NULL pointer dereference in f")
+    );
+    assert_eq!(doc["incidents"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["tests"][0]["path"], "repro.a");
+}
+
+#[test]
+fn the_shipped_known_issues_file_parses_and_explains_seed_002s_crash() {
+    let k = known::parse(Path::new("known-issues.toml"), include_str!("../../known-issues.toml")).unwrap();
+    let mut c = result(
+        cell("xfs-symlink-getlink-null", "linux-6.1", Arch::X86_64),
+        "reproduced",
+        None,
+    );
+    c.title = Some("BUG: kernel NULL pointer dereference in step_into".into());
+    assert!(k.explaining(&c).is_some());
+    c.title = Some("BUG: kernel NULL pointer dereference in nfs_updatepage".into());
+    assert!(k.explaining(&c).is_none(), "another NULL dereference is not seed 002");
 }

@@ -879,3 +879,109 @@ fn verify_of_seed_000_concludes_fixed_and_keeps_every_run() {
         );
     }
 }
+
+/// The Python of the virtual environment `./setup` installs KCIDB's schema (PyPI's kcidb-io)
+/// into.
+fn kcidb_python() -> PathBuf {
+    std::env::var_os("REPRO_KCIDB_PYTHON").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap()).join(".local/share/repro/kcidb-venv/bin/python"),
+        PathBuf::from,
+    )
+}
+
+/// Validates `file` with kcidb-io's latest schema; the error text when it does not validate.
+fn kcidb_validate(file: &Path) -> Result<(), String> {
+    let out = Command::new(kcidb_python())
+        .args([
+            "-c",
+            "import json, sys, kcidb_io; kcidb_io.schema.LATEST.validate(json.load(open(sys.argv[1])))",
+        ])
+        .arg(file)
+        .output()
+        .expect("kcidb-io's virtual environment (./setup installs it)");
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// A real nightly of the smoke scenarios: with the sysrq panic listed as a known issue it is
+/// green, with only another issue listed it stays red; its KCIDB file validates.
+#[test]
+fn a_known_issue_turns_a_red_nightly_green_and_the_kcidb_file_validates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let matrix = tmp.path().join("smoke.toml");
+    std::fs::write(
+        &matrix,
+        "jobs = 2\n[[entry]]\nscenarios = [\"smoke-boot\", \"smoke-oops\"]\narches = [\"x86_64\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("known-issues.toml"),
+        "[[issue]]\ntitle = \"kernel panic: sysrq triggered crash\"\nkernels = [\"debian-6.1-cloud\"]\n\
+         link = \"https://example.invalid/bug/1\"\nnote = \"the smoke test's own crash\"\n",
+    )
+    .unwrap();
+    let other = tmp.path().join("other.toml");
+    std::fs::write(&other, "[[issue]]\nregex = \"^BUG: KASAN\"\n").unwrap();
+    let nightly = |out: &Path, extra: &[&std::ffi::OsStr]| {
+        let o = repro()
+            .args(["nightly", "--json", "--matrix"])
+            .arg(&matrix)
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap();
+        let n: Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        (o.status.code(), n)
+    };
+    let kcidb = tmp.path().join("kcidb.json");
+    let (code, n) = nightly(&tmp.path().join("a/n"), &["--kcidb".as_ref(), kcidb.as_os_str()]);
+    assert_eq!(code, Some(0), "the only crash is known: {n:#}");
+    assert_eq!(n["changes"]["smoke-oops/debian-6.1-cloud/x86_64"], "known", "{n:#}");
+    assert_eq!(n["known"][0]["cells"][0], "smoke-oops/debian-6.1-cloud/x86_64");
+    let html = read(&tmp.path().join("a/n"), "report.html");
+    assert!(html.contains("<h2>Known issues</h2>") && html.contains("https://example.invalid/bug/1"));
+    assert!(html.contains("<h2>Crash titles across nightlies</h2>"));
+    kcidb_validate(&kcidb).unwrap();
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&kcidb).unwrap()).unwrap();
+    let status = |scenario: &str| {
+        doc["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["path"] == format!("repro.{}", scenario.replace('-', "_")))
+            .map(|t| t["status"].clone())
+    };
+    assert_eq!(status("smoke-oops"), Some("FAIL".into()), "{doc:#}");
+    assert_eq!(status("smoke-boot"), Some("PASS".into()));
+    assert_eq!(
+        doc["issues"][0]["report_subject"],
+        "kernel panic: sysrq triggered crash"
+    );
+    assert!(
+        doc["checkouts"][0]["comment"].as_str().unwrap().contains("6.1."),
+        "{doc:#}"
+    );
+    // The schema does reject a document it should: a test without its build.
+    let broken = tmp.path().join("broken.json");
+    let mut bad = doc.clone();
+    bad["tests"][0].as_object_mut().unwrap().remove("build_id");
+    std::fs::write(&broken, bad.to_string()).unwrap();
+    assert!(kcidb_validate(&broken).is_err());
+    // Only an unrelated issue is known: the crash is new and the nightly red.
+    let (code, n) = nightly(&tmp.path().join("b/n"), &["--known".as_ref(), other.as_os_str()]);
+    assert_eq!(code, Some(1), "{n:#}");
+    assert_eq!(n["changes"]["smoke-oops/debian-6.1-cloud/x86_64"], "new-crash", "{n:#}");
+    // The same file from the earlier nightly's directory.
+    let again = repro()
+        .args(["report", "kcidb"])
+        .arg(tmp.path().join("a/n"))
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["tests"], doc["tests"]);
+}

@@ -44,6 +44,8 @@ const PURE: &[&str] = &[
     "repro::verify::tally",
     "repro::nightly::plan",
     "repro::nightly::report",
+    "repro::nightly::known",
+    "repro::nightly::kcidb",
     "repro::timefmt",
     "repro::wait",
     "repro::errors",

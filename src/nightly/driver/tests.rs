@@ -68,6 +68,7 @@ async fn every_cell_runs_at_most_jobs_at_once_and_the_reports_are_written() {
         capacity: capacity(2),
         budget: None,
         shard: None,
+        known: Default::default(),
     };
     let (_, cancel) = watch::channel(false);
     let (ran, events) = drive(fake, job, cancel).await;
@@ -93,6 +94,7 @@ async fn the_budget_stops_the_running_cell_and_leaves_the_rest_not_run() {
         capacity: capacity(1),
         budget: Some(Duration::from_secs(15)),
         shard: None,
+        known: Default::default(),
     };
     let (_, cancel) = watch::channel(false);
     let (ran, events) = drive(fake, job, cancel).await;
@@ -118,6 +120,7 @@ async fn a_crash_that_was_there_last_night_is_not_new() {
             capacity: capacity(1),
             budget: None,
             shard: None,
+            known: Default::default(),
         };
         let (ran, _) = drive(crashes(), job, cancel.clone()).await;
         let change = ran.nightly.changes["a/k/x86_64"];
@@ -143,6 +146,7 @@ async fn ctrl_c_stops_the_nightly_and_says_so() {
         capacity: capacity(1),
         budget: None,
         shard: None,
+        known: Default::default(),
     };
     let (ran, _) = drive(fake, job, cancel).await;
     assert!(ran.interrupted);
@@ -163,6 +167,7 @@ async fn a_cell_whose_run_panics_is_its_infra_error_and_the_nightly_ends() {
         capacity: capacity(2),
         budget: None,
         shard: None,
+        known: Default::default(),
     };
     let (ran, _) = tokio::time::timeout(
         std::time::Duration::from_secs(3600),
