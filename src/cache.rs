@@ -257,7 +257,8 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
 }
 
 fn flush_and_hash(path: &Path) -> std::io::Result<(u64, String)> {
-    let f = File::options().read(true).write(true).open(path)?;
+    // fsync works on a read-only descriptor, and a cached file may be read-only.
+    let f = File::open(path)?;
     f.sync_all()?;
     Ok((f.metadata()?.len(), hash_file(path)?))
 }

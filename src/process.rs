@@ -45,7 +45,7 @@ while read -r line; do
     -*) live=$(printf '%s' "$live" | sed "s/ $g / /") ;;
   esac
 done
-for g in $live; do kill -9 -- "-$g" 2>/dev/null; done"#;
+for g in $live; do kill -s KILL -- "-$g" 2>/dev/null; done"#;
 
 /// The reaper's input, `None` when it could not be started (the death signal still covers
 /// direct children).

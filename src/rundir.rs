@@ -76,6 +76,17 @@ impl RunDir {
         Err(Error::Exists(last.unwrap_or_else(|| base.to_path_buf())))
     }
 
+    /// The name [`RunDir::create_unique`] would take for `base` now.
+    pub fn next_free(base: &Path) -> PathBuf {
+        (1..=MAX_SUFFIX)
+            .map(|n| match n {
+                1 => base.to_path_buf(),
+                n => suffixed(base, n),
+            })
+            .find(|p| std::fs::symlink_metadata(p).is_err())
+            .unwrap_or_else(|| base.to_path_buf())
+    }
+
     pub fn path(&self) -> &Path {
         &self.0
     }

@@ -224,6 +224,9 @@ pub fn kcidb(dir: &Path, known: Option<&Path>, out: Option<&Path>) -> Result<Don
 
 /// `repro report merge DIR... --out DIR`: shard results joined into one report.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Done, Failure> {
+    // A new directory: never one of the shards, never an earlier report.
+    let out = new_dir(Some(out.to_path_buf()), PathBuf::new)?;
+    let out = out.path();
     let merged = store::merge(dirs, out).map_err(|e| match e {
         store::Error::Read { .. } => Failure::Usage(e.to_string()),
         store::Error::Write { .. } => Failure::CannotTest(crate::errors::chain(&e)),

@@ -78,7 +78,7 @@ const LOW_DISK: u64 = 256 << 20;
 /// reports its cc1 `Killed`), a full disk, memory that could not be had, a tool that is not
 /// installed.
 pub fn host_sign(line: &str) -> Option<&'static str> {
-    const SIGNS: [(&str, &str); 7] = [
+    const SIGNS: [(&str, &str); 5] = [
         (
             "Killed signal terminated program",
             "a compiler process was killed (out of memory?)",
@@ -90,8 +90,6 @@ pub fn host_sign(line: &str) -> Option<&'static str> {
         ("No space left on device", "the disk is full"),
         ("Cannot allocate memory", "the host ran out of memory"),
         ("virtual memory exhausted", "the host ran out of memory"),
-        (": not found", "a tool the build runs is not installed"),
-        (": Command not found", "a tool the build runs is not installed"),
     ];
     let line = line.trim_end();
     // make's report of a step that died by SIGKILL (the OOM killer's signal: 128 + 9), or whose
@@ -99,10 +97,33 @@ pub fn host_sign(line: &str) -> Option<&'static str> {
     if line.ends_with("] Killed") || line.ends_with("] Error 137") || line == "Killed" {
         return Some("a build step was killed (out of memory?)");
     }
-    if line.ends_with("] Error 127") {
+    if missing_tool(line) {
         return Some("a tool the build runs is not installed");
     }
     SIGNS.iter().find(|(s, _)| line.contains(s)).map(|(_, why)| *why)
+}
+
+/// A command looked up on PATH that is not there: `sh: 1: bc: not found`, `make: bc: No such
+/// file or directory`, `bc: Command not found`. A missing file of the tree (`scripts/x.sh:
+/// not found`, a path) is the tree's failure, not the host's.
+fn missing_tool(line: &str) -> bool {
+    fn command(rest: &str) -> Option<&str> {
+        rest.rsplit(": ").next().map(str::trim).filter(|c| !c.is_empty())
+    }
+    let on_path = |c: &str| !c.contains('/') && !c.contains(' ');
+    if let Some(rest) = line
+        .strip_suffix(": not found")
+        .or_else(|| line.strip_suffix(": Command not found"))
+    {
+        return command(rest).is_some_and(on_path);
+    }
+    if let Some(rest) = line
+        .strip_prefix("make: ")
+        .and_then(|r| r.strip_suffix(": No such file or directory"))
+    {
+        return on_path(rest.trim());
+    }
+    false
 }
 
 /// Why a failed `make` is the host's fault, if it is: a signal ended make itself, a line of its
@@ -576,6 +597,14 @@ mod recipe_tests {
             host_sign("fs/nfs/write.c:3:10: fatal error: nope.h: No such file or directory"),
             None
         );
+        // A script of the tree that is missing is the tree's failure.
+        assert_eq!(host_sign("/bin/sh: 1: scripts/gen-foo.sh: not found"), None);
+        assert_eq!(
+            host_sign("make[2]: *** [scripts/Makefile.build:250: fs/x.o] Error 127"),
+            None
+        );
+        assert!(host_sign("/bin/sh: 1: bc: not found").is_some());
+        assert!(host_sign("make: no-such-tool: No such file or directory").is_some());
         assert!(host_sign("cc1: fatal error: fs/x.c: No space left on device").is_some());
         assert!(host_sign("gcc: fatal error: Killed signal terminated program cc1").is_some());
     }

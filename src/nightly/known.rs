@@ -100,20 +100,33 @@ pub fn parse(path: &Path, source: &str) -> Result<Known, Diagnostic> {
     })
 }
 
+/// The cell ran to a verdict about the kernel.
+fn was_tested(c: &CellResult) -> bool {
+    matches!(
+        c.verdict.as_str(),
+        "reproduced" | "crashed-differently" | "not-reproduced"
+    )
+}
+
 impl KnownIssue {
+    /// Whether the issue applies to `c`'s kernel and arch.
+    pub fn covers(&self, c: &CellResult) -> bool {
+        let kernel_ok = self.kernels.as_ref().is_none_or(|k| k.contains(&c.cell.kernel));
+        let arch_ok = self.arches.as_ref().is_none_or(|a| a.contains(&c.cell.arch));
+        kernel_ok && arch_ok
+    }
+
     /// Whether this issue explains `cell`'s crash.
     pub fn explains(&self, c: &CellResult) -> bool {
         let crashed = matches!(c.verdict.as_str(), "reproduced" | "crashed-differently");
         let Some(title) = c.title.as_deref().filter(|_| crashed) else {
             return false;
         };
-        let kernel_ok = self.kernels.as_ref().is_none_or(|k| k.contains(&c.cell.kernel));
-        let arch_ok = self.arches.as_ref().is_none_or(|a| a.contains(&c.cell.arch));
         let title_ok = match &self.matcher {
             Matcher::Title(t) => t == title,
             Matcher::Regex(re) => re.is_match(title),
         };
-        kernel_ok && arch_ok && title_ok
+        self.covers(c) && title_ok
     }
 }
 
@@ -135,9 +148,15 @@ impl Known {
                     .map(|c| c.cell.id())
                     .collect();
                 let shows = |n: &Nightly| n.cells.iter().any(|c| issue.explains(c));
+                // Only a nightly that tested a cell the issue could show in says it is gone.
+                let tested = |n: &Nightly| n.cells.iter().any(|c| issue.covers(c) && was_tested(c));
                 let absent_for = match cells.is_empty() {
                     false => 0,
-                    true => 1 + earlier.iter().rev().take_while(|n| !shows(n)).count() as u32,
+                    true => std::iter::once(now)
+                        .chain(earlier.iter().rev())
+                        .take_while(|n| !shows(n))
+                        .filter(|n| tested(n))
+                        .count() as u32,
                 };
                 KnownStatus {
                     name: issue.name.clone(),

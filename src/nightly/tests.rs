@@ -314,6 +314,12 @@ fn a_known_issue_gone_for_n_nightlies_is_possibly_fixed() {
     assert_eq!((s.absent_for, s.possibly_fixed), (2, true));
     let s = status(crashed(), vec![clean(), clean()]);
     assert_eq!((s.absent_for, s.possibly_fixed), (0, false));
+    // Nightlies that could not test the cell say nothing about the issue.
+    let broken = || nightly(vec![result(cell("s", "stock", Arch::X86_64), "infra-error", None)]);
+    let s = status(broken(), vec![crashed(), broken(), broken()]);
+    assert_eq!((s.absent_for, s.possibly_fixed), (0, false));
+    let s = status(clean(), vec![crashed(), broken(), clean()]);
+    assert_eq!((s.absent_for, s.possibly_fixed), (2, true));
 }
 
 #[test]

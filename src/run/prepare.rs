@@ -144,7 +144,8 @@ fn disks(
     let mut qemu_img = Command::new("qemu-img");
     qemu_img
         .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-        .arg(&cached.image.rootfs)
+        // Absolute: a relative backing file is looked up beside the overlay, not here.
+        .arg(std::path::absolute(&cached.image.rootfs).unwrap_or_else(|_| cached.image.rootfs.clone()))
         .arg(&overlay);
     let out = crate::process::output(&mut qemu_img).map_err(|source| Error::Io {
         path: overlay.clone(),

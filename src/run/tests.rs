@@ -542,7 +542,7 @@ fn a_stall_on_an_overloaded_host_is_suspect_and_a_null_deref_is_a_crash_regardle
         busy.as_deref().is_some_and(|b| b.contains("load 9.0 on 2 cores")),
         "{busy:?}"
     );
-    assert_eq!(super::watch::overloaded(3.9, 2), None);
+    assert_eq!(super::watch::overloaded(5.9, 2), None);
     let seen = |report: &repro_oops::Report| Seen::Crash {
         report: Box::new(report.clone()),
         at: Instant::now(),

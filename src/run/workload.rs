@@ -292,11 +292,19 @@ fn iteration(
             f(data)
         }
     };
-    let o = session
-        .exec_with(&cmd, b"", &mut live)
-        .map_err(|e| WorkloadOutcome::Lost {
-            why: crate::errors::chain(&e),
-        })?;
+    let o = match session.exec_with(&cmd, b"", &mut live) {
+        Ok(o) => o,
+        Err(e) => {
+            // The session died under the iteration (a crash, QEMU gone): what it printed so far
+            // is kept, by this thread, as soon as nothing more can come.
+            if let Some((dir, stem)) = parts.home() {
+                append_parts(&dir, &stem, &unfinished_header(i), std::mem::take(parts));
+            }
+            return Err(WorkloadOutcome::Lost {
+                why: crate::errors::chain(&e),
+            });
+        }
+    };
     record(&o, std::mem::take(parts));
     if o.status != 0 {
         let text = String::from_utf8_lossy(&o.stderr);
@@ -331,9 +339,21 @@ impl Parts {
         Parts { files }
     }
 
+    /// The run directory and stem the part files are in.
+    fn home(&self) -> Option<(PathBuf, String)> {
+        let (first, _) = self.files.first()?;
+        let dir = first.parent()?.to_path_buf();
+        let name = first.file_name()?.to_string_lossy().into_owned();
+        Some((dir, name.split('.').next()?.to_string()))
+    }
+
     fn write(&mut self, stream: u8, data: &[u8]) {
-        if let Some((_, Some(f))) = self.files.get_mut(usize::from(stream)) {
-            let _ = f.write_all(data);
+        if let Some((_, file)) = self.files.get_mut(usize::from(stream)) {
+            if file.as_mut().is_some_and(|f| f.write_all(data).is_err()) {
+                // Cannot be trusted whole any more: the iteration's record falls back to the
+                // output held in memory.
+                *file = None;
+            }
         }
     }
 }
@@ -355,14 +375,45 @@ impl Files {
         Parts::open(&self.dir, self.stem, i)
     }
 
-    /// Moves a finished iteration's output from its part files into the stream files.
+    /// Moves a finished iteration's output from its part files into the stream files. A stream
+    /// whose part file could not be written is recorded from the output held in memory (its
+    /// end, [`guest::KEPT_OUTPUT`] bytes), under a header that says so.
     fn record(&mut self, i: u32, o: &guest::Output, parts: Parts) {
         let header = format!(
             "=== iteration {i}: exit {} after {:.2}s ===\n",
             o.status,
             o.elapsed.as_secs_f64()
         );
-        append_parts(&self.dir, self.stem, &header, parts);
+        let mut whole = Parts::default();
+        for (n, (part, file)) in parts.files.into_iter().enumerate() {
+            match file {
+                Some(f) => whole.files.push((part, Some(f))),
+                None => {
+                    let _ = std::fs::remove_file(&part);
+                    let kept = if n == 0 { &o.stdout } else { &o.stderr };
+                    let ext = if n == 0 { "stdout" } else { "stderr" };
+                    let note = format!(
+                        "{}(the output file failed; its last bytes, from memory) ===\n",
+                        &header[..header.len() - 4]
+                    );
+                    append_bytes(&self.dir.join(format!("{}.{ext}", self.stem)), &note, kept);
+                    whole.files.push((PathBuf::new(), None));
+                }
+            }
+        }
+        append_parts(&self.dir, self.stem, &header, whole);
+    }
+}
+
+/// Appends `header` and `data` (ending in a newline) to `path`.
+fn append_bytes(path: &Path, header: &str, data: &[u8]) {
+    let out = std::fs::File::options().create(true).append(true).open(path);
+    if let Ok(mut f) = out {
+        let _ = f.write_all(header.as_bytes());
+        let _ = f.write_all(data);
+        if !data.is_empty() && !data.ends_with(b"\n") {
+            let _ = f.write_all(b"\n");
+        }
     }
 }
 
@@ -371,13 +422,23 @@ impl Files {
 fn append_parts(dir: &Path, stem: &str, header: &str, parts: Parts) {
     for ((part, file), ext) in parts.files.into_iter().zip(["stdout", "stderr"]) {
         drop(file);
+        if part.as_os_str().is_empty() {
+            continue;
+        }
+        // Claimed by a rename first: the iteration's own thread and the teardown's collection
+        // may both get here; only one moves it.
+        let mut claimed = part.clone().into_os_string();
+        claimed.push(".taken");
+        if std::fs::rename(&part, &claimed).is_err() {
+            continue;
+        }
         let out = std::fs::File::options()
             .create(true)
             .append(true)
             .open(dir.join(format!("{stem}.{ext}")));
-        if let (Ok(mut from), Ok(mut to)) = (std::fs::File::open(&part), out) {
+        if let (Ok(mut from), Ok(mut to)) = (std::fs::File::open(&claimed), out) {
             if append_part(&mut from, &mut to, header).is_ok() {
-                let _ = std::fs::remove_file(&part);
+                let _ = std::fs::remove_file(&claimed);
             }
         }
     }
@@ -399,6 +460,10 @@ fn append_part(from: &mut std::fs::File, to: &mut std::fs::File, header: &str) -
     Ok(())
 }
 
+fn unfinished_header(i: u32) -> String {
+    format!("=== iteration {i}: unfinished when the run ended (a crash, a timeout or a stop) ===\n")
+}
+
 /// After the run: the output of iterations that never finished, moved from their part files
 /// into the stream files under a header that says so. Returns how many there were.
 pub fn collect_unfinished(dir: &Path, stem: &str) -> usize {
@@ -417,8 +482,7 @@ pub fn collect_unfinished(dir: &Path, stem: &str) -> usize {
             .iter()
             .map(|ext| (dir.join(format!("{stem}.{ext}.{i}.part")), None))
             .collect();
-        let header = format!("=== iteration {i}: unfinished when the run ended (a crash, a timeout or a stop) ===\n");
-        append_parts(dir, stem, &header, Parts { files });
+        append_parts(dir, stem, &unfinished_header(i), Parts { files });
     }
     iterations.len()
 }

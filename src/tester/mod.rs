@@ -182,13 +182,15 @@ pub async fn run_caught<T: Tester + ?Sized>(
     cancel: watch::Receiver<bool>,
 ) -> Trial {
     use futures::FutureExt;
-    let asked = run_dir.clone();
+    // Where the run will be: a driver runs one trial per name at a time, so the directory the
+    // tester makes is the first free one now.
+    let made = RunDir::next_free(&run_dir);
     match std::panic::AssertUnwindSafe(tester.run(candidate, run_dir, label, cancel))
         .catch_unwind()
         .await
     {
         Ok(trial) => trial,
-        Err(payload) => Trial::infra(InfraError::Panicked(panic_message(&*payload)), &asked),
+        Err(payload) => Trial::infra(InfraError::Panicked(panic_message(&*payload)), &made),
     }
 }
 

@@ -77,6 +77,11 @@ impl Instance {
     pub async fn launch(node: &str, mut config: Config, dir: &Path) -> Result<Instance, Error> {
         config.qmp_socket = dir.join(QMP_SOCKET);
         config.workdir = dir.to_path_buf();
+        // QEMU runs in `dir`: every file it is given must not depend on repro's working directory.
+        absolutize(&mut config).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let _ = std::fs::remove_file(&config.qmp_socket);
         let argv = argv::argv(&config);
         let line = argv::shell_line(&argv);
@@ -181,6 +186,29 @@ impl Instance {
         }
         process::kill_group(self.pid);
     }
+}
+
+/// Makes every file path in `c` absolute (the sockets are placed by [`Instance::launch`]).
+fn absolutize(c: &mut Config) -> std::io::Result<()> {
+    let abs = |p: &mut PathBuf| -> std::io::Result<()> {
+        *p = std::path::absolute(&*p)?;
+        Ok(())
+    };
+    abs(&mut c.kernel)?;
+    abs(&mut c.initrd)?;
+    if let Some(f) = c.firmware.as_mut() {
+        abs(f)?;
+    }
+    for d in &mut c.disks {
+        abs(&mut d.path)?;
+    }
+    for p in &mut c.pmem {
+        abs(&mut p.path)?;
+    }
+    for l in &mut c.links {
+        abs(&mut l.socket)?;
+    }
+    Ok(())
 }
 
 /// An instance's stderr and console tails.

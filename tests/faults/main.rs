@@ -770,3 +770,98 @@ fn ten_runs_at_once_end_with_ten_verdicts_in_ten_directories() {
     }
     assert_eq!(dirs.len(), 10, "{dirs:?}");
 }
+
+/// A "kernel tree" whose `make tinyconfig` leaves a grandchild behind (a `sleep` of its own
+/// process group's, which the death signal of `make` never reaches) and then waits.
+const FORKING_MAKEFILE: &str = "tinyconfig:\n\t( sleep 600.4242 </dev/null >/dev/null 2>&1 & ) ; sleep 600\n";
+
+#[test]
+fn sigkill_during_a_kernel_build_leaves_no_grandchild_of_make() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("Makefile"), FORKING_MAKEFILE).unwrap();
+    let git = |args: &[&str]| {
+        let ok = Command::new("git").arg("-C").arg(&tree).args(args).output().unwrap();
+        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "Makefile"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "a tree that forks",
+    ]);
+    let root = tmp.path().join("root");
+    for d in ["kernels", "scenarios", "images"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(
+        root.join("kernels/forks.toml"),
+        format!(
+            "summary = \"a tree whose make forks\"\nkind = \"source\"\n[source]\ngit = \"{}\"\nrev = \"HEAD\"\n[config]\nbase = \"tinyconfig\"\n",
+            tree.display()
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let bin = std::env::var_os("REPRO_BIN")
+        .filter(|b| !b.is_empty())
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_repro")), PathBuf::from);
+    let mut child = Command::new(bin)
+        .arg("--root")
+        .arg(&root)
+        .args(["kernel", "build", "forks", "--arch", "x86_64"])
+        .env("REPRO_CACHE", cache.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let grandchild = |ps: &[(u32, u32, u32, String)]| {
+        ps.iter()
+            .map(|p| p.0)
+            .find(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x00600.4242\x00"))
+    };
+    let start = Instant::now();
+    let orphan = loop {
+        if let Some(pid) = grandchild(&processes()) {
+            break pid;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "make never forked");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // SAFETY: plain syscall on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let start = Instant::now();
+    while alive(orphan) {
+        if start.elapsed() > Duration::from_secs(10) {
+            // SAFETY: clean up what the test found, then fail.
+            unsafe { libc::kill(orphan as i32, libc::SIGKILL) };
+            panic!("make's grandchild (pid {orphan}) outlived repro");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn relative_paths_still_work_though_qemu_runs_in_the_node_directory() {
+    // A relative cache (and so relative kernel, initramfs and image paths), from the directory
+    // repro is started in; QEMU itself starts in the run's node directory.
+    let cwd = tempfile::tempdir().unwrap();
+    let cache = cwd.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    for e in std::fs::read_dir(real_cache()).unwrap().flatten() {
+        std::os::unix::fs::symlink(e.path(), cache.join(e.file_name())).unwrap();
+    }
+    let mut c = repro();
+    c.args(["run", "smoke-boot", "--json", "--run-dir", "run"])
+        .current_dir(cwd.path())
+        .env("REPRO_CACHE", "cache");
+    let r = json(&output_within(c, Duration::from_secs(300)));
+    assert_eq!(r["verdict"], "not-reproduced", "{r:#}");
+}
