@@ -75,22 +75,17 @@ pub struct Lock {
 /// Blocks until the lock beside `entry` (`entry.lock`) is ours.
 pub fn lock(entry: &Path) -> Result<Lock, Error> {
     let path = entry.with_extension("lock");
-    let err = |source| Error::Lock {
-        path: path.clone(),
-        source,
-    };
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(err)?;
+    flock(&path, libc::LOCK_EX).map_err(|source| Error::Lock { path, source })
+}
+
+/// Opens the lock file `path` and takes `op` (`LOCK_EX`, maybe with `LOCK_NB`) on it.
+fn flock(path: &Path, op: i32) -> std::io::Result<Lock> {
+    let file = File::options().create(true).truncate(false).write(true).open(path)?;
     // SAFETY: flock on an fd we own.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    if rc != 0 {
-        return Err(err(std::io::Error::last_os_error()));
+    match unsafe { libc::flock(file.as_raw_fd(), op) } {
+        0 => Ok(Lock { _file: file }),
+        _ => Err(std::io::Error::last_os_error()),
     }
-    Ok(Lock { _file: file })
 }
 
 /// An entry's last use (its modification time), for [`prune`].
@@ -151,15 +146,7 @@ fn tree_bytes(p: &Path) -> u64 {
 
 /// The lock beside `entry`, if nobody holds it now.
 fn try_lock(entry: &Path) -> Option<Lock> {
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(entry.with_extension("lock"))
-        .ok()?;
-    // SAFETY: flock on an fd we own.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    (rc == 0).then_some(Lock { _file: file })
+    flock(&entry.with_extension("lock"), libc::LOCK_EX | libc::LOCK_NB).ok()
 }
 
 /// Marks a finished cache entry directory.

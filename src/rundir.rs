@@ -63,11 +63,7 @@ impl RunDir {
     /// their own.
     pub fn create_unique(base: &Path) -> Result<RunDir, Error> {
         let mut last = None;
-        for n in 1..=MAX_SUFFIX {
-            let candidate = match n {
-                1 => base.to_path_buf(),
-                n => suffixed(base, n),
-            };
+        for candidate in names(base) {
             match RunDir::create(&candidate) {
                 Err(Error::Exists(p)) => last = Some(p),
                 other => return other,
@@ -78,11 +74,7 @@ impl RunDir {
 
     /// The name [`RunDir::create_unique`] would take for `base` now.
     pub fn next_free(base: &Path) -> PathBuf {
-        (1..=MAX_SUFFIX)
-            .map(|n| match n {
-                1 => base.to_path_buf(),
-                n => suffixed(base, n),
-            })
+        names(base)
             .find(|p| std::fs::symlink_metadata(p).is_err())
             .unwrap_or_else(|| base.to_path_buf())
     }
@@ -96,10 +88,16 @@ impl RunDir {
     }
 }
 
-fn suffixed(base: &Path, n: u32) -> PathBuf {
-    let mut name = base.file_name().unwrap_or_default().to_os_string();
-    name.push(format!("-{n}"));
-    base.with_file_name(name)
+/// `base`, then `base-2`, `base-3`, ... up to [`MAX_SUFFIX`]: the names a run may take.
+fn names(base: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    (1..=MAX_SUFFIX).map(move |n| match n {
+        1 => base.to_path_buf(),
+        n => {
+            let mut name = base.file_name().unwrap_or_default().to_os_string();
+            name.push(format!("-{n}"));
+            base.with_file_name(name)
+        }
+    })
 }
 
 #[cfg(test)]

@@ -194,25 +194,22 @@ fn known_issues(roots: &Roots, named: Option<&Path>, matrix: Option<&Path>) -> R
         Some(m) => m.parent().unwrap_or(Path::new(".")).join(known::FILE),
         None => roots.scenarios.parent().unwrap_or(Path::new(".")).join(known::FILE),
     };
-    let path = match named {
-        Some(p) => p.to_path_buf(),
-        None if beside.is_file() => beside,
-        None => return Ok(Known::default()),
-    };
-    let src = std::fs::read_to_string(&path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-    known::parse(&path, &src).map_err(|d| Failure::Invalid(Box::new(d)))
+    match named {
+        Some(p) => read_known(p),
+        None if beside.is_file() => read_known(&beside),
+        None => Ok(Known::default()),
+    }
+}
+
+fn read_known(path: &Path) -> Result<Known, Failure> {
+    let src = std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+    known::parse(path, &src).map_err(|d| Failure::Invalid(Box::new(d)))
 }
 
 /// `repro report kcidb DIR`: an earlier nightly in KCIDB's format.
 pub fn kcidb(dir: &Path, known: Option<&Path>, out: Option<&Path>) -> Result<Done, Failure> {
     let n = store::read(dir).map_err(|e| Failure::Usage(e.to_string()))?;
-    let known = match known {
-        Some(p) => {
-            let src = std::fs::read_to_string(p).map_err(|e| Failure::Usage(format!("{}: {e}", p.display())))?;
-            known::parse(p, &src).map_err(|d| Failure::Invalid(Box::new(d)))?
-        }
-        None => Known::default(),
-    };
+    let known = known.map(read_known).transpose()?.unwrap_or_default();
     let doc = nightly::kcidb::render(&n, &store::cell_runs(dir, &n), &known);
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
     match out {

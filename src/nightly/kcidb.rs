@@ -24,11 +24,9 @@ pub struct CellRun {
     pub test_failed: bool,
 }
 
+/// ISO 8601 with its zone, as KCIDB's `date-time` wants it.
 fn iso(t: f64) -> String {
-    let whole = t.floor() as i64;
-    crate::timefmt::utc(whole)
-        .replace(" UTC", "+00:00")
-        .replacen(' ', "T", 1)
+    format!("{}+00:00", super::report::iso(t.floor() as u64))
 }
 
 /// The arch names KernelCI reports use.

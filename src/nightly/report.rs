@@ -22,7 +22,8 @@ fn xml(s: &str) -> String {
     o
 }
 
-fn iso(t: u64) -> String {
+/// UTC `YYYY-mm-ddTHH:MM:SS` of `t` (seconds since the epoch).
+pub(super) fn iso(t: u64) -> String {
     crate::timefmt::utc(t as i64).replace(" UTC", "").replacen(' ', "T", 1)
 }
 

@@ -7,27 +7,27 @@
 //! `REPRO_BIN` runs the suite against another build of repro, which is how each test was seen
 //! to fail before its fix.
 
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::{alive, assert_gone, read, repo, NO_SSH};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// The binary under test: this build's, or `REPRO_BIN`.
+fn bin() -> PathBuf {
+    std::env::var_os("REPRO_BIN")
+        .filter(|b| !b.is_empty())
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_repro")), PathBuf::from)
 }
 
 fn repro() -> Command {
-    let bin = std::env::var_os("REPRO_BIN")
-        .filter(|b| !b.is_empty())
-        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_repro")), PathBuf::from);
-    let mut c = Command::new(bin);
+    let mut c = Command::new(bin());
     c.arg("--root").arg(repo());
     c.env_remove("REPRO_FAILPOINT");
     c
-}
-
-fn read(dir: &Path, f: &str) -> String {
-    std::fs::read_to_string(dir.join(f)).unwrap_or_default()
 }
 
 fn json(out: &Output) -> Value {
@@ -59,22 +59,6 @@ fn output_within(mut cmd: Command, limit: Duration) -> Output {
             unsafe { libc::kill(pid, libc::SIGKILL) };
             panic!("repro did not finish within {limit:?}");
         }
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
-}
-
-fn assert_gone(pid: u32, what: &str) {
-    let start = Instant::now();
-    while alive(pid) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{what} (pid {pid}) outlived repro"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -177,19 +161,6 @@ fn run_directories_are_private_whatever_the_umask() {
 }
 
 // Bad input: an error naming the file, line and key, never a panic.
-
-const NO_SSH: &str = r#"summary = "a guest whose sshd never starts"
-kernel = "debian-6.1-cloud"
-arch = "x86_64"
-image = "debian-bookworm"
-
-[vm]
-boot_timeout = "25s"
-cmdline = ["repro.nossh"]
-
-[workload]
-script = "true"
-"#;
 
 #[test]
 fn a_duration_that_would_overflow_the_clock_is_refused_at_parse_time() {
@@ -809,10 +780,8 @@ fn sigkill_during_a_kernel_build_leaves_no_grandchild_of_make() {
     )
     .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let bin = std::env::var_os("REPRO_BIN")
-        .filter(|b| !b.is_empty())
-        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_repro")), PathBuf::from);
-    let mut child = Command::new(bin)
+    // Not `repro()`: this test has a root of its own.
+    let mut child = Command::new(bin())
         .arg("--root")
         .arg(&root)
         .args(["kernel", "build", "forks", "--arch", "x86_64"])

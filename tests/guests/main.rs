@@ -1,14 +1,14 @@
 //! Real guests: QEMU boots the Debian kernels on x86_64 and aarch64 (TCG here, KVM where it
 //! works). Run one at a time (nextest test group `guests`); `just prepare` warms the cache first.
 
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::{alive, assert_gone, read, repo, NO_SSH};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn repro() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_repro"));
@@ -42,10 +42,6 @@ fn unmade_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::remove_dir(dir.path()).unwrap();
     dir
-}
-
-fn read(dir: &Path, f: &str) -> String {
-    std::fs::read_to_string(dir.join(f)).unwrap_or_default()
 }
 
 fn smoke_boot(arch: &str) {
@@ -124,19 +120,6 @@ fn smoke_oops_aarch64() {
     smoke_oops("aarch64");
 }
 
-const NO_SSH: &str = r#"summary = "a guest whose sshd is kept down"
-kernel = "debian-6.1-cloud"
-arch = "x86_64"
-image = "debian-bookworm"
-
-[vm]
-boot_timeout = "25s"
-cmdline = ["repro.nossh"]
-
-[workload]
-script = "true"
-"#;
-
 #[test]
 fn ssh_that_never_comes_up_is_infra_error_not_not_reproduced() {
     let tmp = tempfile::tempdir().unwrap();
@@ -190,23 +173,6 @@ fn start_sleeper() -> (Child, tempfile::TempDir, u32) {
     }
 }
 
-fn alive(pid: u32) -> bool {
-    // A zombie is dead for our purpose; /proc/PID/stat's state field says so.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
-}
-
-fn assert_gone(pid: u32) {
-    let start = Instant::now();
-    while alive(pid) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "QEMU pid {pid} outlived repro"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn sigkill_of_repro_leaves_no_qemu() {
     let (mut child, _tmp, qemu) = start_sleeper();
@@ -215,7 +181,7 @@ fn sigkill_of_repro_leaves_no_qemu() {
         libc::kill(child.id() as i32, libc::SIGKILL);
     }
     let _ = child.wait();
-    assert_gone(qemu);
+    assert_gone(qemu, "QEMU");
 }
 
 #[test]
@@ -227,7 +193,7 @@ fn ctrl_c_stops_the_guest_and_reports_interrupted() {
     }
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert_gone(qemu);
+    assert_gone(qemu, "QEMU");
     let r: Value = serde_json::from_str(&read(&tmp.path().join("run"), "report.json")).unwrap();
     assert_eq!(r["verdict"], "infra-error");
     assert_eq!(r["reason"], "interrupted");
