@@ -38,6 +38,11 @@ lint:
 # What CI runs.
 ci: lint test
 
+# The debugging checks on aarch64 (slow under TCG, so not in CI): the vmcore, gdb-multiarch on
+# the stopped guest. x86_64's run in `just test`.
+debug-aarch64: prepare
+    cargo nextest run --release --test guests --run-ignored ignored-only -E 'test(aarch64_a_vmcore)'
+
 # Run a scenario.
 run scenario *args: build
     target/release/repro run {{scenario}} {{args}}

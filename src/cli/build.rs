@@ -66,6 +66,7 @@ pub async fn kernel_build(
     name: &str,
     arch: Arch,
     set: Option<(&str, &str)>,
+    debug_info: kernel::DebugInfo,
     json: bool,
 ) -> Result<Done, Failure> {
     let mut def = kernel::find(&roots.kernels, name).map_err(|e| match e {
@@ -82,6 +83,7 @@ pub async fn kernel_build(
         };
         def = def.with_steps(set, &ps.steps).map_err(Failure::Usage)?;
     }
+    let def = def.with_debug_info(debug_info);
     let started = Instant::now();
     let label = format!("{} {arch}", def.name);
     let a = blocking(move || {
@@ -106,6 +108,9 @@ pub async fn kernel_build(
     println!("image: {}", a.image.display());
     if let Some(v) = &a.vmlinux {
         println!("vmlinux: {}", v.display());
+    }
+    if let Some(g) = &a.gdb_scripts {
+        println!("gdb scripts: {}", g.display());
     }
     if let Some(m) = &a.modules {
         println!("modules: {}", m.display());

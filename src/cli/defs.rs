@@ -102,13 +102,24 @@ pub fn kernel_list(roots: &Roots, json: bool) -> Result<Done, Failure> {
     Ok(Done::Ok)
 }
 
-pub async fn kernel_fetch(roots: &Roots, name: String, arch: Arch) -> Result<Done, Failure> {
+pub async fn kernel_fetch(
+    roots: &Roots,
+    name: String,
+    arch: Arch,
+    debug_info: kernel::DebugInfo,
+) -> Result<Done, Failure> {
     let dir = roots.kernels.clone();
-    let a = blocking(move || kernel::find(&dir, &name).and_then(|d| d.resolve(arch, &|m| eprintln!("{m}")))).await?;
+    let a = blocking(move || {
+        kernel::find(&dir, &name).and_then(|d| d.with_debug_info(debug_info).resolve(arch, &|m| eprintln!("{m}")))
+    })
+    .await?;
     println!("{} {} {}", a.name, a.arch, a.origin);
     println!("image: {}", a.image.display());
     if let Some(m) = &a.modules {
         println!("modules: {}", m.display());
+    }
+    if let Some(v) = &a.vmlinux {
+        println!("vmlinux: {}", v.display());
     }
     Ok(Done::Ok)
 }

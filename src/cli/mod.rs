@@ -4,6 +4,7 @@
 
 mod bisect;
 mod build;
+mod debug;
 mod defs;
 mod exit;
 mod load;
@@ -52,6 +53,9 @@ enum Cmd {
     /// nightlies and write nightly.json, junit.xml and report.html. Exits 1 when a cell newly
     /// crashes, 125 when one could not be tested, else 0.
     Nightly(nightly::NightlyArgs),
+    /// Open a finished run's vmcore in crash(8) (default) or drgn, with the kernel's vmlinux
+    /// and the scenario's modules; --print shows the command only.
+    Debug(debug::DebugArgs),
     /// Nightly reports.
     Report {
         #[command(subcommand)]
@@ -125,6 +129,10 @@ enum KernelCmd {
         scenario: Option<String>,
         #[arg(long, requires = "scenario")]
         set: Option<String>,
+        /// `full`: full DWARF and the gdb scripts (source kernels, another cached build), or
+        /// the `-dbg` package's vmlinux (Debian kernels) [default: the definition's]
+        #[arg(long, value_enum)]
+        debug_info: Option<crate::kernel::DebugInfo>,
         #[arg(long)]
         json: bool,
     },
@@ -133,6 +141,9 @@ enum KernelCmd {
         name: String,
         #[arg(long, default_value = "x86_64")]
         arch: Arch,
+        /// As for `kernel build`.
+        #[arg(long, value_enum)]
+        debug_info: Option<crate::kernel::DebugInfo>,
     },
 }
 
@@ -236,6 +247,7 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> Result<Done, Failure> {
         Cmd::Verify(a) => verify::verify(&roots, a).await,
         Cmd::Bisect(a) => bisect::bisect(&roots, a).await,
         Cmd::Nightly(a) => nightly::nightly(&roots, a).await,
+        Cmd::Debug(a) => debug::debug(a),
         Cmd::Report {
             command: ReportCmd::Merge { dirs, out },
         } => nightly::merge(&dirs, &out),
@@ -251,9 +263,15 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> Result<Done, Failure> {
                 arch,
                 scenario,
                 set,
+                debug_info,
                 json,
-            } => build::kernel_build(&roots, &name, arch, scenario.as_deref().zip(set.as_deref()), json).await,
-            KernelCmd::Fetch { name, arch } => defs::kernel_fetch(&roots, name, arch).await,
+            } => {
+                let set = scenario.as_deref().zip(set.as_deref());
+                build::kernel_build(&roots, &name, arch, set, debug_info.unwrap_or_default(), json).await
+            }
+            KernelCmd::Fetch { name, arch, debug_info } => {
+                defs::kernel_fetch(&roots, name, arch, debug_info.unwrap_or_default()).await
+            }
         },
         Cmd::Image {
             command: ImageCmd::Build { name, arch },

@@ -41,6 +41,14 @@ pub struct RunArgs {
     /// the end of the run by default).
     #[arg(long)]
     pub keep_disks: bool,
+    /// `full`: boot the kernel built with full DWARF and gdb scripts (source), or fetch the
+    /// Debian `-dbg` package's vmlinux, for crash(8), drgn and gdb [default: the definition's].
+    #[arg(long, value_enum)]
+    pub debug_info: Option<crate::kernel::DebugInfo>,
+    /// On a crash, keep the guest stopped and serve QEMU's gdbstub on a unix socket in the
+    /// node's run directory; print the gdb command and wait until gdb detaches (or Ctrl-C).
+    #[arg(long)]
+    pub gdb: bool,
 }
 
 fn default_run_dir(s: &Scenario) -> PathBuf {
@@ -56,7 +64,8 @@ pub async fn run(roots: &Roots, a: RunArgs) -> Result<Done, Failure> {
         arch: a.arch,
         vars: a.vars,
     };
-    let s = scenario_for_run(roots, &a.scenario, &overrides, a.set.as_deref())?;
+    let mut s = scenario_for_run(roots, &a.scenario, &overrides, a.set.as_deref())?;
+    s.full_debug_info = a.debug_info == Some(crate::kernel::DebugInfo::Full);
     let run_dir = new_dir(a.run_dir, || default_run_dir(&s))?;
     let cancel = cancel_on_ctrl_c();
     let (progress, shown) = tokio::sync::mpsc::unbounded_channel();
@@ -69,6 +78,7 @@ pub async fn run(roots: &Roots, a: RunArgs) -> Result<Done, Failure> {
         cancel: cancel.clone(),
         vmcore: a.vmcore,
         keep_disks: a.keep_disks,
+        gdb: a.gdb,
     })
     .await;
     let _ = ui.await;
@@ -77,7 +87,9 @@ pub async fn run(roots: &Roots, a: RunArgs) -> Result<Done, Failure> {
     } else {
         progress::summary(&report);
     }
-    // A Ctrl-C after the run's last phase still means the user did not let it finish.
-    report.interrupted |= *cancel.borrow();
+    // A Ctrl-C after the run's last phase still means the user did not let it finish, unless
+    // it ended a `--gdb` session, as it is meant to.
+    let ended_debugging = report.debugger.iter().any(|s| s.ended == run::ENDED_BY_CTRL_C);
+    report.interrupted |= *cancel.borrow() && !ended_debugging;
     Ok(Done::Run(Box::new(report)))
 }

@@ -14,11 +14,26 @@ use std::process::Command;
 const INIT: &str = include_str!("guest/init.sh");
 
 /// Modules the boot initramfs loads (with their dependencies) when the kernel has them as
-/// modules; built-in or absent ones are skipped.
+/// modules; built-in or absent ones are skipped. `qemu_fw_cfg` publishes the kernel's
+/// VMCOREINFO to QEMU's `vmcoreinfo` device as it probes, so that a memory dump carries it.
 fn boot_modules(arch: Arch) -> &'static [&'static str] {
     match arch {
-        Arch::X86_64 => &["virtio_pci", "virtio_blk", "virtio_net", "ext4", "pvpanic_mmio"],
-        Arch::Aarch64 => &["virtio_pci", "virtio_blk", "virtio_net", "ext4", "pvpanic_pci"],
+        Arch::X86_64 => &[
+            "virtio_pci",
+            "virtio_blk",
+            "virtio_net",
+            "ext4",
+            "pvpanic_mmio",
+            "qemu_fw_cfg",
+        ],
+        Arch::Aarch64 => &[
+            "virtio_pci",
+            "virtio_blk",
+            "virtio_net",
+            "ext4",
+            "pvpanic_pci",
+            "qemu_fw_cfg",
+        ],
     }
 }
 
@@ -80,7 +95,13 @@ pub(crate) fn load_order(dep_text: &str, wanted: &[&str]) -> Vec<String> {
 
 /// The boot initramfs for this kernel and image, built once.
 pub fn boot_initramfs(kernel: &Artifacts, image: &Built) -> Result<PathBuf, Error> {
-    let key = cache::key(&[kernel.id.as_bytes(), image.key.as_bytes(), INIT.as_bytes()]);
+    let modules = boot_modules(kernel.arch).join(" ");
+    let key = cache::key(&[
+        kernel.id.as_bytes(),
+        image.key.as_bytes(),
+        INIT.as_bytes(),
+        modules.as_bytes(),
+    ]);
     let dir = cache::dir("initramfs")?;
     let out = dir.join(format!("{}-{}-{key}.cpio", kernel.name, kernel.arch));
     let _lock = cache::lock(&out)?;

@@ -167,7 +167,12 @@ pub enum Base {
 pub struct Recipe {
     pub base: Base,
     pub fragments: Vec<PathBuf>,
+    /// Fragments repro itself supplies, (name, text), after the files.
+    pub builtin: Vec<(&'static str, &'static str)>,
 }
+
+/// The fragment `debug_info = "full"` adds: full DWARF and the gdb scripts.
+pub const DEBUG_INFO_FULL: (&str, &str) = ("repro:debug-info-full.config", include_str!("debug-info-full.config"));
 
 impl Recipe {
     /// The fragments' entries, in order, and a digest of everything that shapes the config.
@@ -182,9 +187,15 @@ impl Recipe {
             }
         }
         let mut entries = Vec::new();
+        let mut texts = Vec::new();
         for f in &self.fragments {
-            let text = std::fs::read_to_string(f).map_err(io(f))?;
-            let e = config::parse_fragment(f, &text)?;
+            texts.push((f.clone(), std::fs::read_to_string(f).map_err(io(f))?));
+        }
+        for (name, text) in &self.builtin {
+            texts.push((PathBuf::from(name), text.to_string()));
+        }
+        for (f, text) in &texts {
+            let e = config::parse_fragment(f, text)?;
             // The assignments, not the text: editing a comment must not cost a cold build.
             for x in &e {
                 parts.push(format!("{}={}", x.name, x.value).into_bytes());
@@ -316,10 +327,15 @@ pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
     let (target, image_rel) = image_target(req.arch);
     let cfg_path = obj.join(".config");
     let cfg = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
-    let modules = config::values(&cfg).get("MODULES").is_some_and(|v| v == "y");
+    let values = config::values(&cfg);
+    let modules = values.get("MODULES").is_some_and(|v| v == "y");
+    let gdb_scripts = values.get("GDB_SCRIPTS").is_some_and(|v| v == "y");
     let mut targets = vec![target.to_string(), "vmlinux".into()];
     if modules {
         targets.push("modules".into());
+    }
+    if gdb_scripts {
+        targets.push("scripts_gdb".into());
     }
     on(Event::Stage("make"));
     make.run(&targets, on)?;
@@ -333,6 +349,9 @@ pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
             return Err(Error::NoOutput { path: f });
         }
         std::fs::copy(&f, tmp.join(to)).map_err(io(&f))?;
+    }
+    if gdb_scripts {
+        copy_gdb_scripts(&obj, &tmp)?;
     }
     let rel_path = obj.join("include/config/kernel.release");
     let release = std::fs::read_to_string(&rel_path).map_err(io(&rel_path))?;
@@ -376,6 +395,33 @@ pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
     artifacts(req, &plan, &out)
 }
 
+/// The gdb scripts as the build left them (links into the worktree, which the next build in this
+/// slot rewrites, plus generated files), copied as plain files: `vmlinux-gdb.py` beside the
+/// vmlinux and the `scripts/gdb` package it imports.
+fn copy_gdb_scripts(obj: &Path, out: &Path) -> Result<(), Error> {
+    fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
+        std::fs::create_dir_all(to).map_err(io(to))?;
+        for e in std::fs::read_dir(from).map_err(io(from))? {
+            let path = e.map_err(io(from))?.path();
+            let dest = to.join(path.file_name().unwrap_or_default());
+            // `metadata` follows links: the scripts are links into the source tree.
+            let meta = std::fs::metadata(&path).map_err(io(&path))?;
+            if meta.is_dir() {
+                copy_tree(&path, &dest)?;
+            } else if path.extension().is_some_and(|x| x == "py") {
+                std::fs::copy(&path, &dest).map_err(io(&path))?;
+            }
+        }
+        Ok(())
+    }
+    let script = obj.join("vmlinux-gdb.py");
+    if !script.is_file() {
+        return Err(Error::NoOutput { path: script });
+    }
+    std::fs::copy(&script, out.join("vmlinux-gdb.py")).map_err(io(&script))?;
+    copy_tree(&obj.join("scripts/gdb/linux"), &out.join("scripts/gdb/linux"))
+}
+
 fn short(oid: git2::Oid) -> String {
     oid.to_string()[..12].to_string()
 }
@@ -399,6 +445,7 @@ fn artifacts(req: &Request, plan: &Plan, out: &Path) -> Result<Artifacts, Error>
         image: out.join("image"),
         modules,
         vmlinux: Some(out.join("vmlinux")),
+        gdb_scripts: Some(out.join("vmlinux-gdb.py")).filter(|p| p.is_file()),
         headers: None,
         id: plan.key.clone(),
     })
@@ -613,16 +660,28 @@ mod recipe_tests {
     fn the_recipe_key_ignores_comments_but_not_values() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("f.config");
-        let key = |text: &str| {
+        let recipe = |text: &str, builtin| {
             std::fs::write(&f, text).unwrap();
-            let r = Recipe {
+            Recipe {
                 base: Base::Tinyconfig,
                 fragments: vec![f.clone()],
-            };
-            r.load().unwrap().1
+                builtin,
+            }
+            .load()
+            .unwrap()
         };
+        let key = |text: &str| recipe(text, vec![]).1;
         let a = key("# one comment\nCONFIG_XFS_FS=y\n");
         assert_eq!(a, key("# another comment\n\nCONFIG_XFS_FS=y\n"));
         assert_ne!(a, key("CONFIG_XFS_FS=m\n"));
+        // Full debug info is another recipe, whose entries come after the files'.
+        let (entries, full) = recipe("CONFIG_XFS_FS=y\n", vec![DEBUG_INFO_FULL]);
+        assert_ne!(a, full);
+        let last: Vec<(&str, &str)> = entries.iter().map(|e| (e.name.as_str(), e.value.as_str())).collect();
+        assert_eq!(
+            last,
+            [("XFS_FS", "y"), ("DEBUG_INFO_REDUCED", "n"), ("GDB_SCRIPTS", "y")]
+        );
+        assert_eq!(entries[1].file, Path::new("repro:debug-info-full.config"));
     }
 }

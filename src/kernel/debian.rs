@@ -1,7 +1,7 @@
 //! Debian kernel packages: resolved with apt-cache, fetched with `apt-get download`, unpacked
 //! with dpkg-deb into the cache (never installed on the host), with modules.dep generated.
 
-use super::artifacts::Artifacts;
+use super::artifacts::{Artifacts, DebugInfo};
 use crate::arch::Arch;
 use crate::cache;
 use std::path::{Path, PathBuf};
@@ -131,7 +131,13 @@ fn cached_fallback(dir: &Path, arch: Arch) -> Option<PathBuf> {
     v.pop()
 }
 
-pub fn fetch(name: &str, pattern: &str, arch: Arch, log: &dyn Fn(&str)) -> Result<Artifacts, Error> {
+pub fn fetch(
+    name: &str,
+    pattern: &str,
+    arch: Arch,
+    debug_info: DebugInfo,
+    log: &dyn Fn(&str),
+) -> Result<Artifacts, Error> {
     let dir = cache::dir("kernels/debian")?;
     let entry = match resolve(pattern, arch, &dir) {
         Ok((pkg, version)) => dir.join(format!("{pkg}_{version}_{}", arch.debian())),
@@ -177,6 +183,12 @@ pub fn fetch(name: &str, pattern: &str, arch: Arch, log: &dyn Fn(&str)) -> Resul
         .unwrap_or_default()
         .trim()
         .to_string();
+    // The image entry is complete; other runs of this kernel need not wait for the -dbg package.
+    drop(_lock);
+    let vmlinux = match (debug_info, origin.split_once(' ')) {
+        (DebugInfo::Full, Some((pkg, version))) => Some(fetch_dbg(pkg, version, arch, &release, log)?),
+        _ => None,
+    };
     Ok(Artifacts {
         name: name.to_string(),
         arch,
@@ -184,7 +196,8 @@ pub fn fetch(name: &str, pattern: &str, arch: Arch, log: &dyn Fn(&str)) -> Resul
         origin: format!("debian {origin}"),
         image,
         modules: Some(root.join("lib/modules").join(&release)),
-        vmlinux: None,
+        vmlinux,
+        gdb_scripts: None,
         id: cache::key(&[origin.as_bytes(), arch.debian().as_bytes()]),
         headers: origin
             .split_once(' ')
@@ -264,6 +277,101 @@ pub fn fetch_headers(image_package: &str, version: &str, arch: Arch, log: &dyn F
     Ok(tree(&entry.join("root")))
 }
 
+/// The vmlinux with full DWARF from the image package's `-dbg` package, fetched once into the
+/// cache. Only the vmlinux is unpacked: the package also holds every module's debug info
+/// (about 1.7 GiB unpacked for a cloud kernel).
+fn fetch_dbg(
+    image_package: &str,
+    version: &str,
+    arch: Arch,
+    release: &str,
+    log: &dyn Fn(&str),
+) -> Result<PathBuf, Error> {
+    let pkg = format!("{image_package}-dbg");
+    let dir = cache::dir("kernels/debian")?;
+    let entry = dir.join(format!("{pkg}_{version}_{}", arch.debian()));
+    let vmlinux = entry.join(format!("vmlinux-{release}"));
+    let _lock = cache::lock(&entry)?;
+    if cache::is_complete(&entry) && vmlinux.is_file() {
+        return Ok(vmlinux);
+    }
+    let spec = format!("{pkg}:{}={version}", arch.debian());
+    let size = run(Command::new("apt-cache").args(["show", "--no-all-versions", &spec]))
+        .ok()
+        .and_then(|show| {
+            show.lines()
+                .find_map(|l| l.strip_prefix("Size:").and_then(|v| v.trim().parse::<u64>().ok()))
+        });
+    log(&format!(
+        "fetching {pkg} {version} for full debug info ({}; once, into the cache)",
+        size.map_or("a large download".to_string(), |b| format!("{} MiB download", b >> 20))
+    ));
+    let io = |source, path: &Path| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = dir.join(format!(".tmp-{pkg}_{version}_{}", arch.debian()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| io(e, &tmp))?;
+    let fetched = download_vmlinux(&spec, &tmp, release, log).and_then(|unpacked| {
+        let name = vmlinux.file_name().unwrap_or_default();
+        std::fs::rename(&unpacked, tmp.join(name)).map_err(|e| io(e, &unpacked))?;
+        let _ = std::fs::remove_dir_all(tmp.join("usr"));
+        cache::mark_complete(&tmp, format!("{pkg} {version}\n").as_bytes()).map_err(|e| io(e, &tmp))?;
+        let _ = std::fs::remove_dir_all(&entry);
+        std::fs::rename(&tmp, &entry).map_err(|e| io(e, &entry))
+    });
+    if fetched.is_err() {
+        // Hundreds of MB: not left behind for the next try to find.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    fetched.map(|()| vmlinux)
+}
+
+/// Downloads the -dbg package `spec` into `tmp` and unpacks its vmlinux only, streaming the
+/// data member through tar; the .deb is removed. Returns the unpacked file.
+fn download_vmlinux(spec: &str, tmp: &Path, release: &str, log: &dyn Fn(&str)) -> Result<PathBuf, Error> {
+    run(Command::new("apt-get").current_dir(tmp).args(["download", "-q", spec]))?;
+    let deb = the_deb(tmp)?;
+    let member = format!("./usr/lib/debug/boot/vmlinux-{release}");
+    log(&format!("unpacking {member} from {}", deb.display()));
+    run(Command::new("bash")
+        .args([
+            "-o",
+            "pipefail",
+            "-c",
+            "dpkg-deb --fsys-tarfile \"$1\" | tar -x -C \"$2\" \"$3\"",
+        ])
+        .args(["bash".as_ref(), deb.as_os_str(), tmp.as_os_str(), member.as_ref()]))?;
+    std::fs::remove_file(&deb).map_err(|source| Error::Io {
+        path: deb.clone(),
+        source,
+    })?;
+    let unpacked = tmp.join(&member);
+    if !unpacked.is_file() {
+        return Err(Error::Layout {
+            dir: tmp.to_path_buf(),
+            what: "usr/lib/debug/boot/vmlinux-<release> in the -dbg package",
+        });
+    }
+    Ok(unpacked)
+}
+
+/// The one .deb `apt-get download` left in `dir`.
+fn the_deb(dir: &Path) -> Result<PathBuf, Error> {
+    std::fs::read_dir(dir)
+        .map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or(Error::Layout {
+            dir: dir.to_path_buf(),
+            what: ".deb after apt-get download",
+        })
+}
+
 fn host_debian_arch() -> &'static str {
     match std::env::consts::ARCH {
         "aarch64" => "arm64",
@@ -279,14 +387,7 @@ fn download_unpack(spec: &str, dir: &Path, root: &Path) -> Result<(), Error> {
         source,
     };
     run(Command::new("apt-get").current_dir(dir).args(["download", "-q", spec]))?;
-    let deb = std::fs::read_dir(dir)
-        .map_err(|e| io(e, dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or(Error::Layout {
-            dir: dir.to_path_buf(),
-            what: ".deb after apt-get download",
-        })?;
+    let deb = the_deb(dir)?;
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root))?;
     std::fs::remove_file(&deb).map_err(|e| io(e, &deb))
 }

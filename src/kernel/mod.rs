@@ -10,7 +10,7 @@ pub mod config;
 mod debian;
 pub mod git;
 
-pub use artifacts::{Artifacts, Headers};
+pub use artifacts::{Artifacts, DebugInfo, Headers};
 
 use crate::arch::Arch;
 use crate::def::diag::{from_toml, Diagnostic};
@@ -94,6 +94,8 @@ struct Raw {
     patch: Vec<Spanned<RawPatchStep>>,
     /// source: the arches it builds for (default: all).
     arches: Option<Vec<Arch>>,
+    /// `full`: full DWARF and gdb scripts (source), the `-dbg` package's vmlinux (debian).
+    debug_info: Option<DebugInfo>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +129,7 @@ pub struct Definition {
     #[serde(skip)]
     source: Source,
     pub cmdline: Vec<String>,
+    pub debug_info: DebugInfo,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +214,13 @@ impl Definition {
         only(raw.config.is_some(), "config", Kind::Source)?;
         only(!raw.patch.is_empty(), "patch", Kind::Source)?;
         only(raw.arches.is_some(), "arches", Kind::Source)?;
+        if raw.debug_info.is_some() && raw.kind == Kind::Local {
+            return Err(diag(
+                0..0,
+                "debug_info",
+                "a `local` kernel's debug info is whatever its `vmlinux` has".into(),
+            ));
+        }
         let mut cmdline = raw.cmdline.clone();
         let src = match raw.kind {
             Kind::Debian => Source::Debian {
@@ -236,7 +246,18 @@ impl Definition {
             path: path.to_path_buf(),
             source: src,
             cmdline,
+            debug_info: raw.debug_info.unwrap_or_default(),
         })
+    }
+
+    /// This kernel with (at least) `debug_info`: `repro run --debug-info full`. A `local`
+    /// kernel stays as it is.
+    pub fn with_debug_info(&self, debug_info: DebugInfo) -> Self {
+        let mut d = self.clone();
+        if debug_info == DebugInfo::Full && self.kind != Kind::Local {
+            d.debug_info = DebugInfo::Full;
+        }
+        d
     }
 
     /// A `source` kernel: its own tree and config recipe, or those of the definition it
@@ -390,7 +411,7 @@ impl Definition {
     }
 
     /// The build request parts of a source kernel for `arch`.
-    fn recipe(sd: &SourceDef, arch: Arch) -> build::Recipe {
+    fn recipe(&self, sd: &SourceDef, arch: Arch) -> build::Recipe {
         build::Recipe {
             base: sd.base.clone(),
             fragments: sd
@@ -398,6 +419,10 @@ impl Definition {
                 .iter()
                 .map(|f| PathBuf::from(f.replace("{arch}", arch.as_str())))
                 .collect(),
+            builtin: match self.debug_info {
+                DebugInfo::Full => vec![build::DEBUG_INFO_FULL],
+                DebugInfo::Default => Vec::new(),
+            },
         }
     }
 
@@ -413,7 +438,7 @@ impl Definition {
                 want: arch,
             });
         }
-        let recipe = Self::recipe(sd, arch);
+        let recipe = self.recipe(sd, arch);
         let req = build::Request {
             name: &self.name,
             arch,
@@ -447,7 +472,7 @@ impl Definition {
     /// Fetches (once) and returns the artifacts for `arch`.
     pub fn resolve(&self, arch: Arch, log: &dyn Fn(&str)) -> Result<Artifacts, Error> {
         match &self.source {
-            Source::Debian { package } => Ok(debian::fetch(&self.name, package, arch, log)?),
+            Source::Debian { package } => Ok(debian::fetch(&self.name, package, arch, self.debug_info, log)?),
             Source::Build(_) => self.build(arch, &|e| {
                 if let build::Event::Stage(m) = e {
                     log(m)
@@ -511,6 +536,7 @@ impl Definition {
                     image: image.clone(),
                     modules: modules.clone(),
                     vmlinux: vmlinux.clone(),
+                    gdb_scripts: None,
                     id,
                     headers: None,
                 })

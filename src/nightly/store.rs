@@ -131,6 +131,8 @@ pub fn cell_runs(dir: &Path, n: &Nightly) -> std::collections::BTreeMap<String, 
                     name: text(&k["name"]).unwrap_or_default(),
                     release: text(&k["release"]),
                     origin: text(&k["origin"]).unwrap_or_default(),
+                    vmlinux: None,
+                    gdb_scripts: None,
                     modules: Vec::new(),
                 });
             let outcome = report["workload"]["outcome"].as_str().unwrap_or("");

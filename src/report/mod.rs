@@ -37,6 +37,9 @@ pub struct RunReport {
     /// kdump-compressed guest memory saved on a crash (`--vmcore`), beside the console log.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vmcores: Vec<String>,
+    /// `--gdb`: the debugging sessions offered on crashed guests.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub debugger: Vec<DebugSession>,
     /// Evidence that could not be saved (a console log, QEMU's stderr, report.json itself):
     /// the verdict stands, but the files behind it are incomplete.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -53,6 +56,18 @@ pub struct RunReport {
     pub interrupted: bool,
 }
 
+/// A debugging session `repro run --gdb` offered on a crashed guest.
+#[derive(Debug, Clone, Serialize)]
+pub struct DebugSession {
+    pub node: String,
+    /// The socket gdb connects to (`target remote PATH`).
+    pub socket: PathBuf,
+    /// The gdb command printed for it.
+    pub command: String,
+    /// How it ended: `detached`, `ended by Ctrl-C`, or what went wrong.
+    pub ended: String,
+}
+
 /// A stall that came while the host was overloaded.
 #[derive(Debug, Clone, Serialize)]
 pub struct SuspectStall {
@@ -66,6 +81,13 @@ pub struct KernelInfo {
     pub name: String,
     pub release: Option<String>,
     pub origin: String,
+    /// The vmlinux with symbols and debug info, when the kernel has one (what `repro debug`
+    /// opens the dump with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vmlinux: Option<PathBuf>,
+    /// The kernel's `vmlinux-gdb.py` (full debug info builds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gdb_scripts: Option<PathBuf>,
     /// The scenario's out-of-tree modules built for this kernel.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<ModuleInfo>,

@@ -29,6 +29,7 @@ pub struct Facts<'a> {
     pub run_dir: String,
     pub started_at: u64,
     pub vmcores: Vec<String>,
+    pub debugger: Vec<crate::report::DebugSession>,
     pub evidence_lost: Vec<String>,
 }
 
@@ -79,6 +80,7 @@ pub fn report(facts: Facts<'_>) -> RunReport {
         run_dir: facts.run_dir,
         started_at: facts.started_at,
         vmcores: facts.vmcores,
+        debugger: facts.debugger,
         evidence_lost: facts.evidence_lost,
         suspect_stalls: facts
             .observed

@@ -30,6 +30,8 @@ pub enum Event {
     CheckSsh(f64),
     /// After a power cut: the storage is back and the check ran (its outcome and seconds).
     CheckDone(Result<(WorkloadOutcome, f64), InfraError>),
+    /// `--gdb`: node N's debugging session ended (or its relay failed: why).
+    DebuggerDone(usize, Result<crate::vm::gdb::Ended, String>),
 }
 
 pub enum NodeEvent {

@@ -135,7 +135,7 @@ impl Guests for Live {
     fn dump(&self, node: usize, dir: PathBuf) -> BoxFuture<'_, Result<PathBuf, String>> {
         Box::pin(async move {
             let instance = self.get(node).map_err(|e| e.to_string())?;
-            save_vmcore(instance, &dir).await
+            save_vmcore(instance, &dir, &instance.node).await
         })
     }
 
@@ -150,20 +150,45 @@ impl Guests for Live {
 }
 
 /// Dumps `instance`'s memory into `dir`/vmcore: QEMU's flattened kdump output, reassembled.
-async fn save_vmcore(instance: &Instance, dir: &Path) -> Result<PathBuf, String> {
+async fn save_vmcore(instance: &Instance, dir: &Path, node: &str) -> Result<PathBuf, String> {
     let (flat, path) = (dir.join("vmcore.flat"), dir.join("vmcore"));
     tokio::time::timeout(DUMP_TIMEOUT, instance.qmp.dump_kdump(&flat))
         .await
         .map_err(|_| format!("timed out after {}s", DUMP_TIMEOUT.as_secs()))?
         .map_err(|e| crate::errors::chain(&e))?;
-    let (f, p) = (flat.clone(), path.clone());
+    let (f, p, d, node) = (flat.clone(), path.clone(), dir.to_path_buf(), node.to_string());
+    let machine = instance.config.arch.as_str();
     tokio::task::spawn_blocking(move || {
         let reassembled = crate::vm::dump::reassemble(&f, &p);
         let _ = std::fs::remove_file(&f);
-        reassembled
+        reassembled?;
+        // Best effort: without it the dump is still good for crash(8), only not for drgn.
+        if let Err(e) = fill_utsname(&p, &node, machine, &d) {
+            tracing::warn!("{}: cannot fill the dump header's utsname: {e}", p.display());
+        }
+        Ok::<(), std::io::Error>(())
     })
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
     Ok(path)
+}
+
+/// The dump header's utsname, from the node's name and the boot banner on its console.
+fn fill_utsname(vmcore: &Path, node: &str, machine: &str, dir: &Path) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut console = Vec::new();
+    std::fs::File::open(dir.join(crate::vm::CONSOLE_LOG))?
+        .take(1 << 20)
+        .read_to_end(&mut console)?;
+    let head = String::from_utf8_lossy(&console);
+    let (release, version) = crate::vm::dump::banner(&head).unwrap_or_default();
+    let uts = crate::vm::dump::Uts {
+        sysname: "Linux",
+        nodename: node,
+        release,
+        version,
+        machine,
+    };
+    crate::vm::dump::fill_utsname(vmcore, &uts)
 }

@@ -23,6 +23,7 @@ pub mod watch;
 mod workload;
 
 pub use infra::{InfraError, Stop};
+pub use phase::debug::ENDED_BY_CTRL_C;
 pub use prepare::{node_kernel, prepare_node, Prepared};
 pub use progress::{Phase, Progress};
 pub use state::Options;
@@ -40,6 +41,9 @@ pub async fn run(options: Options) -> RunReport {
     let mut stopped = phases(&mut state).await.err();
     if state.drain(stopped.as_ref()).await {
         stopped = Some(Stop::Interrupted);
+    }
+    if matches!(stopped, Some(Stop::Crash)) {
+        state.debug().await;
     }
     let interrupted = matches!(stopped, Some(Stop::Interrupted));
     state.teardown(interrupted).await;

@@ -49,6 +49,9 @@ pub fn node_kernel(roots: &Roots, scenario: &Scenario, node: &Node) -> Result<ke
     if let Some(ks) = &scenario.kernel_source {
         kdef = kdef.with_source(&ks.repo, &ks.rev).map_err(Error::PatchSet)?;
     }
+    if scenario.full_debug_info {
+        kdef = kdef.with_debug_info(kernel::DebugInfo::Full);
+    }
     Ok(kdef)
 }
 
@@ -290,6 +293,7 @@ fn vm_config(
         links,
         pmem,
         firmware,
+        gdb_socket: None,
     })
 }
 

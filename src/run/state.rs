@@ -34,6 +34,8 @@ pub struct Options {
     /// Keep the scenario's disk and NVDIMM backing files (`disk-*.img`, `pmem-*.img`) after the
     /// run; by default they are deleted at teardown (a filled 1 GiB NVDIMM is 1 GiB on disk).
     pub keep_disks: bool,
+    /// On a crash, keep the crashed guests stopped and serve their gdbstubs until gdb detaches.
+    pub gdb: bool,
 }
 
 pub struct RunState {
@@ -43,6 +45,11 @@ pub struct RunState {
     pub run_dir: PathBuf,
     pub vmcore: bool,
     pub keep_disks: bool,
+    pub gdb: bool,
+    /// The debugging sessions `--gdb` offered, and how each ended.
+    pub debugger: Vec<crate::report::DebugSession>,
+    /// The vmcores have been saved (or tried).
+    pub dumped: bool,
     pub progress: mpsc::UnboundedSender<Progress>,
     pub started: Instant,
     /// Seconds since the Unix epoch.
@@ -88,6 +95,9 @@ impl RunState {
             run_dir: options.run_dir.path().to_path_buf(),
             vmcore: options.vmcore,
             keep_disks: options.keep_disks,
+            gdb: options.gdb,
+            debugger: Vec::new(),
+            dumped: false,
             progress: options.progress,
             started: Instant::now(),
             started_at: SystemTime::now()

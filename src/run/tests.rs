@@ -105,6 +105,7 @@ impl Harness {
             cancel: cancelled,
             vmcore: false,
             keep_disks: false,
+            gdb: false,
         });
         let fake = Fake::default();
         state.guests = Box::new(fake.clone());
@@ -520,6 +521,7 @@ fn the_report_of_a_run_that_never_booted_says_why_and_names_no_kernel() {
         run_dir: "/runs/x".into(),
         started_at: 0,
         vmcores: Vec::new(),
+        debugger: Vec::new(),
         evidence_lost: Vec::new(),
     };
     let report = assemble::report(facts);

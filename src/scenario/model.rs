@@ -230,6 +230,8 @@ pub struct Scenario {
     /// Builds every node's (source) kernel from this repository and revision instead of its
     /// definition's source; set by `repro bisect`.
     pub kernel_source: Option<KernelSource>,
+    /// Boots every node's kernel with full debug info (`repro run --debug-info full`).
+    pub full_debug_info: bool,
     pub power_cut: Option<PowerCut>,
 }
 

@@ -68,6 +68,7 @@ pub fn parse(path: &Path, source: &str, kernels: &[String], images: &[String]) -
         modules,
         needs_dirs,
         kernel_source: None,
+        full_debug_info: false,
         power_cut,
     })
 }

@@ -164,6 +164,7 @@ impl Tester for Live {
             cancel,
             vmcore: self.vmcore,
             keep_disks: false,
+            gdb: false,
         })
         .await;
         let _ = shown.await;

@@ -47,6 +47,8 @@ pub struct Config {
     /// UEFI firmware to boot the kernel through (`-bios`), for ACPI tables such as the NFIT
     /// that aarch64 `virt` only exposes through firmware.
     pub firmware: Option<PathBuf>,
+    /// Where QEMU serves its gdbstub (a unix socket; `repro run --gdb`).
+    pub gdb_socket: Option<PathBuf>,
 }
 
 /// One end of a private link: a virtio NIC on a `-netdev stream` over a unix socket. The
@@ -112,6 +114,12 @@ pub fn socket_path(workdir: &Path, socket: &Path) -> PathBuf {
 pub fn qmp_args(workdir: &Path, socket: &Path) -> Vec<String> {
     let socket = socket_path(workdir, socket);
     vec!["-qmp".into(), format!("unix:{},server=on,wait=off", opt_path(&socket))]
+}
+
+/// QEMU's gdbstub on a unix socket: never a TCP port.
+pub fn gdb_args(workdir: &Path, socket: &Path) -> Vec<String> {
+    let socket = socket_path(workdir, socket);
+    vec!["-gdb".into(), format!("unix:{},server=on,wait=off", opt_path(&socket))]
 }
 
 pub fn disk_args(disks: &[Disk]) -> Vec<String> {
@@ -216,12 +224,25 @@ pub fn argv(c: &Config) -> Vec<String> {
     v.extend(["-append".into(), c.cmdline.clone()]);
     v.extend(console_args());
     v.extend(qmp_args(&c.workdir, &c.qmp_socket));
+    if let Some(g) = &c.gdb_socket {
+        v.extend(gdb_args(&c.workdir, g));
+    }
     v.extend(disk_args(&c.disks));
     v.extend(net_args(c.ssh_port));
     v.extend(link_args(&c.workdir, &c.links));
     v.extend(["-device".into(), s.pvpanic.into()]);
-    // Keep a panicked guest paused (for a later memory dump) and never reboot it.
-    v.extend(["-action".into(), "panic=pause".into(), "-no-reboot".into()]);
+    // Where the guest kernel publishes its VMCOREINFO (through fw_cfg), so that a memory dump
+    // carries it and crash(8) and drgn can open the dump in full.
+    v.extend(["-device".into(), "vmcoreinfo".into()]);
+    // Keep a panicked guest paused (for a later memory dump) and never reboot it. For gdb it
+    // runs on in panic() until repro stops it: paused in the pvpanic notifier, which Debian
+    // builds as a module without debug info, gdb cannot unwind to the crash.
+    let panic = if c.gdb_socket.is_some() {
+        "panic=none"
+    } else {
+        "panic=pause"
+    };
+    v.extend(["-action".into(), panic.into(), "-no-reboot".into()]);
     // Start stopped: repro connects QMP first, so no event is missed, then sends `cont`.
     v.push("-S".into());
     v
@@ -229,16 +250,7 @@ pub fn argv(c: &Config) -> Vec<String> {
 
 /// The argv as one shell-quoted line, for `qemu.cmdline` and error messages.
 pub fn shell_line(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c)) {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::shell::line(argv)
 }
 
 #[cfg(test)]
@@ -309,6 +321,7 @@ mod tests {
             links: vec![],
             pmem: vec![],
             firmware: None,
+            gdb_socket: None,
         }
     }
 
@@ -324,7 +337,7 @@ mod tests {
 -drive file=/r/root.qcow2,if=none,id=disk0,format=qcow2,cache=unsafe -device virtio-blk-pci,drive=disk0 \
 -drive file=/c/mods.ext4,if=none,id=disk1,format=raw,cache=unsafe,readonly=on -device virtio-blk-pci,drive=disk1 \
 -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22 -device virtio-net-pci,netdev=net0 \
--device pvpanic -action panic=pause -no-reboot -S"
+-device pvpanic -device vmcoreinfo -action panic=pause -no-reboot -S"
         );
     }
 
@@ -337,6 +350,20 @@ mod tests {
         assert_eq!(after("-cpu"), "max,pauth-impdef=on");
         assert!(after("-append").starts_with("console=ttyAMA0 "));
         assert!(a.windows(2).any(|w| w[0] == "-device" && w[1] == "pvpanic-pci"));
+    }
+
+    #[test]
+    fn the_gdbstub_is_a_unix_socket_in_the_working_directory_and_only_when_asked() {
+        let mut c = config(Arch::X86_64, Accel::Tcg);
+        assert!(!argv(&c).iter().any(|a| a == "-gdb"));
+        c.gdb_socket = Some("/r/gdb-qemu.sock".into());
+        let a = argv(&c);
+        let at = a.iter().position(|x| x == "-gdb").unwrap();
+        assert_eq!(a[at + 1], "unix:gdb-qemu.sock,server=on,wait=off");
+        assert!(a.windows(2).any(|w| w == ["-action", "panic=none"]));
+        assert!(!a
+            .iter()
+            .any(|x| x.contains("tcp:") && !x.contains("hostfwd=tcp:127.0.0.1:")));
     }
 
     #[test]

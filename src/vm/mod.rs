@@ -4,6 +4,7 @@
 pub mod accel;
 pub mod argv;
 pub mod dump;
+pub mod gdb;
 mod instance;
 pub mod qmp;
 pub mod table;
@@ -11,4 +12,4 @@ pub mod unix;
 
 pub use accel::{Accel, Choice};
 pub use argv::{Config, Disk, Pmem};
-pub use instance::{Error, Instance, Tails};
+pub use instance::{Error, Instance, Tails, CONSOLE_LOG};

@@ -4,27 +4,50 @@
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use tokio::net::UnixStream;
+use std::path::{Path, PathBuf};
+use tokio::net::{UnixListener, UnixStream};
 
 /// The longest path a socket address holds (`sun_path` is 108 bytes with its NUL).
 const SUN_PATH_MAX: usize = 107;
 
 pub async fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    match short_path(path)? {
+        None => UnixStream::connect(path).await,
+        Some((short, dir)) => {
+            let stream = UnixStream::connect(&short).await;
+            drop(dir);
+            stream
+        }
+    }
+}
+
+/// Listens on a new socket at `path`, whatever its length (it must not exist yet).
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    match short_path(path)? {
+        None => UnixListener::bind(path),
+        Some((short, dir)) => {
+            let listener = UnixListener::bind(&short);
+            drop(dir);
+            listener
+        }
+    }
+}
+
+/// For a path too long for a socket address: `/proc/self/fd/N/NAME` and the descriptor N
+/// (which must stay open while the short path is used).
+fn short_path(path: &Path) -> std::io::Result<Option<(PathBuf, std::fs::File)>> {
     if path.as_os_str().len() <= SUN_PATH_MAX {
-        return UnixStream::connect(path).await;
+        return Ok(None);
     }
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return UnixStream::connect(path).await;
+        return Ok(None);
     };
     let dir = std::fs::File::options()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
         .open(dir)?;
     let short = Path::new("/proc/self/fd").join(dir.as_raw_fd().to_string()).join(name);
-    let stream = UnixStream::connect(&short).await;
-    drop(dir);
-    stream
+    Ok(Some((short, dir)))
 }
 
 #[cfg(test)]
@@ -49,5 +72,11 @@ mod tests {
         );
         let _s = super::connect(&path).await.unwrap();
         assert!(listener.accept().is_ok());
+        // And one repro serves itself (`run --gdb`), bound the same way.
+        let served = deep.join("gdb.sock");
+        let l = super::bind(&served).unwrap();
+        assert!(served.exists());
+        let (_c, accepted) = tokio::join!(super::connect(&served), l.accept());
+        assert!(accepted.is_ok());
     }
 }

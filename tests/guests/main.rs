@@ -721,6 +721,246 @@ fn a_crash_leaves_a_kdump_compressed_vmcore_on_both_arches() {
     }
 }
 
+/// Runs `repro debug ARGS` with `stdin` as its input; returns (exit code, stdout + stderr).
+fn debug(args: &[&str], stdin: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = repro()
+        .arg("debug")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// `--vmcore --debug-info full` on Debian's kernel: the dump carries VMCOREINFO (QEMU's
+/// vmcoreinfo device, which the guest's qemu_fw_cfg fills), the -dbg package's vmlinux is
+/// fetched, and `repro debug` opens the dump in full crash(8) (`bt`, `log`, `ps`) and in drgn
+/// (the crashed thread's stack).
+#[test]
+fn a_vmcore_opens_in_full_crash_and_in_drgn_on_the_debian_kernel() {
+    let (code, r, dir) = run("smoke-oops", &["--arch", "x86_64", "--vmcore", "--debug-info", "full"]);
+    assert_eq!(code, 1, "{r:#}");
+    let vmlinux = r["kernel"]["vmlinux"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no vmlinux: {r:#}"));
+    assert!(
+        vmlinux.ends_with("/vmlinux-6.1.0-57-cloud-amd64") || vmlinux.contains("-dbg_"),
+        "{vmlinux}"
+    );
+    let d = dir.path().to_str().unwrap();
+    let (code, line) = debug(&[d, "--print"], "");
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line.trim(), format!("crash {vmlinux} {d}/vmcore"));
+
+    let (code, out) = debug(&[d], "bt\nlog\nps\nquit\n");
+    assert_eq!(code, 0, "{out}");
+    // Full mode, not --minimal: the panic task's stack, the kernel log, the task list.
+    assert!(!out.contains("not SMP"), "{out}");
+    assert!(
+        out.contains("PANIC: \"Kernel panic - not syncing: sysrq triggered crash\""),
+        "{out}"
+    );
+    // Each command's own output format: bt's ` #1 [sp] func at addr`, log's timestamped
+    // lines, ps's task table.
+    let lines: Vec<&str> = out.lines().collect();
+    let bt = regex::Regex::new(r"^ ?#\d+ \[[0-9a-f]+\] sysrq_handle_crash at [0-9a-f]+$").unwrap();
+    assert!(lines.iter().any(|l| bt.is_match(l)), "bt: {out}");
+    let log = regex::Regex::new(r"^\[ *\d+\.\d+\] Kernel panic - not syncing: sysrq triggered crash$").unwrap();
+    assert!(lines.iter().any(|l| log.is_match(l)), "log: {out}");
+    let ps = |comm: &str| lines.iter().any(|l| l.contains(" RU ") && l.ends_with(comm));
+    assert!(ps("[swapper/0]") && ps("bash"), "ps: {out}");
+
+    let script = dir.path().join("crashed.py");
+    std::fs::write(
+        &script,
+        "t = prog.crashed_thread()\nprint('crashed:', t.object.comm.string_().decode())\nprint(t.stack_trace())\n",
+    )
+    .unwrap();
+    let (code, out) = debug(&[d, "--drgn", "--", script.to_str().unwrap()], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("crashed: bash"), "{out}");
+    let stack = out.split("crashed: bash").nth(1).unwrap_or("");
+    assert!(stack.contains(" panic (kernel/panic.c:"), "{stack}");
+    assert!(stack.contains(" sysrq_handle_crash (drivers/tty/sysrq.c:"), "{stack}");
+}
+
+/// The pieces `repro debug` needs are named when missing: a run with no dump, a kernel with no
+/// debug info.
+#[test]
+fn repro_debug_names_what_is_missing_and_how_to_get_it() {
+    let (code, r, dir) = run("smoke-oops", &["--arch", "x86_64"]);
+    assert_eq!(code, 1, "{r:#}");
+    let d = dir.path().to_str().unwrap();
+    let (code, out) = debug(&[d, "--print"], "");
+    assert_eq!(code, 128, "{out}");
+    assert!(
+        out.contains("has no vmcore") && out.contains("--vmcore --debug-info full"),
+        "{out}"
+    );
+    let (code, r, dir) = run("smoke-oops", &["--arch", "x86_64", "--vmcore"]);
+    assert_eq!(code, 1, "{r:#}");
+    let (code, out) = debug(&[dir.path().to_str().unwrap(), "--drgn", "--print"], "");
+    assert_eq!(code, 128, "{out}");
+    assert!(
+        out.contains("no vmlinux with debug info") && out.contains("--debug-info full"),
+        "{out}"
+    );
+}
+
+/// The x86_64 guest of the gdb tests: the linux-6.1 source kernel (CI builds it anyway; its
+/// reduced DWARF is enough for a backtrace).
+const GDB_X86_64: [&str; 4] = ["--kernel", "linux-6.1", "--arch", "x86_64"];
+
+/// A `repro run` child that a failing test must not leave waiting for a debugger: killed on
+/// drop (its QEMU dies with it), unless it was waited for.
+struct Running(Option<Child>);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    fn finish(mut self) -> std::process::Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts `repro run smoke-oops --gdb EXTRA`; returns the child and the gdb command it printed,
+/// once the guest has crashed and its gdbstub is served.
+fn run_with_gdb(dir: &Path, extra: &[&str]) -> (Running, String) {
+    use std::io::BufRead;
+    let mut child = repro()
+        .args(["run", "smoke-oops", "--gdb", "--json", "--run-dir"])
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.trim_start().starts_with("gdb -q ") || line.trim_start().starts_with("gdb-multiarch -q ") {
+                let _ = tx.send(line.trim().to_string());
+            }
+        }
+    });
+    let child = Running(Some(child));
+    let command = rx
+        .recv_timeout(Duration::from_secs(180))
+        .expect("repro printed no gdb command within 180 s");
+    (child, command)
+}
+
+/// `--gdb`: the crashed guest stays stopped, gdb attaches through the socket in the run
+/// directory with the command repro printed, its backtrace names the crashing function, and when
+/// gdb detaches the run ends with its verdict and leaves no QEMU. On linux-6.1 (reduced DWARF)
+/// and on Debian's kernel with its -dbg vmlinux, whose pvpanic driver is a module without debug
+/// info: a guest paused in it would leave gdb no way to unwind to the crash.
+#[test]
+fn gdb_attaches_to_the_crashed_guest_and_the_run_ends_when_it_detaches() {
+    let debian = ["--arch", "x86_64", "--debug-info", "full"];
+    for extra in [&GDB_X86_64[..], &debian[..]] {
+        let dir = unmade_dir();
+        let (child, command) = run_with_gdb(dir.path(), extra);
+        assert!(
+            command.contains(&format!("target remote {}/gdb.sock", dir.path().display())),
+            "{command}"
+        );
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{command} -batch -ex 'thread apply all bt'"))
+            .output()
+            .unwrap();
+        let gdb = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            gdb.contains("in sysrq_handle_crash"),
+            "{extra:?}: {gdb}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(gdb.contains("in panic"), "{gdb}");
+        let out = child.finish();
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["verdict"], "reproduced", "{r:#}");
+        assert_eq!(r["debugger"][0]["ended"], "detached", "{r:#}");
+        assert!(!dir.path().join("gdb.sock").exists());
+        let pid: u32 = read(dir.path(), "qemu.pid").trim().parse().unwrap();
+        assert_gone(pid, "QEMU after gdb detached");
+    }
+}
+
+/// Ctrl-C ends a `--gdb` session the way detaching does: the verdict stands (not interrupted).
+#[test]
+fn ctrl_c_ends_a_gdb_session_and_keeps_the_verdict() {
+    let dir = unmade_dir();
+    let (child, _) = run_with_gdb(dir.path(), &GDB_X86_64);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.finish();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["debugger"][0]["ended"], "ended by Ctrl-C", "{r:#}");
+    let pid: u32 = read(dir.path(), "qemu.pid").trim().parse().unwrap();
+    assert_gone(pid, "QEMU after Ctrl-C");
+}
+
+/// aarch64, slow under TCG, so outside CI (`just debug-aarch64`): the dump is saved and
+/// Debian's crash(8) is refused with the reason, and gdb-multiarch attaches to the guest that
+/// `--gdb` stopped with a QMP stop after its panic (Debian's arm64 kernel has no pvpanic
+/// driver). (drgn 0.3.0 cannot translate addresses in QEMU 7.2's aarch64 kdump output: see the
+/// README.)
+#[test]
+#[ignore = "aarch64 under TCG: run by `just debug-aarch64`"]
+fn aarch64_a_vmcore_is_saved_and_gdb_attaches_to_the_stopped_guest() {
+    let full = ["--arch", "aarch64", "--debug-info", "full"];
+    let (code, r, dir) = run("smoke-oops", &[&full[..], &["--vmcore"]].concat());
+    assert_eq!(code, 1, "{r:#}");
+    let d = dir.path().to_str().unwrap();
+    let (code, out) = debug(&[d], "");
+    assert_eq!(code, 128, "{out}");
+    assert!(out.contains("use --drgn"), "{out}");
+
+    let dir = unmade_dir();
+    let (child, command) = run_with_gdb(dir.path(), &full);
+    assert!(command.starts_with("gdb-multiarch -q "), "{command}");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} -batch -ex 'thread apply all bt'"))
+        .output()
+        .unwrap();
+    // The panic's stop IPI parked the other CPU. (The panicking CPU's own backtrace is cut
+    // short: QEMU 7.2's gdbstub does not give gdb the pointer-authentication mask that Debian's
+    // arm64 kernel signs return addresses with.)
+    let gdb = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        gdb.contains("cpu_park_loop") && gdb.contains("local_cpu_stop"),
+        "{gdb}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = child.finish();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// `restore = "snapshot"`: a file the workload writes on the root disk is gone again in every
 /// iteration, because each one after the first runs on the guest restored to after setup.
 #[test]

@@ -48,3 +48,72 @@ fn oops_parse_exits_0_on_a_clean_boot() {
         .stdout("")
         .run();
 }
+
+/// A two-node run's report, as `repro run` writes it (the fields `repro debug` reads), with the
+/// files it names: each node's dump in its own directory, a vmlinux, a module. The nodes are of
+/// the host's arch, whose dumps crash(8) reads.
+fn two_node_run(vmlinux: &str) -> Test {
+    let node = |name: &str| {
+        format!(
+            r#"{{"name": "{name}", "arch": "{}", "kernel": {{"name": "linux-6.1", "release": "6.1.192-repro",
+               "origin": "built", "vmlinux": "{vmlinux}",
+               "modules": [{{"name": "crashmod", "ko": "ko/crashmod.ko", "origin": "dir x"}}]}}}}"#,
+            std::env::consts::ARCH
+        )
+    };
+    let report = format!(
+        r#"{{"scenario": "nfs-two-node", "verdict": "reproduced", "nodes": [{}, {}],
+            "vmcores": ["run/client/vmcore", "run/server/vmcore"]}}"#,
+        node("server"),
+        node("client")
+    );
+    Test::new()
+        .file("run/report.json", &report)
+        .file("run/server/vmcore", "KDUMP")
+        .file("run/client/vmcore", "KDUMP")
+        .file("k/vmlinux", "ELF")
+        .file("ko/crashmod.ko", "ELF")
+}
+
+#[test]
+fn repro_debug_prints_the_command_for_each_nodes_dump() {
+    two_node_run("k/vmlinux")
+        .args(&["debug", "run", "--print", "--node", "server"])
+        .stdout("crash k/vmlinux run/server/vmcore\n# then, for the module's symbols: mod -s crashmod ko/crashmod.ko\n")
+        .run();
+    // The first node with a dump, by default; drgn gets the module's debug info too.
+    let (out, _) = two_node_run("k/vmlinux")
+        .args(&["debug", "run", "--drgn", "--print", "--", "script.py", "arg"])
+        .run();
+    assert!(
+        out.trim_end()
+            .ends_with("drgn -c run/client/vmcore -s k/vmlinux -s ko/crashmod.ko script.py arg"),
+        "{out}"
+    );
+}
+
+#[test]
+fn repro_debug_names_what_is_missing() {
+    let (_, err) = two_node_run("k/vmlinux")
+        .args(&["debug", "run", "--node", "nope"])
+        .status(128)
+        .run();
+    assert!(err.contains("the run has no node `nope`"), "{err}");
+    let (_, err) = two_node_run("gone/vmlinux")
+        .args(&["debug", "run", "--print"])
+        .status(128)
+        .run();
+    assert!(
+        err.contains("gone/vmlinux is no longer in the cache")
+            && err.contains(&format!(
+                "repro kernel build linux-6.1 --arch {} --debug-info full",
+                std::env::consts::ARCH
+            )),
+        "{err}"
+    );
+    let (_, err) = Test::new().args(&["debug", "nowhere"]).status(128).run();
+    assert!(
+        err.contains("nowhere/report.json") && err.contains("a run directory?"),
+        "{err}"
+    );
+}

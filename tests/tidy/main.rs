@@ -47,6 +47,8 @@ const PURE: &[&str] = &[
     "repro::nightly::known",
     "repro::nightly::kcidb",
     "repro::timefmt",
+    "repro::shell",
+    "repro::debugger",
     "repro::wait",
     "repro::errors",
     "repro::vm::table",

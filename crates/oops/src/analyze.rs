@@ -45,6 +45,7 @@ pub(crate) fn build(p: &Pending, corrupted: bool) -> Report {
         taint: meta.taint,
         comm: p.comm.clone().or(meta.comm),
         pid: p.pid.or(meta.pid),
+        cpu: meta.cpu,
         corrupted,
     }
 }
@@ -75,6 +76,7 @@ fn primary_frames(p: &Pending) -> Vec<Frame> {
 
 #[derive(Default)]
 struct Meta {
+    cpu: Option<u32>,
     comm: Option<String>,
     pid: Option<u32>,
     taint: Option<String>,
@@ -94,10 +96,11 @@ fn metadata(p: &Pending) -> Meta {
     for l in &p.lines {
         let t = l.text.as_str();
         if let Some(c) = pat.cpu_line.captures(t) {
-            m.pid = m.pid.or_else(|| c[1].parse().ok());
-            m.comm = m.comm.or_else(|| Some(c[2].to_string()));
-            m.taint = m.taint.or_else(|| Some(taint_of(c.get(3))));
-            m.release = m.release.or_else(|| Some(c[4].to_string()));
+            m.cpu = c[1].parse().ok();
+            m.pid = m.pid.or_else(|| c[2].parse().ok());
+            m.comm = m.comm.or_else(|| Some(c[3].to_string()));
+            m.taint = m.taint.or_else(|| Some(taint_of(c.get(4))));
+            m.release = m.release.or_else(|| Some(c[5].to_string()));
             break;
         }
         if m.taint.is_none() {

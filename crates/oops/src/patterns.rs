@@ -345,7 +345,7 @@ fn build() -> Patterns {
         sanitizer_end: re(r"^={20,}\s*$"),
         ignore_next_trace: re(r"RCU grace-period kthread stack dump:|Stack dump where RCU GP kthread last ran:"),
         cpu_line: re(
-            r"^CPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: (.+?)(?: Kdump: loaded)? (?:Not tainted|Tainted: ([A-Z ]+?)) +(\S+)(?: #|\s*$)",
+            r"^CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?)(?: Kdump: loaded)? (?:Not tainted|Tainted: ([A-Z ]+?)) +(\S+)(?: #|\s*$)",
         ),
         taint_line: re(r"^\s+(?:Not tainted|Tainted: ([A-Z ]+?)) +(\S+)(?: #|\s*$)"),
         ident_line: re(r"^(\d\S*) #\S+ (?:Not tainted|Tainted: ([A-Z ]+?))\s*$"),

@@ -127,6 +127,9 @@ pub struct Report {
     pub comm: Option<String>,
     /// Its PID.
     pub pid: Option<u32>,
+    /// The CPU that printed the report (`CPU: 1 PID: ...`): the thread to select in a debugger.
+    #[serde(default)]
+    pub cpu: Option<u32>,
     /// The report was truncated (input ended before its natural end, or it hit the line cap)
     /// or was interleaved with other output so that its frames may be unreliable.
     pub corrupted: bool,

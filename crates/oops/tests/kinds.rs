@@ -39,6 +39,7 @@ fn null_deref_x86_6x_helper_rip_uses_trace() {
     assert_eq!(r.kind, CrashKind::NullDeref);
     assert_eq!(r.faulting_function.as_deref(), Some("_raw_spin_lock"));
     assert_eq!((r.comm.as_deref(), r.pid), (Some("nfs_wr"), Some(231)));
+    assert_eq!(r.cpu, Some(0));
     assert_eq!(r.taint.as_deref(), Some("G        W"));
     assert_eq!(r.release.as_deref(), Some("6.1.0-56-cloud-amd64"));
     assert_eq!(r.frames.len(), 4);
@@ -89,6 +90,7 @@ fn null_deref_x86_4_9_bracketed_addresses() {
     assert_eq!(r.faulting_function.as_deref(), Some("_raw_spin_lock"));
     assert!(!r.frames[0].reliable && r.frames[1].reliable);
     assert_eq!(r.release.as_deref(), Some("4.9.0-8-amd64"));
+    assert_eq!(r.cpu, Some(1));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! `Result<(), Stop>`: prepare, boot, setup, workload, power cut, then drain and teardown.
 
 mod boot;
+pub mod debug;
 mod power_cut;
 mod prepare;
 mod setup;

@@ -15,11 +15,24 @@ impl RunState {
             detail: "kernel and image".into(),
         });
         let result = self.prepare_nodes().await;
-        if self.vmcore {
-            // Keep a panicked guest alive for the dump: without a pvpanic driver (Debian's arm64
-            // kernels have none) `panic=-1` would reset it, and -no-reboot would end QEMU.
-            for p in self.prepared.iter_mut().flatten() {
+        let ignores_nothing = self.scenario.expect.ignore.is_empty();
+        for p in self.prepared.iter_mut().flatten() {
+            if self.vmcore || self.gdb {
+                // Keep a panicked guest alive for the dump or the debugger: without a pvpanic
+                // driver (Debian's arm64 kernels have none) `panic=-1` would reset it, and
+                // -no-reboot would end QEMU.
                 p.config.cmdline.push_str(" panic=0");
+                // An oops panics, so that the faulting task is still there, on its CPU, when
+                // the dump is taken or gdb attaches; not where the scenario ignores some
+                // reports, which must then not end the run.
+                if ignores_nothing {
+                    p.config.cmdline.push_str(" oops=panic");
+                }
+            }
+            if self.gdb {
+                // gdb takes the vmlinux's addresses as they are.
+                p.config.cmdline.push_str(" nokaslr");
+                p.config.gdb_socket = Some(p.config.workdir.join(crate::run::phase::debug::QEMU_SOCKET));
             }
         }
         let elapsed = started.elapsed();

@@ -87,14 +87,29 @@ impl RunState {
         self.timings.teardown = Some(started.elapsed().as_secs_f64());
     }
 
-    async fn save_vmcores(&mut self) {
+    /// Saves the vmcores of the crashed guests, once (`--gdb` saves them before its session).
+    pub async fn save_vmcores(&mut self) {
+        if std::mem::replace(&mut self.dumped, true) {
+            return;
+        }
         let mut crashed = self.watch.observer.crash_nodes.clone();
         crashed.sort_unstable();
         crashed.dedup();
         for i in crashed {
             self.note(Progress::Note(format!("{}: saving vmcore", self.name(i))));
+            let started = Instant::now();
             match self.guests.dump(i, self.node_dir(i)).await {
-                Ok(path) => self.vmcores.push(path.display().to_string()),
+                Ok(path) => {
+                    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+                    self.note(Progress::Note(format!(
+                        "{}: saved {} ({} MiB in {:.1}s)",
+                        self.name(i),
+                        path.display(),
+                        size >> 20,
+                        started.elapsed().as_secs_f64()
+                    )));
+                    self.vmcores.push(path.display().to_string());
+                }
                 Err(why) => self.note(Progress::Note(format!("vmcore of `{}`: {why}", self.name(i)))),
             }
         }
@@ -178,6 +193,7 @@ impl RunState {
             run_dir: self.run_dir.display().to_string(),
             started_at: self.started_at,
             vmcores: self.vmcores.clone(),
+            debugger: self.debugger.clone(),
             evidence_lost: self.watch.write_errors(),
         }
     }
@@ -188,6 +204,8 @@ fn kernel_info(prepared: &Prepared) -> KernelInfo {
         name: prepared.kernel.name.clone(),
         release: prepared.kernel.release.clone(),
         origin: prepared.kernel.origin.clone(),
+        vmlinux: prepared.kernel.vmlinux.clone(),
+        gdb_scripts: prepared.kernel.gdb_scripts.clone(),
         modules: prepared
             .modules
             .iter()

@@ -25,6 +25,7 @@ fn report(title: &str, kind: CrashKind, frames: &[&str]) -> Report {
         taint: None,
         comm: None,
         pid: None,
+        cpu: None,
         corrupted: false,
     }
 }

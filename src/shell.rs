@@ -1,0 +1,31 @@
+//! Command lines shown to the user, quoted so that they can be pasted into a POSIX shell.
+
+/// `arg` as one shell word: as it is when that is safe, else in single quotes.
+pub fn quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c))
+    {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// The argv as one shell-quoted line.
+pub fn line<S: AsRef<str>>(argv: &[S]) -> String {
+    argv.iter().map(|a| quote(a.as_ref())).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn words_that_need_it_are_single_quoted() {
+        assert_eq!(
+            super::line(&["gdb", "-ex", "target remote /r/gdb.sock", "it's"]),
+            "gdb -ex 'target remote /r/gdb.sock' 'it'\\''s'"
+        );
+        assert_eq!(super::quote(""), "''");
+    }
+}
