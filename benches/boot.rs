@@ -137,6 +137,15 @@ fn parser_bench() {
         reports.len(),
         mb / t
     );
+    // What `repro oops parse` runs: the pasted-text check first.
+    let start = Instant::now();
+    let any = repro_oops::parse_any(&log);
+    let t = start.elapsed().as_secs_f64();
+    println!(
+        "## oops parse_any (pasted-text check + parser): {} reports, {t:.2} s, {:.0} MiB/s",
+        any.len(),
+        mb / t
+    );
     let start = Instant::now();
     let mut d = repro_oops::Detector::new();
     let mut n = 0;

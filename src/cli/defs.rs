@@ -182,7 +182,7 @@ fn prepare_one(roots: &Roots, kernel_name: &str, arch: Arch, image_name: &str) -
 
 pub fn oops_parse(file: &Path, json: bool, vmlinux: Option<&PathBuf>) -> Result<Done, Failure> {
     let bytes = std::fs::read(file).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
-    let mut reports = repro_oops::parse(&bytes);
+    let mut reports = repro_oops::parse_any(&bytes);
     if let Some(v) = vmlinux {
         let sym = crate::symbolize::Symbolizer::open(v).map_err(|e| Failure::Usage(crate::errors::chain(&e)))?;
         for r in &mut reports {

@@ -218,10 +218,17 @@ impl Detector {
     fn body(&mut self, mut p: Box<Pending>, start: usize, end: usize, text: String) {
         let pat = patterns::get();
         let kind = classify(&text);
+        // An unmarked trace (4.x/5.x, or one pasted without its `---[ end trace`) that reached
+        // an outermost frame is complete when a line that is not a frame follows.
+        let bottom = p.tracker.open_unmarked_with_frames()
+            && p.tracker
+                .last_frame
+                .as_deref()
+                .is_some_and(|f| in_table(STACK_BOTTOM, f));
         let (ctx, trace_end) = p.tracker.step(&kind, &text);
         let rule = p.end_rule();
         let trace_ends_report = rule == EndRule::Trace || p.panicked;
-        if trace_ends_report && trace_end == Some(TraceEnd::Exclusive) {
+        if (trace_ends_report || bottom) && trace_end == Some(TraceEnd::Exclusive) {
             p.enter_tail();
             return self.tail(p, start, end, text, None);
         }

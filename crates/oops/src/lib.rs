@@ -22,6 +22,7 @@ mod analyze;
 mod detector;
 mod frame;
 mod line;
+mod paste;
 mod patterns;
 mod pending;
 mod report;
@@ -29,6 +30,7 @@ mod title;
 mod trace;
 
 pub use detector::{Detector, MAX_REPORT_LINES, MAX_TAIL_LINES, PANIC_TAIL_WINDOW};
+pub use paste::{looks_pasted, unpaste};
 pub use report::{kind_name, CrashKind, Frame, Report, SourceLoc};
 
 /// Parses a whole console log: every crash report in it, in order. Same as feeding `console`
@@ -38,4 +40,16 @@ pub fn parse(console: &[u8]) -> Vec<Report> {
     let mut reports = d.feed(console);
     reports.extend(d.finish());
     reports
+}
+
+/// Parses console output, or a crash pasted into a mail or a bug tracker (quoted, rewrapped,
+/// its line breaks lost): pasted text ([`looks_pasted`]) is turned back into console lines
+/// ([`unpaste`]) first, and the reports' byte ranges then refer to those lines.
+pub fn parse_any(input: &[u8]) -> Vec<Report> {
+    let text = String::from_utf8_lossy(input);
+    if looks_pasted(&text) {
+        parse(unpaste(&text).as_bytes())
+    } else {
+        parse(input)
+    }
 }

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 struct Fixture {
     name: String,
     titles: Vec<String>,
+    /// `# frame:` lines: functions the first report's frames must hold, in order.
+    frames: Vec<String>,
     log: Vec<u8>,
 }
 
@@ -27,6 +29,7 @@ fn is_header_line(line: &[u8]) -> bool {
 fn load(path: &PathBuf) -> Fixture {
     let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut titles = Vec::new();
+    let mut frames = Vec::new();
     let mut pos = 0;
     let mut saw_title = false;
     while pos < data.len() {
@@ -39,6 +42,9 @@ fn load(path: &PathBuf) -> Fixture {
             break;
         }
         let text = String::from_utf8_lossy(line);
+        if let Some(f) = text.strip_prefix("# frame:") {
+            frames.push(f.trim().to_string());
+        }
         if let Some(t) = text.strip_prefix("# title:") {
             saw_title = true;
             let t = t.trim();
@@ -53,16 +59,22 @@ fn load(path: &PathBuf) -> Fixture {
     Fixture {
         name,
         titles,
+        frames,
         log: data[pos..].to_vec(),
     }
 }
 
 fn fixtures() -> Vec<Fixture> {
+    with_extension("log")
+}
+
+/// The fixtures with extension `ext` (`log`: console output; `paste`: crashes pasted into mail).
+fn with_extension(ext: &str) -> Vec<Fixture> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
         .collect();
     paths.sort();
     assert!(!paths.is_empty(), "no fixtures in {}", dir.display());
@@ -94,6 +106,37 @@ fn fixture_titles() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Crashes pasted into mail (`*.paste`): `parse_any` gives the expected titles and frames, and
+/// no report is corrupted. `parse` alone, which takes them as console output, does not.
+#[test]
+fn pasted_crashes_parse_like_console_output() {
+    let pasted = with_extension("paste");
+    assert!(!pasted.is_empty());
+    for f in pasted {
+        let reports = repro_oops::parse_any(&f.log);
+        let titles: Vec<&str> = reports.iter().map(|r| r.title.as_str()).collect();
+        assert_eq!(titles, f.titles, "{}", f.name);
+        assert!(reports.iter().all(|r| !r.corrupted), "{}: {reports:#?}", f.name);
+        let functions: Vec<&str> = reports[0].frames.iter().map(|fr| fr.function.as_str()).collect();
+        let mut at = 0;
+        for want in &f.frames {
+            let found = functions[at..].iter().position(|g| g.starts_with(want.as_str()));
+            assert!(
+                found.is_some(),
+                "{}: no frame {want} (in order) in {functions:?}",
+                f.name
+            );
+            at += found.unwrap_or(0) + 1;
+        }
+        let raw: Vec<String> = parse(&f.log).into_iter().map(|r| r.title).collect();
+        assert_ne!(
+            raw, f.titles,
+            "{}: parses without unpasting; not a paste fixture",
+            f.name
+        );
+    }
 }
 
 #[test]
