@@ -872,6 +872,20 @@ fn run_with_gdb(dir: &Path, extra: &[&str]) -> (Running, String) {
     (child, command)
 }
 
+/// Runs the gdb `command` repro printed in batch mode with `thread apply all bt`; its stdout and
+/// stderr.
+fn all_backtraces(command: &str) -> (String, String) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} -batch -ex 'thread apply all bt'"))
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `--gdb`: the crashed guest stays stopped, gdb attaches through the socket in the run
 /// directory with the command repro printed, its backtrace names the crashing function, and when
 /// gdb detaches the run ends with its verdict and leaves no QEMU. On linux-6.1 (reduced DWARF)
@@ -887,17 +901,8 @@ fn gdb_attaches_to_the_crashed_guest_and_the_run_ends_when_it_detaches() {
             command.contains(&format!("target remote {}/gdb.sock", dir.path().display())),
             "{command}"
         );
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{command} -batch -ex 'thread apply all bt'"))
-            .output()
-            .unwrap();
-        let gdb = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            gdb.contains("in sysrq_handle_crash"),
-            "{extra:?}: {gdb}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (gdb, stderr) = all_backtraces(&command);
+        assert!(gdb.contains("in sysrq_handle_crash"), "{extra:?}: {gdb}\n{stderr}");
         assert!(gdb.contains("in panic"), "{gdb}");
         let out = child.finish();
         assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
@@ -943,19 +948,13 @@ fn aarch64_a_vmcore_is_saved_and_gdb_attaches_to_the_stopped_guest() {
     let dir = unmade_dir();
     let (child, command) = run_with_gdb(dir.path(), &full);
     assert!(command.starts_with("gdb-multiarch -q "), "{command}");
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{command} -batch -ex 'thread apply all bt'"))
-        .output()
-        .unwrap();
     // The panic's stop IPI parked the other CPU. (The panicking CPU's own backtrace is cut
     // short: QEMU 7.2's gdbstub does not give gdb the pointer-authentication mask that Debian's
     // arm64 kernel signs return addresses with.)
-    let gdb = String::from_utf8_lossy(&out.stdout);
+    let (gdb, stderr) = all_backtraces(&command);
     assert!(
         gdb.contains("cpu_park_loop") && gdb.contains("local_cpu_stop"),
-        "{gdb}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{gdb}\n{stderr}"
     );
     let out = child.finish();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
