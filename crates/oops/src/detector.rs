@@ -106,7 +106,12 @@ impl Detector {
                     .last_frame
                     .as_deref()
                     .is_some_and(|f| in_table(STACK_BOTTOM, f));
-                p.natural = trace_ends && p.tracker.open_unmarked_with_frames() && bottom;
+                // A report that ends at `---[ end trace` (WARNING, BUG, oops) whose call trace is
+                // whole (closed by `</TASK>`, or down to an outermost frame) lacks only that
+                // line: an excerpt cut there, as mails and bug trackers give them.
+                let whole_trace = p.tracker.done > 0 || (p.tracker.has_frames() && bottom);
+                p.natural = (trace_ends && p.tracker.open_unmarked_with_frames() && bottom)
+                    || (p.end_rule() == EndRule::Marker && whole_trace);
             }
             self.emit(p);
         }

@@ -3,9 +3,21 @@
 use crate::patterns;
 use crate::report::Frame;
 
-/// Parses a call-trace line (` ? foo+0x1/0x2 [mod]`, ` [<ffffffff8123>] foo+0x1/0x2`, ...).
+/// Parses a call-trace line (` ? foo+0x1/0x2 [mod]`, ` [<ffffffff8123>] foo+0x1/0x2`, ...), or
+/// an inlined function's line of a symbolized trace (` foo fs/x.c:12 [inline]`, no offset).
 pub(crate) fn parse_frame(line: &str) -> Option<Frame> {
-    let c = patterns::get().frame.captures(line)?;
+    let p = patterns::get();
+    let Some(c) = p.frame.captures(line) else {
+        let c = p.inline_frame.captures(line)?;
+        return Some(Frame {
+            function: c[2].to_string(),
+            offset: None,
+            size: None,
+            module: None,
+            reliable: c.get(1).is_none(),
+            source: Vec::new(),
+        });
+    };
     Some(Frame {
         function: c[3].to_string(),
         offset: hex(&c[4]),
@@ -46,6 +58,16 @@ pub(crate) fn title_name(function: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symbolized_inline_line_is_a_frame_without_offset() {
+        let f = parse_frame(" slab_free_hook mm/slub.c:2163 [inline]").unwrap();
+        assert_eq!(
+            (f.function.as_str(), f.offset, f.reliable),
+            ("slab_free_hook", None, true)
+        );
+        assert!(parse_frame(" see mm/slub.c:2163 for details").is_none());
+    }
 
     #[test]
     fn frames() {

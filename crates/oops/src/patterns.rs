@@ -26,6 +26,9 @@ pub(crate) enum FuncRule {
     Stall,
     /// The first `, at: FUNC+0x..` line after a line containing this text, then the trace.
     Lockdep(&'static str),
+    /// As [`FuncRule::Fault`], skipping these helpers too: the subsystem whose check warned
+    /// (refcount, debug objects) and the calls that reach it, never the culprit.
+    FaultSkipping(&'static [&'static str]),
 }
 
 /// How a report of this header ends naturally (besides `---[ end trace` and a panic).
@@ -107,7 +110,12 @@ pub(crate) static HEADERS: &[HeaderDef] = &[
     // arm64 faults.
     h(r"^Unable to handle kernel NULL pointer dereference at virtual address", K::NullDeref, "Unable to handle kernel NULL pointer dereference", F::Fault, E::Marker),
     h(r"^Unable to handle kernel (.+?) at virtual address", K::PagingFault, "Unable to handle kernel {1}", F::Fault, E::Marker),
-    // BUG_ON / WARN_ON.
+    // A WARNING is named for the subsystem whose check warned (syzbot's titles), the function
+    // for the caller of its helpers.
+    h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?lib/refcount\.c:\d+", K::Warning, "WARNING: refcount bug", F::FaultSkipping(SKIP_REFCOUNT), E::Marker),
+    h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?lib/debugobjects\.c:\d+", K::Warning, "WARNING: ODEBUG bug", F::FaultSkipping(SKIP_ODEBUG), E::Marker),
+    // BUG_ON / WARN_ON. A list debug check is named for what it found (syzbot's title).
+    h(r"^kernel BUG at lib/list_debug\.c:\d+", K::Bug, "BUG: corrupted list", F::Fault, E::Marker),
     h(r"^kernel BUG at \S+", K::Bug, "kernel BUG", F::Fault, E::Marker),
     h(concat!(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at \S+ ", sym!()), K::Warning, "WARNING", F::Header(1), E::Marker),
     h(concat!(r"^WARNING: \S+:\d+ at ", sym!()), K::Warning, "WARNING", F::Header(1), E::Marker),
@@ -229,6 +237,25 @@ pub(crate) static SKIP_GENERIC: &[&str] = &[
     "free_page_is_bad*", "free_pages_check*", "check_new_page*",
 ];
 
+/// Also skipped for a refcount WARNING: the refcount helpers.
+pub(crate) static SKIP_REFCOUNT: &[&str] = &["refcount_*", "__refcount_*"];
+
+/// Also skipped for an ODEBUG WARNING: the debug-objects checks and the frees that call them.
+pub(crate) static SKIP_ODEBUG: &[&str] = &[
+    "debug_*",
+    "__debug_*",
+    "kfree*",
+    "kmem_cache_free*",
+    "slab_free*",
+    "__slab_free",
+    "free_*",
+    "__free_*",
+    "kvfree*",
+    "vfree*",
+    "__vfree*",
+    "destroy_*_on_stack",
+];
+
 /// Also skipped for hung tasks: the scheduler and the ways of going to sleep.
 #[rustfmt::skip]
 pub(crate) static SKIP_SCHED: &[&str] = &[
@@ -283,6 +310,8 @@ pub(crate) struct Patterns {
     pub line_prefix: Regex,
     pub stamp_anywhere: Regex,
     pub frame: Regex,
+    /// A frame that syzbot's symbolizer wrote for an inlined function: `func file.c:12 [inline]`.
+    pub inline_frame: Regex,
     pub target: Regex,
     pub rip: Regex,
     pub pc_lr: Regex,
@@ -329,6 +358,7 @@ fn build() -> Patterns {
             r"([A-Za-z_.$][A-Za-z0-9_.$]*)\+0x([0-9a-fA-F]+)/0x([0-9a-fA-F]+)",
             r"(?:\s+\[([A-Za-z0-9_\-]+)(?:\s+[0-9a-fA-F]+)?\])?(?:\s.*)?$",
         )),
+        inline_frame: re(r"^\s*(\?\s+)?([A-Za-z_.$][A-Za-z0-9_.$]*) \S+:\d+ \[inline\]$"),
         target: re(concat!(
             r"^([A-Za-z_.$][A-Za-z0-9_.$]*)\+0x([0-9a-fA-F]+)/0x([0-9a-fA-F]+)",
             r"(?:\s+\[([A-Za-z0-9_\-]+)(?:\s+[0-9a-fA-F]+)?\])?",

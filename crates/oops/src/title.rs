@@ -38,6 +38,7 @@ pub(crate) fn pick_function(
     match rule {
         FuncRule::None => None,
         FuncRule::Fault => first_useful(fault(), generic),
+        FuncRule::FaultSkipping(more) => first_useful(fault(), &[SKIP_GENERIC, more]),
         FuncRule::Header(g) => {
             let header = p.caps.get(g).and_then(|c| c.as_deref());
             first_useful(header.into_iter().chain(fault()), generic)

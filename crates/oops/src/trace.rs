@@ -145,6 +145,11 @@ impl Tracker {
         self.open && self.frames > 0 && !self.task_marker && !self.cur_ignored
     }
 
+    /// A trace is open and has frames.
+    pub fn has_frames(&self) -> bool {
+        self.open && self.frames > 0 && !self.cur_ignored
+    }
+
     fn ctx(&self) -> Ctx {
         Ctx {
             trace: self.open.then_some(self.traces),

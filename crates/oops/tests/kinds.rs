@@ -219,6 +219,8 @@ fn bug_on_x86_6x() {
     assert_eq!(r.faulting_function.as_deref(), Some("xfs_iget_cache_hit.cold"));
 }
 
+/// A refcount WARNING is named for the refcount check (syzbot's `WARNING: refcount bug in`), the
+/// function for the first caller outside the refcount helpers.
 #[test]
 fn warning_in_generic_helper_uses_trace() {
     let r = one("\
@@ -235,7 +237,7 @@ Call Trace:
  </TASK>
 ---[ end trace 0000000000000000 ]---
 ");
-    assert_eq!(r.title, "WARNING in nfs4_put_stid");
+    assert_eq!(r.title, "WARNING: refcount bug in nfs4_put_stid");
     assert_eq!(r.kind, CrashKind::Warning);
 }
 
