@@ -114,8 +114,10 @@ pub(crate) static HEADERS: &[HeaderDef] = &[
     // for the caller of its helpers.
     h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?lib/refcount\.c:\d+", K::Warning, "WARNING: refcount bug", F::FaultSkipping(SKIP_REFCOUNT), E::Marker),
     h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?lib/debugobjects\.c:\d+", K::Warning, "WARNING: ODEBUG bug", F::FaultSkipping(SKIP_ODEBUG), E::Marker),
+    h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?kernel/locking/lockdep\.c:\d+", K::Warning, "WARNING: locking bug", F::FaultSkipping(SKIP_LOCKING), E::Marker),
     // BUG_ON / WARN_ON. A list debug check is named for what it found (syzbot's title).
     h(r"^kernel BUG at lib/list_debug\.c:\d+", K::Bug, "BUG: corrupted list", F::Fault, E::Marker),
+    h(r"^kernel BUG at mm/usercopy\.c:\d+", K::Bug, "BUG: bad usercopy", F::FaultSkipping(SKIP_USERCOPY), E::Marker),
     h(r"^kernel BUG at \S+", K::Bug, "kernel BUG", F::Fault, E::Marker),
     h(concat!(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at \S+ ", sym!()), K::Warning, "WARNING", F::Header(1), E::Marker),
     h(concat!(r"^WARNING: \S+:\d+ at ", sym!()), K::Warning, "WARNING", F::Header(1), E::Marker),
@@ -142,7 +144,9 @@ pub(crate) static HEADERS: &[HeaderDef] = &[
     h(r"^BUG: stack guard page was hit at", K::Oops, "BUG: stack guard page was hit", F::Fault, E::Marker),
     h(r"^BUG: workqueue lockup", K::Oops, "BUG: workqueue lockup", F::None, E::Line),
     h(r"^BUG: Bad rss-counter state", K::Oops, "BUG: Bad rss-counter state", F::None, E::Line),
-    // Panics. A panic that merely closes another report is handled by the detector.
+    // Panics. A panic that merely closes another report is handled by the detector. The
+    // scheduler's stack-end check names the task that overran its stack (syzbot's title).
+    h(r"^Kernel panic - not syncing: corrupted stack end", K::Panic, "kernel panic: corrupted stack end", F::FaultSkipping(SKIP_SCHED), E::Trace),
     h(r"^Kernel panic - not syncing: ?(.*)", K::Panic, "kernel panic: {1}", F::None, E::Trace),
     // Lines that open a report only when none is in progress.
     cont(r"^Internal error: Oops - BUG: ", K::Bug, "Internal error"),
@@ -239,6 +243,36 @@ pub(crate) static SKIP_GENERIC: &[&str] = &[
 
 /// Also skipped for a refcount WARNING: the refcount helpers.
 pub(crate) static SKIP_REFCOUNT: &[&str] = &["refcount_*", "__refcount_*"];
+
+/// Also skipped for a lockdep WARNING: the lock and RCU entry points that reach lockdep.
+pub(crate) static SKIP_LOCKING: &[&str] = &[
+    "lock_*",
+    "__lock_*",
+    "rcu_lock_*",
+    "rcu_read_lock*",
+    "rcu_read_unlock*",
+    "__rcu_read_*",
+    "local_lock*",
+    "raw_spin_*",
+    "spin_*",
+    "read_lock*",
+    "write_lock*",
+    "down_*",
+    "up_*",
+    "mutex_*",
+    "__mutex_*",
+];
+
+/// Also skipped for a usercopy BUG: the hardened-usercopy checks and the copy helpers.
+pub(crate) static SKIP_USERCOPY: &[&str] = &[
+    "usercopy_*",
+    "__check_*",
+    "check_*",
+    "copy_*",
+    "_copy_*",
+    "__copy_*",
+    "strncpy_from_user",
+];
 
 /// Also skipped for an ODEBUG WARNING: the debug-objects checks and the frees that call them.
 pub(crate) static SKIP_ODEBUG: &[&str] = &[
