@@ -185,6 +185,13 @@ pub fn main() -> i32 {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("REPRO_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
+    if only_prints(&cli.command) {
+        // `repro oops parse LOG | head`: a reader that went away ends the command quietly, as
+        // it ends cat or grep, instead of println! panicking on the broken pipe. Not for the
+        // commands that drive guests: their SSH and QMP sockets must get EPIPE, not a signal.
+        // SAFETY: setting a signal's disposition before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let root = relative_to_cwd(find_root(cli.root.as_deref()));
     let roots = Roots::at(&root);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -212,6 +219,20 @@ pub fn main() -> i32 {
         eprintln!("error: {e}");
     }
     exit::code(&result)
+}
+
+/// Commands that only read files and print (no guests, no sockets).
+fn only_prints(cmd: &Cmd) -> bool {
+    matches!(
+        cmd,
+        Cmd::Oops { .. }
+            | Cmd::List
+            | Cmd::Check { .. }
+            | Cmd::Kernel {
+                command: KernelCmd::List { .. }
+            }
+            | Cmd::Debug(_)
+    )
 }
 
 /// Paths under the current directory are shown (and used) relative to it, so diagnostics read

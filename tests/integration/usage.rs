@@ -117,3 +117,32 @@ fn repro_debug_names_what_is_missing() {
         "{err}"
     );
 }
+
+/// `repro oops parse LOG | head -1`: the reader leaving ends repro by SIGPIPE, quietly, as it
+/// ends cat, not by a panic (exit 134 and a backtrace).
+#[test]
+fn oops_parse_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let one =
+        std::fs::read_to_string(crate::fixture::repo().join("crates/oops/tests/data/real-qemu-6.1-x86-sysrq.log"))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("many.log");
+    // Far more output than a pipe holds.
+    std::fs::write(&log, one.repeat(400)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_repro"))
+        .args(["oops", "parse"])
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
