@@ -156,6 +156,13 @@ impl Detector {
                 self.pending = Some(p);
                 return;
             }
+            // syzbot's symbolizer prints a sanitizer header once per inlined frame of its
+            // function (`BUG: KASAN: double-free in slab_free mm/slub.c:3599 [inline]`, then
+            // the same header for the caller): one report.
+            let repeated = m.def == p.def && p.lines.iter().all(|l| l.text.ends_with(" [inline]"));
+            if repeated {
+                return self.body(p, start, end, text);
+            }
             if !def.continuation {
                 // Another report starts. An old-style trace cut by it ended naturally.
                 p.natural = p.end_rule() == EndRule::Trace && p.tracker.open_unmarked_with_frames();

@@ -96,6 +96,8 @@ use FuncRule as F;
 #[rustfmt::skip]
 pub(crate) static HEADERS: &[HeaderDef] = &[
     // Sanitizers.
+    // A double or invalid free is named for the caller of the free (syzbot's title).
+    h(r"^BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) in \S+", K::Kasan, "KASAN: invalid-free", F::FaultSkipping(SKIP_FREE), E::Sanitizer),
     h(concat!(r"^BUG: KASAN: ([a-z0-9-]*use-after-free) in ", sym!()), K::KasanUseAfterFree, "KASAN: {1}{access}", F::Header(2), E::Sanitizer),
     h(concat!(r"^BUG: KASAN: ([a-z0-9-]*out-of-bounds) in ", sym!()), K::KasanOutOfBounds, "KASAN: {1}{access}", F::Header(2), E::Sanitizer),
     h(concat!(r"^BUG: KASAN: ([a-z0-9-]+(?: or [a-z0-9-]+)?) in ", sym!()), K::Kasan, "KASAN: {1}{access}", F::Header(2), E::Sanitizer),
@@ -272,6 +274,21 @@ pub(crate) static SKIP_USERCOPY: &[&str] = &[
     "_copy_*",
     "__copy_*",
     "strncpy_from_user",
+];
+
+/// Also skipped for a KASAN double or invalid free: the free paths down to the culprit's call.
+pub(crate) static SKIP_FREE: &[&str] = &[
+    "kfree*",
+    "kvfree*",
+    "kmem_*",
+    "__kmem_*",
+    "slab_free*",
+    "__slab_free",
+    "____kasan_*",
+    "vfree*",
+    "__vfree*",
+    "vunmap*",
+    "__vunmap",
 ];
 
 /// Also skipped for an ODEBUG WARNING: the debug-objects checks and the frees that call them.
