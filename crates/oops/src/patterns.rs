@@ -103,6 +103,8 @@ pub(crate) static HEADERS: &[HeaderDef] = &[
     h(concat!(r"^BUG: KASAN: ([a-z0-9-]+(?: or [a-z0-9-]+)?) in ", sym!()), K::Kasan, "KASAN: {1}{access}", F::Header(2), E::Sanitizer),
     h(concat!(r"^BUG: KFENCE: ([a-z][a-z -]*?) in ", sym!()), K::Kfence, "KFENCE: {1}", F::Header(2), E::Sanitizer),
     h(r"^UBSAN: (.+?) in \S+:\d+:\d+", K::Ubsan, "UBSAN: {1}", F::Trace, E::Trace),
+    // A data race names both sides, as the header does (syzbot's title).
+    h(r"^BUG: KCSAN: ([a-z-]+) in (\S+(?: \[[\w-]+\])?(?: / \S+(?: \[[\w-]+\])?)?)\s*$", K::Kcsan, "KCSAN: {1} in {2}", F::None, E::Sanitizer),
     // x86 page faults (5.x/6.x wording, then 4.x wording) and GPF.
     h(r"^BUG: kernel NULL pointer dereference, address", K::NullDeref, "BUG: kernel NULL pointer dereference", F::Fault, E::Marker),
     h(r"^BUG: unable to handle kernel NULL pointer dereference", K::NullDeref, "BUG: unable to handle kernel NULL pointer dereference", F::Fault, E::Marker),

@@ -21,6 +21,8 @@ pub enum CrashKind {
     Kasan,
     /// `BUG: KFENCE: ...`.
     Kfence,
+    /// `BUG: KCSAN: ...` (data races).
+    Kcsan,
     /// `UBSAN: ...`.
     Ubsan,
     /// `WARNING: CPU: ... at ...` (WARN_ON and friends).
@@ -51,6 +53,7 @@ pub fn kind_name(kind: &CrashKind) -> &'static str {
         CrashKind::KasanOutOfBounds => "kasan-out-of-bounds",
         CrashKind::Kasan => "kasan",
         CrashKind::Kfence => "kfence",
+        CrashKind::Kcsan => "kcsan",
         CrashKind::Ubsan => "ubsan",
         CrashKind::Warning => "warning",
         CrashKind::Bug => "bug",

@@ -626,6 +626,7 @@ fn json_shape_and_kind_names() {
         CrashKind::KasanOutOfBounds,
         CrashKind::Kasan,
         CrashKind::Kfence,
+        CrashKind::Kcsan,
         CrashKind::Ubsan,
         CrashKind::Warning,
         CrashKind::Bug,
