@@ -132,15 +132,11 @@ impl RunState {
             .rposition(|&n| n == node)
             .and_then(|i| observer.crashes.get(i))
             .and_then(|r| r.cpu);
-        let modules: Vec<(String, PathBuf)> = prepared
-            .modules
-            .iter()
-            .map(|m| (m.name.clone(), m.ko.clone()))
-            .collect();
         let missing = PathBuf::from("VMLINUX");
+        // The gdb command line loads no module symbols (that needs lx-symbols), so none are given.
         let kernel = debugger::Kernel {
             vmlinux: prepared.kernel.vmlinux.as_deref().unwrap_or(&missing),
-            modules: &modules,
+            modules: &[],
             gdb_scripts: prepared.kernel.gdb_scripts.as_deref(),
             slob: false,
         };
