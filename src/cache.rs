@@ -74,7 +74,7 @@ pub struct Lock {
 
 /// Blocks until the lock beside `entry` (`entry.lock`) is ours.
 pub fn lock(entry: &Path) -> Result<Lock, Error> {
-    let path = entry.with_extension("lock");
+    let path = lock_path(entry);
     flock(&path, libc::LOCK_EX).map_err(|source| Error::Lock { path, source })
 }
 
@@ -146,7 +146,15 @@ fn tree_bytes(p: &Path) -> u64 {
 
 /// The lock beside `entry`, if nobody holds it now.
 fn try_lock(entry: &Path) -> Option<Lock> {
-    flock(&entry.with_extension("lock"), libc::LOCK_EX | libc::LOCK_NB).ok()
+    flock(&lock_path(entry), libc::LOCK_EX | libc::LOCK_NB).ok()
+}
+
+/// `entry.lock`, the whole name kept: entries named by package versions
+/// (`linux-image-…_6.1.176-1_amd64`) must not share a lock by what follows their last dot.
+fn lock_path(entry: &Path) -> PathBuf {
+    let mut name = entry.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
 }
 
 /// Marks a finished cache entry directory.
@@ -310,6 +318,23 @@ mod tests {
         assert!(file_is_intact(&out));
         std::fs::write(&out, b"cpio").unwrap();
         assert!(!file_is_intact(&out));
+    }
+
+    #[test]
+    fn entries_that_differ_after_a_dot_have_their_own_locks() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("linux-image-6.1.0-50-cloud-amd64_6.1.176-1_amd64");
+        let b = d.path().join("linux-image-6.1.0-50-cloud-amd64_6.1.180-1_amd64");
+        let _held = lock(&a).unwrap();
+        assert!(try_lock(&a).is_none());
+        assert!(
+            try_lock(&b).is_some(),
+            "another version's entry waits on this one's lock"
+        );
+        assert!(d
+            .path()
+            .join("linux-image-6.1.0-50-cloud-amd64_6.1.176-1_amd64.lock")
+            .is_file());
     }
 
     #[test]
