@@ -1,6 +1,7 @@
 //! repro: a QEMU-driven kernel crash reproducer. See ARCHITECTURE.md for the map.
 
 pub mod arch;
+pub mod archive;
 pub mod bisect;
 pub mod cache;
 pub mod catalog;

@@ -102,6 +102,37 @@ pub fn kernel_list(roots: &Roots, json: bool) -> Result<Done, Failure> {
     Ok(Done::Ok)
 }
 
+/// The archive's cloud kernels, oldest first, arch by arch.
+pub fn kernel_available(json: bool, arch: Option<Arch>) -> Result<Done, Failure> {
+    let all = kernel::available().map_err(|e| Failure::CannotTest(crate::errors::chain(&e)))?;
+    let shown: Vec<_> = all.iter().filter(|p| arch.is_none_or(|a| p.arch == a)).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+        return Ok(Done::Ok);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<8} {:<9} {:<20} {:<4} {:<7} package",
+        "name", "arch", "upstream", "debian version", "dbg", "headers"
+    );
+    for p in shown {
+        let yes = |b: bool| if b { "yes" } else { "-" };
+        let _ = writeln!(
+            out,
+            "{:<24} {:<8} {:<9} {:<20} {:<4} {:<7} {}",
+            p.name,
+            p.arch.as_str(),
+            p.upstream.to_string(),
+            p.version,
+            yes(p.dbg),
+            yes(p.headers),
+            p.package
+        );
+    }
+    Ok(Done::Ok)
+}
+
 pub async fn kernel_fetch(
     roots: &Roots,
     name: String,

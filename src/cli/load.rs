@@ -12,12 +12,8 @@ pub fn scenario_for_run(roots: &Roots, name: &str, o: &Overrides, set: Option<&s
     let catalog = Catalog::new(roots.clone());
     let mut s = catalog.scenario(name)?;
     if let Some(k) = &o.kernel {
-        if !catalog.kernel_names().contains(k) {
-            return Err(Failure::Usage(format!(
-                "--kernel: no kernel named `{k}` in {}",
-                roots.kernels.display()
-            )));
-        }
+        crate::archive::known_kernel(k, &catalog.kernel_names())
+            .map_err(|why| Failure::Usage(format!("--kernel: {why}")))?;
     }
     s.apply(o);
     for v in &o.vars {

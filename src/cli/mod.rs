@@ -114,10 +114,18 @@ enum ReportCmd {
 
 #[derive(Subcommand, Debug)]
 enum KernelCmd {
-    /// List kernel definitions.
+    /// List kernel definitions; with --available, the Debian cloud kernels the archive has
+    /// (each usable as `--kernel debian:ABI` without a definition file).
     List {
         #[arg(long)]
         json: bool,
+        /// The archive's cloud kernels: name, upstream version, Debian version, and whether the
+        /// -dbg and headers packages exist.
+        #[arg(long)]
+        available: bool,
+        /// With --available: this arch only [default: both].
+        #[arg(long, requires = "available")]
+        arch: Option<Arch>,
     },
     /// Build a source kernel (cached: a second request is a lookup); other kinds are fetched.
     Build {
@@ -278,7 +286,10 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> Result<Done, Failure> {
         Cmd::Check { scenarios } => defs::check(&roots, &scenarios),
         Cmd::List => defs::list(&roots),
         Cmd::Kernel { command } => match command {
-            KernelCmd::List { json } => defs::kernel_list(&roots, json),
+            KernelCmd::List {
+                json, available: false, ..
+            } => defs::kernel_list(&roots, json),
+            KernelCmd::List { json, arch, .. } => defs::kernel_available(json, arch),
             KernelCmd::Build {
                 name,
                 arch,

@@ -3,6 +3,7 @@
 
 use super::artifacts::{Artifacts, DebugInfo};
 use crate::arch::Arch;
+use crate::archive::{self, Package, Spec};
 use crate::cache;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +30,25 @@ pub enum Error {
     },
     #[error(transparent)]
     Cache(#[from] cache::Error),
+    #[error(transparent)]
+    NotInArchive(#[from] archive::NotFound),
+    #[error("the Debian archive has no {package} ({version}) {purpose} for `{name}`; the nearest kernels that have one: {near}")]
+    NotListed {
+        name: String,
+        package: String,
+        version: String,
+        purpose: &'static str,
+        near: String,
+    },
+}
+
+/// Which Debian kernel a definition means.
+#[derive(Debug, Clone)]
+pub enum Want {
+    /// A package name pattern (`{debarch}` replaced); a metapackage follows its dependency.
+    Package(String),
+    /// A version from the archive's history (`debian:6.1.0-50`, `version = "6.1.180"`).
+    Spec(Spec),
 }
 
 fn run(cmd: &mut Command) -> Result<String, Error> {
@@ -50,11 +70,90 @@ fn run(cmd: &mut Command) -> Result<String, Error> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The apt lists' modification time: what memos of apt-cache answers are valid for.
+fn lists_stamp() -> u128 {
+    std::fs::metadata("/var/lib/apt/lists").map_or(0, |m| cache::mtime(&m).as_nanos())
+}
+
+/// Every cloud kernel image package the archive has, for both arches, with whether its `-dbg`
+/// and headers packages exist. Two apt-cache calls (about 1.5 s), remembered for as long as
+/// the apt lists are unchanged.
+pub fn available() -> Result<Vec<Package>, Error> {
+    let dir = cache::dir("kernels/debian")?;
+    let memo = dir.join(format!(".available-{}", lists_stamp()));
+    const SPLIT: &str = "\n=== apt-cache show ===\n";
+    let text = match std::fs::read_to_string(&memo) {
+        Ok(t) if t.contains(SPLIT) => t,
+        _ => {
+            let search = run(Command::new("apt-cache").args([
+                "search",
+                "--names-only",
+                "^linux-(image|headers)-[0-9][^ ]*-cloud-(amd64|arm64)(-dbg)?$",
+            ]))?;
+            let names: Vec<&str> = search.lines().filter_map(|l| l.split(' ').next()).collect();
+            let specs: Vec<String> = names
+                .iter()
+                .filter(|n| n.starts_with("linux-image-") && !n.ends_with("-dbg"))
+                .map(|n| format!("{n}:{}", n.rsplit('-').next().unwrap_or_default()))
+                .collect();
+            let show = if specs.is_empty() {
+                String::new()
+            } else {
+                run(Command::new("apt-cache")
+                    .args(["show", "--no-all-versions"])
+                    .args(&specs))?
+            };
+            let t = format!("{}{SPLIT}{show}", names.join("\n"));
+            let _ = std::fs::write(&memo, &t);
+            t
+        }
+    };
+    let (names, show) = text.split_once(SPLIT).unwrap_or_default();
+    Ok(archive::parse_show(show, &names.lines().collect::<Vec<_>>()))
+}
+
+/// The cache entry (`{package}_{version}_{debarch}`) for what `want` means on `arch`. Offline,
+/// a metapackage falls back to the newest cached kernel (with a warning) and an ABI to its own
+/// cached package; nothing else is guessed.
+fn locate(want: &Want, arch: Arch, dir: &Path, log: &dyn Fn(&str)) -> Result<PathBuf, Error> {
+    let entry = |pkg: &str, version: &str| dir.join(format!("{pkg}_{version}_{}", arch.debian()));
+    match want {
+        Want::Package(pattern) => match resolve(pattern, arch, dir) {
+            Ok((pkg, version)) => Ok(entry(&pkg, &version)),
+            Err(e) => match cached_fallback(dir, arch, "") {
+                Some(p) => {
+                    log(&format!("warning: {e}; using cached {}", p.display()));
+                    Ok(p)
+                }
+                None => Err(e),
+            },
+        },
+        Want::Spec(spec) => match available() {
+            Ok(all) => {
+                let p = archive::select(spec, &all, arch)?;
+                Ok(entry(&p.package, &p.version))
+            }
+            Err(e) => match spec {
+                Spec::Abi { abi, .. } => {
+                    let prefix = format!("linux-image-{abi}-cloud-{}_", arch.debian());
+                    let p = cached_fallback(dir, arch, &prefix).ok_or(e)?;
+                    log(&format!(
+                        "warning: the archive cannot be read; using cached {}",
+                        p.display()
+                    ));
+                    Ok(p)
+                }
+                _ => Err(e),
+            },
+        },
+    }
+}
+
 /// Resolves `pattern` for `arch` to (image package, version). A metapackage is followed to the
 /// `linux-image-*` package it depends on. apt-cache takes about a second, so the answer is
 /// remembered for as long as the apt lists it came from are unchanged.
 fn resolve(pattern: &str, arch: Arch, dir: &Path) -> Result<(String, String), Error> {
-    let lists = std::fs::metadata("/var/lib/apt/lists").map_or(0, |m| cache::mtime(&m).as_nanos());
+    let lists = lists_stamp();
     let memo = dir.join(format!(
         ".resolved-{}",
         cache::key(&[pattern.as_bytes(), arch.debian().as_bytes()])
@@ -116,14 +215,16 @@ fn versioned(pkg: &str) -> bool {
         .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
 }
 
-/// Newest complete cache entry for a package name prefix, for offline use.
-fn cached_fallback(dir: &Path, arch: Arch) -> Option<PathBuf> {
+/// Newest complete cache entry whose name starts with `prefix`, for offline use.
+fn cached_fallback(dir: &Path, arch: Arch, prefix: &str) -> Option<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().ends_with(&format!("_{}", arch.debian())))
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with("linux-image-") && n.starts_with(prefix) && n.ends_with(&format!("_{}", arch.debian()))
+            })
         })
         .filter(|p| cache::is_complete(p))
         .collect();
@@ -133,22 +234,13 @@ fn cached_fallback(dir: &Path, arch: Arch) -> Option<PathBuf> {
 
 pub fn fetch(
     name: &str,
-    pattern: &str,
+    want: &Want,
     arch: Arch,
     debug_info: DebugInfo,
     log: &dyn Fn(&str),
 ) -> Result<Artifacts, Error> {
     let dir = cache::dir("kernels/debian")?;
-    let entry = match resolve(pattern, arch, &dir) {
-        Ok((pkg, version)) => dir.join(format!("{pkg}_{version}_{}", arch.debian())),
-        Err(e) => match cached_fallback(&dir, arch) {
-            Some(p) => {
-                log(&format!("warning: {e}; using cached {}", p.display()));
-                p
-            }
-            None => return Err(e),
-        },
-    };
+    let entry = locate(want, arch, &dir, log)?;
     let _lock = cache::lock(&entry)?;
     if !cache::is_complete(&entry) {
         let entry_name = entry.file_name().unwrap_or_default().to_string_lossy().into_owned();
@@ -186,7 +278,7 @@ pub fn fetch(
     // The image entry is complete; other runs of this kernel need not wait for the -dbg package.
     drop(_lock);
     let vmlinux = match (debug_info, origin.split_once(' ')) {
-        (DebugInfo::Full, Some((pkg, version))) => Some(fetch_dbg(pkg, version, arch, &release, log)?),
+        (DebugInfo::Full, Some((pkg, version))) => Some(fetch_dbg(name, pkg, version, arch, &release, log)?),
         _ => None,
     };
     Ok(Artifacts {
@@ -212,7 +304,13 @@ pub fn fetch(
 /// `-common` one it includes and the host's `linux-kbuild-*` tools, unpacked together into the
 /// cache (never installed), so the relative `scripts` links resolve. Returns the directory to
 /// pass to `make -C`.
-pub fn fetch_headers(image_package: &str, version: &str, arch: Arch, log: &dyn Fn(&str)) -> Result<PathBuf, Error> {
+pub fn fetch_headers(
+    kernel: &str,
+    image_package: &str,
+    version: &str,
+    arch: Arch,
+    log: &dyn Fn(&str),
+) -> Result<PathBuf, Error> {
     let flavour_pkg = image_package.replacen("linux-image-", "linux-headers-", 1);
     let dir = cache::dir("kernels/debian")?;
     let entry = dir.join(format!("{flavour_pkg}_{version}_{}", arch.debian()));
@@ -221,6 +319,7 @@ pub fn fetch_headers(image_package: &str, version: &str, arch: Arch, log: &dyn F
     if cache::is_complete(&entry) {
         return Ok(tree(&entry.join("root")));
     }
+    companion_listed(kernel, image_package, version, arch, Companion::Headers)?;
     log(&format!(
         "fetching {flavour_pkg} {version} ({}) for module builds",
         arch.debian()
@@ -277,10 +376,68 @@ pub fn fetch_headers(image_package: &str, version: &str, arch: Arch, log: &dyn F
     Ok(tree(&entry.join("root")))
 }
 
+/// A package that goes with an image package.
+#[derive(Debug, Clone, Copy)]
+enum Companion {
+    Headers,
+    Dbg,
+}
+
+/// Fails, naming the nearest kernels that have one, when the archive lists the image package
+/// but not its headers or `-dbg` package (the archive lacks them for some releases). An archive
+/// that cannot be read is left to the download to report.
+fn companion_listed(
+    kernel: &str,
+    image_package: &str,
+    version: &str,
+    arch: Arch,
+    what: Companion,
+) -> Result<(), Error> {
+    let Ok(all) = available() else { return Ok(()) };
+    let Some(p) = all.iter().find(|p| p.package == image_package && p.arch == arch) else {
+        return Ok(());
+    };
+    let has = |p: &Package| match what {
+        Companion::Headers => p.headers,
+        Companion::Dbg => p.dbg,
+    };
+    if has(p) {
+        return Ok(());
+    }
+    let have: Vec<Package> = all.iter().filter(|p| has(p)).cloned().collect();
+    let spec = Spec::Abi {
+        abi: p.abi.clone(),
+        arch: None,
+    };
+    let near: Vec<String> = archive::closest(&spec, &have, arch)
+        .iter()
+        .map(|p| format!("{} ({})", p.name, p.upstream))
+        .collect();
+    let (package, purpose) = match what {
+        Companion::Headers => (
+            image_package.replacen("linux-image-", "linux-headers-", 1),
+            "to build modules against",
+        ),
+        Companion::Dbg => (format!("{image_package}-dbg"), "for full debug info"),
+    };
+    Err(Error::NotListed {
+        name: kernel.to_string(),
+        package,
+        version: version.to_string(),
+        purpose,
+        near: if near.is_empty() {
+            "none".into()
+        } else {
+            near.join(", ")
+        },
+    })
+}
+
 /// The vmlinux with full DWARF from the image package's `-dbg` package, fetched once into the
 /// cache. Only the vmlinux is unpacked: the package also holds every module's debug info
 /// (about 1.7 GiB unpacked for a cloud kernel).
 fn fetch_dbg(
+    kernel: &str,
     image_package: &str,
     version: &str,
     arch: Arch,
@@ -295,6 +452,7 @@ fn fetch_dbg(
     if cache::is_complete(&entry) && vmlinux.is_file() {
         return Ok(vmlinux);
     }
+    companion_listed(kernel, image_package, version, arch, Companion::Dbg)?;
     let spec = format!("{pkg}:{}={version}", arch.debian());
     let size = run(Command::new("apt-cache").args(["show", "--no-all-versions", &spec]))
         .ok()

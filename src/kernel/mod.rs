@@ -11,8 +11,10 @@ mod debian;
 pub mod git;
 
 pub use artifacts::{Artifacts, DebugInfo, Headers};
+pub use debian::available;
 
 use crate::arch::Arch;
+use crate::archive;
 use crate::def::diag::{from_toml, Diagnostic};
 use crate::def::patch::{PatchStep, RawPatchStep};
 use serde::{Deserialize, Serialize};
@@ -51,6 +53,8 @@ pub enum Error {
     },
     #[error("kernel `{name}` has no headers to build out-of-tree modules against (only Debian kernels do)")]
     NoHeaders { name: String },
+    #[error("kernel `{name}`: {why}")]
+    BadName { name: String, why: String },
     #[error("kernel definitions extend each other in a cycle: {chain}")]
     Cycle { chain: String },
 }
@@ -71,6 +75,9 @@ struct Raw {
     /// debian: the package to fetch; `{debarch}` is replaced by the Debian arch. A metapackage
     /// (e.g. `linux-image-cloud-{debarch}`) is resolved to the image package it depends on.
     package: Option<Spanned<String>>,
+    /// debian: a cloud kernel from the archive's history instead of a package name: an ABI
+    /// (`6.1.0-50`), an upstream version (`6.1.180`), a series (`6.1`) or `latest`.
+    version: Option<Spanned<String>>,
     /// local: the arch the files are built for.
     arch: Option<Arch>,
     /// local: the bootable image (bzImage / Image), relative to the definition file.
@@ -134,9 +141,7 @@ pub struct Definition {
 
 #[derive(Debug, Clone)]
 enum Source {
-    Debian {
-        package: String,
-    },
+    Debian(debian::Want),
     Local {
         arch: Arch,
         image: PathBuf,
@@ -170,9 +175,13 @@ impl Error {
 /// cache).
 pub fn module_tree(kernel: &Artifacts, log: &dyn Fn(&str)) -> Result<PathBuf, Error> {
     match &kernel.headers {
-        Some(Headers::Debian { image_package, version }) => {
-            Ok(debian::fetch_headers(image_package, version, kernel.arch, log)?)
-        }
+        Some(Headers::Debian { image_package, version }) => Ok(debian::fetch_headers(
+            &kernel.name,
+            image_package,
+            version,
+            kernel.arch,
+            log,
+        )?),
         None => Err(Error::NoHeaders {
             name: kernel.name.clone(),
         }),
@@ -207,6 +216,7 @@ impl Definition {
             Ok(())
         };
         only(raw.package.is_some(), "package", Kind::Debian)?;
+        only(raw.version.is_some(), "version", Kind::Debian)?;
         only(raw.image.is_some(), "image", Kind::Local)?;
         only(raw.arch.is_some(), "arch", Kind::Local)?;
         only(raw.extends.is_some(), "extends", Kind::Source)?;
@@ -223,14 +233,29 @@ impl Definition {
         }
         let mut cmdline = raw.cmdline.clone();
         let src = match raw.kind {
-            Kind::Debian => Source::Debian {
-                package: raw
-                    .package
-                    .as_ref()
-                    .ok_or_else(|| missing("package"))?
-                    .get_ref()
-                    .clone(),
-            },
+            Kind::Debian => Source::Debian(match (&raw.package, &raw.version) {
+                (Some(p), None) => debian::Want::Package(p.get_ref().clone()),
+                (None, Some(v)) => {
+                    let text = v.get_ref();
+                    let spec = archive::Spec::parse(text.strip_prefix(archive::PREFIX).unwrap_or(text))
+                        .map_err(|why| diag(v.span(), "version", why))?;
+                    debian::Want::Spec(spec)
+                }
+                (Some(p), Some(_)) => {
+                    return Err(diag(
+                        p.span(),
+                        "package",
+                        "give `package` or `version`, not both".into(),
+                    ))
+                }
+                (None, None) => {
+                    return Err(diag(
+                        0..0,
+                        "package",
+                        "kind `debian` needs `package` or `version`".into(),
+                    ))
+                }
+            }),
             Kind::Local => Source::Local {
                 arch: raw.arch.ok_or_else(|| missing("arch"))?,
                 image: base.join(raw.image.as_ref().ok_or_else(|| missing("image"))?.get_ref()),
@@ -463,7 +488,7 @@ impl Definition {
     /// The arches this definition can serve.
     pub fn arches(&self) -> Vec<Arch> {
         match &self.source {
-            Source::Debian { .. } => Arch::ALL.to_vec(),
+            Source::Debian(_) => Arch::ALL.to_vec(),
             Source::Local { arch, .. } => vec![*arch],
             Source::Build(sd) => sd.arches.clone(),
         }
@@ -472,7 +497,7 @@ impl Definition {
     /// Fetches (once) and returns the artifacts for `arch`.
     pub fn resolve(&self, arch: Arch, log: &dyn Fn(&str)) -> Result<Artifacts, Error> {
         match &self.source {
-            Source::Debian { package } => Ok(debian::fetch(&self.name, package, arch, self.debug_info, log)?),
+            Source::Debian(want) => Ok(debian::fetch(&self.name, want, arch, self.debug_info, log)?),
             Source::Build(_) => self.build(arch, &|e| {
                 if let build::Event::Stage(m) = e {
                     log(m)
@@ -567,7 +592,24 @@ pub fn names(dir: &Path) -> Vec<String> {
     crate::def::load::names(dir)
 }
 
+/// The definition `name` in `dir`, or, for a `debian:` name, the archive's cloud kernel it
+/// pins (no file needed).
 pub fn find(dir: &Path, name: &str) -> Result<Definition, Error> {
+    if let Some(spec) = archive::Spec::of_name(name) {
+        let spec = spec.map_err(|why| Error::BadName {
+            name: name.to_string(),
+            why,
+        })?;
+        return Ok(Definition {
+            name: name.to_string(),
+            kind: Kind::Debian,
+            summary: format!("Debian cloud kernel {spec}, from the archive"),
+            path: PathBuf::new(),
+            source: Source::Debian(debian::Want::Spec(spec)),
+            cmdline: Vec::new(),
+            debug_info: DebugInfo::Default,
+        });
+    }
     let path = dir.join(format!("{name}.toml"));
     if !path.is_file() {
         return Err(Error::NotFound {

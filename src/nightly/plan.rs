@@ -109,16 +109,8 @@ pub fn parse(path: &Path, source: &str, scenarios: &[Scenario], kernels: &[Strin
         };
         if let Some(ks) = &er.kernels {
             for k in ks {
-                if !kernels.contains(k.get_ref()) {
-                    return Err(diag(
-                        k.span(),
-                        &format!("{key}.kernels"),
-                        format!(
-                            "unknown kernel `{}`, defined kernels: {}",
-                            k.get_ref(),
-                            kernels.join(", ")
-                        ),
-                    ));
+                if let Err(why) = crate::archive::known_kernel(k.get_ref(), kernels) {
+                    return Err(diag(k.span(), &format!("{key}.kernels"), why));
                 }
             }
         }

@@ -63,6 +63,13 @@ impl File<'_> {
         }
     }
 
+    /// A kernel name: one of the `defined` definitions or a `debian:` name.
+    pub fn kernel(&self, value: &Spanned<String>, key: &str, defined: &[String]) -> Checked<String> {
+        crate::archive::known_kernel(value.get_ref(), defined)
+            .map(|()| value.get_ref().clone())
+            .map_err(|why| self.diag(value.span(), key, why))
+    }
+
     /// One of `known` definition names.
     pub fn known(&self, value: &Spanned<String>, key: &str, what: &str, known: &[String]) -> Checked<String> {
         if known.iter().any(|n| n == value.get_ref()) {

@@ -103,7 +103,7 @@ fn cpus(file: File, cpus: &Option<toml::Spanned<u32>>, key: &str, default: u32) 
 
 /// `[[nodes]]`, or the one default node `guest`, with `[vm]`'s sizes where a node sets none.
 fn nodes(file: File, raw: &Raw, kernels: &[String]) -> Checked<Vec<Node>> {
-    let kernel = file.known(&raw.kernel, "kernel", "kernel", kernels)?;
+    let kernel = file.kernel(&raw.kernel, "kernel", kernels)?;
     let cpus_all = cpus(file, &raw.vm.cpus, "vm.cpus", DEFAULT_CPUS)?;
     let memory_mib = raw.vm.memory.map_or(DEFAULT_MEMORY_MIB, |m| m.0);
     if raw.nodes.is_empty() {
@@ -129,7 +129,7 @@ fn nodes(file: File, raw: &Raw, kernels: &[String]) -> Checked<Vec<Node>> {
         nodes.push(Node {
             name,
             kernel: match &n.kernel {
-                Some(k) => file.known(k, &format!("{key}.kernel"), "kernel", kernels)?,
+                Some(k) => file.kernel(k, &format!("{key}.kernel"), kernels)?,
                 None => kernel.clone(),
             },
             arch: n.arch.unwrap_or(raw.arch),

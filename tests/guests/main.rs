@@ -120,6 +120,45 @@ fn smoke_oops_aarch64() {
     smoke_oops("aarch64");
 }
 
+/// An older Debian package named by its upstream version, with no definition file, boots that
+/// very package; a kernel whose headers (or -dbg package) the archive lacks cannot build the
+/// scenario's module (or give full debug info), and the error names the nearest kernels that
+/// have them.
+#[test]
+fn an_exact_debian_kernel_boots_by_version_and_missing_headers_or_dbg_name_the_nearest() {
+    let (code, r, dir) = run("smoke-oops", &["--kernel", "debian:6.1.176"]);
+    assert_eq!((code, r["verdict"].as_str()), (1, Some("reproduced")), "{r:#}");
+    assert_eq!(r["kernel"]["name"], "debian:6.1.176");
+    assert_eq!(r["kernel"]["release"], "6.1.0-50-cloud-amd64");
+    assert_eq!(
+        r["kernel"]["origin"],
+        "debian linux-image-6.1.0-50-cloud-amd64 6.1.176-1"
+    );
+    let console = read(dir.path(), "console.log");
+    let banner = console
+        .lines()
+        .find(|l| l.contains("Linux version "))
+        .unwrap_or_default();
+    assert!(
+        banner.contains("Linux version 6.1.0-50-cloud-amd64 ") && banner.contains(" Debian 6.1.176-1 "),
+        "{banner}"
+    );
+    let (code, r, _) = run("smoke-module-crash", &["--kernel", "debian:6.1.0-48"]);
+    assert_eq!((code, r["verdict"].as_str()), (125, Some("infra-error")), "{r:#}");
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the Debian archive has no linux-headers-6.1.0-48-cloud-amd64 (6.1.172-1) to build modules against for `debian:6.1.0-48`; the nearest kernels that have one: debian:6.1.0-47 (6.1.170), debian:6.1.0-50 (6.1.176)"),
+        "{reason}"
+    );
+    let (code, r, _) = run("smoke-oops", &["--kernel", "debian:6.1.0-48", "--debug-info", "full"]);
+    assert_eq!((code, r["verdict"].as_str()), (125, Some("infra-error")), "{r:#}");
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("no linux-image-6.1.0-48-cloud-amd64-dbg (6.1.172-1) for full debug info for `debian:6.1.0-48`; the nearest kernels that have one: debian:6.1.0-47 (6.1.170), debian:6.1.0-50 (6.1.176)"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn ssh_that_never_comes_up_is_infra_error_not_not_reproduced() {
     let tmp = tempfile::tempdir().unwrap();

@@ -108,3 +108,25 @@ fn run_with_invalid_scenario_is_a_usage_error_before_booting() {
         .status(128)
         .run();
 }
+
+#[test]
+fn a_debian_kernel_name_needs_no_definition_and_a_malformed_one_is_pointed_at() {
+    let ok = GOOD.replace("\"debian-6.1-cloud\"", "\"debian:6.1.0-50\"");
+    Test::new()
+        .file("scenarios/k.toml", &ok)
+        .args(&["check", "k"])
+        .stdout("ok: k (scenarios/k.toml)\n")
+        .run();
+    let bad = GOOD.replace("\"debian-6.1-cloud\"", "\"debian:6.1.0-\"");
+    let (_, err) = Test::new()
+        .file("scenarios/k.toml", &bad)
+        .args(&["check", "k"])
+        .status(128)
+        .run();
+    assert!(
+        err.starts_with(
+            "error: scenarios/k.toml:2:10: key `kernel`: `debian:6.1.0-` is not a Debian kernel: use `debian:latest`, "
+        ),
+        "{err}"
+    );
+}

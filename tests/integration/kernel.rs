@@ -103,3 +103,82 @@ fn a_key_of_another_kind_is_rejected() {
         .stderr("error: kernels/x.toml:1:1: key `package`: `package` is only for kind `debian`\n  |\n1 | summary = \"x\"\n  | ^\n")
         .run();
 }
+
+#[test]
+fn a_debian_definition_can_pin_a_version_and_a_bad_one_is_pointed_at() {
+    Test::new()
+        .file(
+            "kernels/old.toml",
+            "summary = \"x\"\nkind = \"debian\"\nversion = \"6.1.176\"\n",
+        )
+        .args(&["kernel", "list"])
+        .stdout_contains("old                      debian  x86_64,aarch64  x\n")
+        .run();
+    Test::new()
+        .file("kernels/old.toml", "summary = \"x\"\nkind = \"debian\"\nversion = \"6.1.x\"\n")
+        .args(&["kernel", "list"])
+        .status(128)
+        .stderr("error: kernels/old.toml:3:11: key `version`: `debian:6.1.x` is not a Debian kernel: use `debian:latest`, a series (`debian:6.1`), an upstream version (`debian:6.1.180`) or an ABI (`debian:6.1.0-50`, `debian:6.12.107+deb12`)\n  |\n3 | version = \"6.1.x\"\n  |           ^^^^^^^\n")
+        .run();
+    Test::new()
+        .file(
+            "kernels/both.toml",
+            "summary = \"x\"\nkind = \"debian\"\npackage = \"linux-image-cloud-{debarch}\"\nversion = \"6.1\"\n",
+        )
+        .args(&["kernel", "list"])
+        .status(128)
+        .stderr("error: kernels/both.toml:3:11: key `package`: give `package` or `version`, not both\n  |\n3 | package = \"linux-image-cloud-{debarch}\"\n  |           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n")
+        .run();
+}
+
+/// Real apt-cache, on the archive this machine reaches.
+#[test]
+fn kernel_list_available_lists_the_archives_cloud_kernels_with_upstream_versions() {
+    let (out, _) = Test::new().args(&["kernel", "list", "--available", "--json"]).run();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let all = v.as_array().unwrap();
+    for arch in ["x86_64", "aarch64"] {
+        let p = all
+            .iter()
+            .find(|p| p["name"] == "debian:6.1.0-50" && p["arch"] == arch)
+            .unwrap_or_else(|| panic!("no debian:6.1.0-50 for {arch} in {out}"));
+        assert_eq!(p["upstream"], "6.1.176");
+        assert_eq!(p["version"], "6.1.176-1");
+        assert_eq!(p["dbg"], true);
+        assert_eq!(p["headers"], true);
+        assert!(all
+            .iter()
+            .any(|p| p["upstream"].as_str().unwrap().starts_with("6.12.") && p["arch"] == arch));
+    }
+    let (text, _) = Test::new()
+        .args(&["kernel", "list", "--available", "--arch", "aarch64"])
+        .run();
+    assert!(
+        text.lines()
+            .skip(1)
+            .all(|l| l.split_whitespace().nth(1) == Some("aarch64")),
+        "{text}"
+    );
+    assert!(text.contains("debian:6.1.0-48          aarch64  6.1.172   6.1.172-1            -    -       linux-image-6.1.0-48-cloud-arm64\n"), "{text}");
+}
+
+#[test]
+fn a_debian_kernel_the_archive_lacks_is_an_infra_error_naming_the_closest() {
+    let (out, _) = Test::new()
+        .with_repo_scenarios()
+        .args(&["run", "smoke-oops", "--kernel", "debian:4.19.90", "--json"])
+        .status(125)
+        .run();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "infra-error");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the Debian archive has no cloud kernel `debian:4.19.90` for x86_64; the closest it has: debian:6.1.0-47 (6.1.170)"),
+        "{reason}"
+    );
+    Test::new()
+        .with_repo_scenarios()
+        .args(&["run", "smoke-oops", "--kernel", "debian:6.1.x"])
+        .status(128)
+        .run();
+}
