@@ -9,6 +9,7 @@ pub mod cli;
 pub mod console;
 pub mod debugger;
 pub mod def;
+pub mod draft;
 pub mod errors;
 pub mod failpoint;
 pub mod guest;

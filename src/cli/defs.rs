@@ -45,6 +45,11 @@ pub fn check(roots: &Roots, names: &[String]) -> Result<Done, Failure> {
     let mut bad = 0;
     for a in &args {
         match catalog.scenario(a) {
+            Ok(s) if s.workload.placeholder.is_some() => println!(
+                "ok: {} ({}; its workload is a placeholder: `repro run` waits until it is written)",
+                s.name,
+                s.path.display()
+            ),
             Ok(s) => println!("ok: {} ({})", s.name, s.path.display()),
             Err(e) => invalid(&e, &mut bad),
         }

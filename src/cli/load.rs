@@ -11,6 +11,9 @@ use std::path::PathBuf;
 pub fn scenario_for_run(roots: &Roots, name: &str, o: &Overrides, set: Option<&str>) -> Result<Scenario, Failure> {
     let catalog = Catalog::new(roots.clone());
     let mut s = catalog.scenario(name)?;
+    if let Some(d) = s.workload.placeholder.clone() {
+        return Err(Failure::Invalid(d));
+    }
     if let Some(k) = &o.kernel {
         crate::archive::known_kernel(k, &catalog.kernel_names())
             .map_err(|why| Failure::Usage(format!("--kernel: {why}")))?;

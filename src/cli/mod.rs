@@ -8,6 +8,7 @@ mod debug;
 mod defs;
 mod exit;
 mod load;
+mod new;
 mod nightly;
 mod progress;
 mod run;
@@ -61,6 +62,10 @@ enum Cmd {
         #[command(subcommand)]
         command: ReportCmd,
     },
+    /// Draft scenarios/NAME.toml from a crash log: the log's kernel pinned to the Debian
+    /// archive's package, its arch, the crash's title and frames as `[expect]`, a storage
+    /// setup guessed from the frames, and a placeholder workload for you to write.
+    New(new::NewArgs),
     /// Validate scenarios without booting anything (all of them if none are named).
     Check { scenarios: Vec<String> },
     /// List scenarios with their summaries.
@@ -283,6 +288,7 @@ async fn dispatch(cmd: Cmd, roots: Roots) -> Result<Done, Failure> {
         Cmd::Report {
             command: ReportCmd::Kcidb { dir, known, out },
         } => nightly::kcidb(&dir, known.as_deref(), out.as_deref()),
+        Cmd::New(a) => new::new(&roots, a),
         Cmd::Check { scenarios } => defs::check(&roots, &scenarios),
         Cmd::List => defs::list(&roots),
         Cmd::Kernel { command } => match command {

@@ -130,6 +130,14 @@ pub async fn nightly(roots: &Roots, a: NightlyArgs) -> Result<Done, Failure> {
             "the matrix is empty (no scenario is tagged `nightly`, or the shard has no cells)".into(),
         ));
     }
+    // A cell must never pass for a workload nobody has written.
+    if let Some(d) = cells
+        .iter()
+        .filter_map(|c| scenarios.iter().find(|s| s.name == c.scenario))
+        .find_map(|s| s.workload.placeholder.clone())
+    {
+        return Err(Failure::Invalid(d));
+    }
     let known = known_issues(roots, a.known.as_deref(), a.matrix.as_deref())?;
     let out = new_dir(a.out.clone(), || PathBuf::from("runs/nightly").join(timestamp()))?;
     let out = out.path().to_path_buf();

@@ -146,6 +146,7 @@ pub(super) fn power_cut(
             parallel: 1,
             shell: workload.shell.clone(),
             restore_snapshot: false,
+            placeholder: None,
         },
     }))
 }

@@ -165,6 +165,9 @@ pub struct Workload {
     pub shell: String,
     /// Restore the post-setup snapshot before every iteration after the first.
     pub restore_snapshot: bool,
+    /// `placeholder = true` (what `repro new` writes): the workload is not written yet, and
+    /// running it is this error, pointing at the key.
+    pub placeholder: Option<Box<crate::def::diag::Diagnostic>>,
 }
 
 /// What counts as reproduced. Empty means "any crash".

@@ -150,6 +150,13 @@ fn workload(file: File, raw: &Raw, nodes: &[Node]) -> Checked<Workload> {
         parallel: file.positive(&workload_raw.parallel, "workload.parallel")?,
         shell: workload_raw.shell.clone().unwrap_or_else(|| "/bin/bash".into()),
         restore_snapshot: restore(file, raw, nodes)?,
+        placeholder: workload_raw.placeholder.as_ref().filter(|p| *p.get_ref()).map(|p| {
+            Box::new(file.diag(
+                p.span(),
+                "workload.placeholder",
+                "the workload is a placeholder (`repro new` wrote it): write the steps that make the crash happen in `workload.script`, then delete this key",
+            ))
+        }),
     })
 }
 

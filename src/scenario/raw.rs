@@ -203,6 +203,8 @@ pub(super) struct RawWorkload {
     /// `snapshot`: save the guest after setup and restore it before every iteration after the
     /// first (QMP savevm/loadvm), instead of running iterations on one booted guest.
     pub(super) restore: Option<Spanned<String>>,
+    /// The script is a stand-in (`repro new`): nothing runs until it is written.
+    pub(super) placeholder: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

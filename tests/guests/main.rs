@@ -159,6 +159,59 @@ fn an_exact_debian_kernel_boots_by_version_and_missing_headers_or_dbg_name_the_n
     );
 }
 
+/// A console from an older package (debian:6.1.0-50) drafted into a scenario with `repro new`:
+/// the draft pins that package, and once its placeholder workload is replaced by the steps
+/// that crash, it reproduces the very crash of the log on it.
+#[test]
+fn a_scenario_drafted_from_a_console_reproduces_on_the_logs_own_package() {
+    let (code, _, first) = run("smoke-oops", &["--kernel", "debian:6.1.0-50"]);
+    assert_eq!(code, 1);
+    let root = tempfile::tempdir().unwrap();
+    for sub in ["kernels", "images"] {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(repo().join(sub))
+            .arg(root.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    std::fs::create_dir(root.path().join("scenarios")).unwrap();
+    let at = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_repro"))
+            .arg("--root")
+            .arg(root.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let console = first.path().join("console.log");
+    let out = at(&["new", "customer", "--from-log", console.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let path = root.path().join("scenarios/customer.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    assert!(toml.contains("kernel = \"debian:6.1.0-50\"\n"), "{toml}");
+    // What the engineer does next: write the workload, drop the placeholder.
+    let start = toml.find("[workload]").unwrap();
+    let end = toml.find("[expect]").unwrap();
+    let written = format!(
+        "{}[workload]\ntimeout = \"60s\"\nscript = \"echo c > /proc/sysrq-trigger\"\n\n{}",
+        &toml[..start],
+        &toml[end..]
+    );
+    std::fs::write(&path, written).unwrap();
+    let dir = unmade_dir();
+    let out = at(&["run", "customer", "--json", "--run-dir", dir.path().to_str().unwrap()]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (out.status.code(), r["verdict"].as_str()),
+        (Some(1), Some("reproduced")),
+        "{r:#}"
+    );
+    assert_eq!(r["kernel"]["release"], "6.1.0-50-cloud-amd64");
+    assert_eq!(r["crash"]["title"], "kernel panic: sysrq triggered crash");
+}
+
 #[test]
 fn ssh_that_never_comes_up_is_infra_error_not_not_reproduced() {
     let tmp = tempfile::tempdir().unwrap();

@@ -60,7 +60,7 @@ fn unknown_key_names_it() {
         .args(&["check", "typo"])
         .status(128)
         .stderr(
-            "error: scenarios/typo.toml:8:1: key `workload.timeuot`: unknown field `timeuot`, expected one of `script`, `node`, `timeout`, `iterations`, `parallel`, `shell`, `restore`\n  |\n8 | timeuot = \"5m\"\n  | ^^^^^^^\n",
+            "error: scenarios/typo.toml:8:1: key `workload.timeuot`: unknown field `timeuot`, expected one of `script`, `node`, `timeout`, `iterations`, `parallel`, `shell`, `restore`, `placeholder`\n  |\n8 | timeuot = \"5m\"\n  | ^^^^^^^\n",
         )
         .run();
 }

@@ -4,4 +4,5 @@ mod fixture;
 
 mod check;
 mod kernel;
+mod new;
 mod usage;

@@ -28,6 +28,7 @@ const ALLOWLIST: &str = "tests/tidy/long-functions.txt";
 const PURE: &[&str] = &[
     "repro::arch",
     "repro::archive",
+    "repro::draft",
     "repro::def::diag",
     "repro::def::units",
     "repro::def::patch",

@@ -232,6 +232,7 @@ mod tests {
                 parallel: 1,
                 shell: "/bin/bash".into(),
                 restore_snapshot: false,
+                placeholder: None,
             },
         }
     }
