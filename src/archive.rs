@@ -2,6 +2,8 @@
 //! cloud image packages `apt-cache show` describes, and which package a name means (or, when
 //! there is none, the closest ones there are). Pure: `kernel::debian` runs apt-cache.
 
+pub mod changelog;
+
 use crate::arch::Arch;
 use serde::Serialize;
 use std::fmt;

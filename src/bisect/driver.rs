@@ -26,7 +26,8 @@ pub struct Job<'a> {
     /// The search, with the record replayed.
     pub bisect: Bisect,
     pub dir: &'a Path,
-    pub repo: &'a git2::Repository,
+    /// The repository walked (none when packages are bisected).
+    pub repo: Option<&'a git2::Repository>,
 }
 
 /// What the loop reports as it goes.
@@ -102,6 +103,10 @@ pub struct BisectResult {
     pub seconds: f64,
     pub commits: Vec<CommitLine>,
     pub dir: String,
+    /// Bisecting packages: where to look next (the changelog between the answer and the
+    /// package before it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debian: Option<super::debian::Answer>,
 }
 
 pub async fn bisect<T: Tester>(
@@ -196,7 +201,7 @@ fn built_wrong(target: &Target, e: BuildError) -> Observation {
         BuildError::Tree {
             part: Part::Kernel(_),
             why,
-        } if target.kind == "kernel" => Observation::BuildFailed { why },
+        } if target.kind == "kernel" || target.kind == super::debian::KIND => Observation::BuildFailed { why },
         BuildError::Tree {
             part: Part::Module(name),
             why,
@@ -216,10 +221,10 @@ fn observation(trial: Trial) -> Observation {
     }
 }
 
-fn commit_info(repo: &git2::Repository, id: &str, subject: &str) -> CommitInfo {
+fn commit_info(repo: Option<&git2::Repository>, id: &str, subject: &str) -> CommitInfo {
     let (author, date) = git2::Oid::from_str(id)
         .ok()
-        .and_then(|o| repo.find_commit(o).ok())
+        .and_then(|o| repo?.find_commit(o).ok())
         .map(|c| {
             let a = c.author();
             (
@@ -282,6 +287,7 @@ fn result(job: &Job<'_>, next: &Next, interrupted: bool, seconds: f64) -> Bisect
             })
             .collect(),
         dir: job.dir.display().to_string(),
+        debian: None,
     }
 }
 

@@ -41,6 +41,14 @@ fn has(set: &[u64], i: usize) -> bool {
     set[i / 64] & (1 << (i % 64)) != 0
 }
 
+/// A commit id's first 12 characters; a package name (`debian:6.1.0-50`) whole.
+pub fn short(id: &str) -> String {
+    match id.starts_with(crate::archive::PREFIX) {
+        true => id.to_string(),
+        false => id.chars().take(12).collect(),
+    }
+}
+
 impl Graph {
     /// A graph from explicit parent lists (parents before children), for the algorithm alone.
     pub fn from_parents(ids: Vec<String>, parents: Vec<Vec<usize>>, new_end: usize, old_ends: Vec<usize>) -> Self {
@@ -159,7 +167,7 @@ impl Graph {
     }
 
     pub fn short(&self, i: usize) -> String {
-        self.ids[i].chars().take(12).collect()
+        short(&self.ids[i])
     }
 
     pub fn index_of(&self, id: &str) -> Option<usize> {

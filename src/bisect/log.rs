@@ -65,7 +65,11 @@ impl Record {
     /// What a record read back must hold before the bisect trusts it: both ends, commit ids,
     /// and parameters a new bisect would accept.
     fn check(&self) -> Result<(), String> {
-        let is_id = |s: &str| s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let package = self.target.kind == super::debian::KIND;
+        let is_id = |s: &str| match package {
+            true => matches!(crate::archive::Spec::of_name(s), Some(Ok(_))),
+            false => s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()),
+        };
         if self.good.is_empty() {
             return Err("`good` is empty: a bisect needs at least one good commit".into());
         }
@@ -73,7 +77,12 @@ impl Record {
             return Err("`good` holds more than one commit, but `params.fix` bisects from one".into());
         }
         if let Some(bad) = std::iter::once(&self.bad).chain(&self.good).find(|c| !is_id(c)) {
-            return Err(format!("`{bad}` in `good` or `bad` is not a full commit id"));
+            let what = if package {
+                "a `debian:` package name"
+            } else {
+                "a full commit id"
+            };
+            return Err(format!("`{bad}` in `good` or `bad` is not {what}"));
         }
         let p = &self.params;
         if !(0.5..1.0).contains(&p.confidence) {

@@ -14,6 +14,7 @@
 //! `alpha`, given the reproduction rate `p` measured at commits known to reproduce:
 //! `(1 - p)^k <= alpha`. A deterministic bug (`p = 1`) needs one run.
 
+pub mod debian;
 pub mod driver;
 pub mod graph;
 pub mod log;

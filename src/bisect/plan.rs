@@ -27,6 +27,8 @@ pub struct Request {
     pub other_crash: OtherCrash,
     pub infra_retries: u32,
     pub paths: Vec<String>,
+    /// `--debian FROM..TO`: bisect the archive's released packages instead of commits.
+    pub debian: Option<String>,
 }
 
 /// The newest bisect directory (`bisect-*` with a record) under `base`.
@@ -97,17 +99,27 @@ pub fn target(roots: &Roots, scenario: &Scenario, req: &Request) -> Result<Targe
     })
 }
 
-/// A new record for `req`, with its ends resolved to commits.
-pub fn new_record(roots: &Roots, scenario: &Scenario, req: &Request) -> Result<Record, String> {
+/// The ends of a new bisect, resolved (commit ids, or `debian:` package names), with its
+/// target: (target, bad, good).
+fn resolve_ends(roots: &Roots, scenario: &Scenario, req: &Request) -> Result<(Target, String, Vec<String>), String> {
+    if let Some(range) = &req.debian {
+        let arch = req.arch.unwrap_or(scenario.nodes[0].arch);
+        let all = crate::kernel::available().map_err(|e| crate::errors::chain(&e))?;
+        let (older, newer) = super::debian::ends(range, arch, &all)?;
+        let target = Target {
+            kind: super::debian::KIND.into(),
+            name: format!("cloud kernels for {arch}"),
+            repo: "the Debian archive".into(),
+        };
+        // Without --fix the older package is good; with --fix it is the one that crashes.
+        return Ok(match req.fix {
+            false => (target, newer.name, vec![older.name]),
+            true => (target, older.name, vec![newer.name]),
+        });
+    }
     let (Some(bad), false) = (&req.bad, req.good.is_empty()) else {
-        return Err("a new bisect needs --bad REV and at least one --good REV".into());
+        return Err("a new bisect needs --bad REV and at least one --good REV (or --debian FROM..TO)".into());
     };
-    if !(0.5..1.0).contains(&req.confidence) {
-        return Err("--confidence must be at least 0.5 and below 1".into());
-    }
-    if req.max_runs == 0 || req.calibrate == 0 || req.calibrate > req.max_runs {
-        return Err("--max-runs and --calibrate must be at least 1, and --calibrate at most --max-runs".into());
-    }
     if req.fix && req.good.len() > 1 {
         return Err("--fix takes one --good (the fixed revision)".into());
     }
@@ -119,9 +131,25 @@ pub fn new_record(roots: &Roots, scenario: &Scenario, req: &Request) -> Result<R
         .iter()
         .map(|g| resolve(&repo, g).map(|o| o.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
+    Ok((target, bad, good))
+}
+
+/// A new record for `req`, with its ends resolved to commits (or packages).
+pub fn new_record(roots: &Roots, scenario: &Scenario, req: &Request) -> Result<Record, String> {
+    if !(0.5..1.0).contains(&req.confidence) {
+        return Err("--confidence must be at least 0.5 and below 1".into());
+    }
+    if req.max_runs == 0 || req.calibrate == 0 || req.calibrate > req.max_runs {
+        return Err("--max-runs and --calibrate must be at least 1, and --calibrate at most --max-runs".into());
+    }
+    let (target, bad, good) = resolve_ends(roots, scenario, req)?;
+    let arch = match target.kind.as_str() {
+        super::debian::KIND => Some(req.arch.unwrap_or(scenario.nodes[0].arch)),
+        _ => req.arch,
+    };
     Ok(Record {
         scenario: scenario.path.display().to_string(),
-        arch: req.arch,
+        arch,
         target,
         bad,
         good,
@@ -141,8 +169,18 @@ pub fn new_record(roots: &Roots, scenario: &Scenario, req: &Request) -> Result<R
     })
 }
 
-/// The record's repository, and the search over its range with every recorded test replayed.
-pub fn open(record: &Record) -> Result<(git2::Repository, Bisect), String> {
+/// The record's repository (none for packages), and the search over its range with every
+/// recorded test replayed.
+pub fn open(record: &Record) -> Result<(Option<git2::Repository>, Bisect), String> {
+    if record.target.kind == super::debian::KIND {
+        let (olds, new) = record.ends();
+        let arch = record.arch.unwrap_or(crate::arch::Arch::X86_64);
+        let all = crate::kernel::available().map_err(|e| crate::errors::chain(&e))?;
+        let graph = super::debian::graph(&all, arch, &olds[0], &new)?;
+        let mut bisect = Bisect::new(graph, record.params.clone());
+        record.replay(&mut bisect)?;
+        return Ok((None, bisect));
+    }
     let repo =
         git2::Repository::open(&record.target.repo).map_err(|e| format!("{}: {}", record.target.repo, e.message()))?;
     let (olds, new) = record.ends();
@@ -153,13 +191,17 @@ pub fn open(record: &Record) -> Result<(git2::Repository, Bisect), String> {
         .map_err(|e| format!("bisect range: {e}"))?;
     let mut bisect = Bisect::new(graph, record.params.clone());
     record.replay(&mut bisect)?;
-    Ok((repo, bisect))
+    Ok((Some(repo), bisect))
 }
 
-/// The scenario for one candidate commit.
+/// The scenario for one candidate commit (or package: every node boots it).
 pub fn at_commit(scenario: &Scenario, target: &Target, id: &str) -> Scenario {
     let mut scenario = scenario.clone();
-    if target.kind == "module" {
+    if target.kind == super::debian::KIND {
+        for n in &mut scenario.nodes {
+            n.kernel = id.to_string();
+        }
+    } else if target.kind == "module" {
         for m in scenario.modules.iter_mut().filter(|m| m.name == target.name) {
             m.source = PathBuf::from(&target.repo);
             m.rev = Some(id.to_string());

@@ -9,7 +9,7 @@ use crate::arch::Arch;
 use crate::bisect::driver::{self, BisectResult, Ended, Event, Job};
 use crate::bisect::log::{self, Record};
 use crate::bisect::plan::{self, Request};
-use crate::bisect::OtherCrash;
+use crate::bisect::{debian, OtherCrash};
 use crate::def::load::Roots;
 use crate::scenario::Overrides;
 use crate::tester::Live;
@@ -69,6 +69,11 @@ pub struct BisectArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Bisect the Debian archive's released cloud kernels from FROM to TO (ABIs or upstream
+    /// versions: `6.1.0-47..6.1.0-57`, `6.1.170..6.1.192`) instead of commits: each step boots
+    /// a package, nothing is compiled. Without --fix FROM is good; with --fix FROM crashes.
+    #[arg(long, value_name = "FROM..TO", conflicts_with_all = ["good", "bad", "repo", "kernel", "module", "paths"])]
+    pub debian: Option<String>,
     /// Only commits touching these paths are candidates.
     #[arg(last = true)]
     pub paths: Vec<String>,
@@ -89,6 +94,7 @@ fn request(a: &BisectArgs) -> Request {
         other_crash: a.other_crash,
         infra_retries: a.infra_retries,
         paths: a.paths.clone(),
+        debian: a.debian.clone(),
     }
 }
 
@@ -141,16 +147,49 @@ pub async fn bisect(roots: &Roots, a: BisectArgs) -> Result<Done, Failure> {
         record,
         bisect: search,
         dir: &dir,
-        repo: &repo,
+        repo: repo.as_ref(),
     };
-    let result = driver::bisect(&tester, job, cancel_on_ctrl_c(), &show)
+    let mut result = driver::bisect(&tester, job, cancel_on_ctrl_c(), &show)
         .await
         .map_err(|e| Failure::CannotTest(crate::errors::chain(&e)))?;
+    if result.target.kind == debian::KIND {
+        packages_answer(&mut result, &s, &dir);
+    }
     match a.json {
         true => println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default()),
         false => summary(&result),
     }
     Ok(Done::Bisect(Box::new(result)))
+}
+
+/// For a bisect of packages that found one: the changelog between it and the package before
+/// it, kept in the result (and result.json). A changelog that cannot be read is a warning: the
+/// answer stands without it.
+fn packages_answer(result: &mut BisectResult, s: &crate::scenario::Scenario, dir: &std::path::Path) {
+    let Some(found) = &result.commit else { return };
+    let arch = s.nodes[0].arch;
+    let all = match crate::kernel::available() {
+        Ok(a) => a,
+        Err(e) => return eprintln!("warning: no changelog: {}", crate::errors::chain(&e)),
+    };
+    let list: Vec<&crate::archive::Package> = all.iter().filter(|p| p.arch == arch).collect();
+    let Some(at) = list.iter().position(|p| p.name == found.id).filter(|&i| i > 0) else {
+        return;
+    };
+    let (package, previous) = (list[at], list[at - 1]);
+    let text = match crate::kernel::changelog(package, &|m| eprintln!("{m}")) {
+        Ok(t) => t,
+        Err(e) => return eprintln!("warning: no changelog: {}", crate::errors::chain(&e)),
+    };
+    let words = debian::words(&s.expect.frames, s.expect.title.as_deref());
+    match debian::answer(package, previous, &text, &words, dir) {
+        Ok(a) => {
+            result.debian = Some(a);
+            let text = serde_json::to_string_pretty(&*result).unwrap_or_default();
+            let _ = std::fs::write(dir.join(driver::RESULT), format!("{text}\n"));
+        }
+        Err(e) => eprintln!("warning: cannot write {}: {e}", dir.join("changelog.txt").display()),
+    }
 }
 
 /// The loop's progress, on stderr.
@@ -162,10 +201,15 @@ fn show(e: &Event) {
             fix,
             record,
         } => eprintln!(
-            "bisecting {} {} in {} ({commits} commits in range{}); record: {}",
+            "bisecting {} {} in {} ({commits} {} in range{}); record: {}",
             target.kind,
             target.name,
             target.repo,
+            if target.kind == debian::KIND {
+                "packages"
+            } else {
+                "commits"
+            },
             if *fix { ", looking for the fix" } else { "" },
             record.display()
         ),
@@ -195,14 +239,38 @@ fn ended_word(e: Ended) -> &'static str {
 
 fn summary(o: &BisectResult) {
     println!("bisect {}: {}", o.scenario, ended_word(o.outcome));
-    let word = if o.fix {
-        "first fixed commit"
+    let thing = if o.target.kind == debian::KIND {
+        "package"
     } else {
-        "first bad commit"
+        "commit"
+    };
+    let word = if o.fix {
+        format!("first fixed {thing}")
+    } else {
+        format!("first bad {thing}")
     };
     if let Some(c) = &o.commit {
         println!("  {word}: {} {}", c.id, c.subject);
-        println!("    author {}, {}", c.author, c.date);
+        if !c.author.is_empty() {
+            println!("    author {}, {}", c.author, c.date);
+        }
+    }
+    if let Some(d) = &o.debian {
+        let side = if o.fix { "still crashes" } else { "last good" };
+        println!("  {side}: {} {}", d.previous.name, debian::subject(&d.previous));
+        println!(
+            "  upstream {}: {} changelog entr{} between them ({})",
+            d.upstream_range,
+            d.entries.len(),
+            if d.entries.len() == 1 { "y" } else { "ies" },
+            d.changelog_file
+        );
+        for c in &d.stable_changelogs {
+            println!("    {c}");
+        }
+        for m in d.mentioning.iter().take(20) {
+            println!("    mentions the crash: {m}");
+        }
     }
     for c in &o.candidates {
         println!("  possible: {} {}", c.id, c.subject);
@@ -224,7 +292,7 @@ fn summary(o: &BisectResult) {
         println!(
             "    {:<8} {} {:>2} run(s) {:>2} reproduced{}{}  {}",
             c.verdict,
-            &c.id[..12],
+            crate::bisect::graph::short(&c.id),
             c.tally.runs,
             c.tally.reproduced,
             if c.tally.other > 0 {

@@ -300,6 +300,25 @@ pub fn fetch(
     })
 }
 
+/// The Debian changelog an image package ships (`usr/share/doc/PKG/changelog.gz`, read with
+/// zcat), the package fetched into the cache first if it is not there.
+pub fn changelog(p: &Package, log: &dyn Fn(&str)) -> Result<String, Error> {
+    let want = Want::Spec(Spec::Abi {
+        abi: p.abi.clone(),
+        arch: Some(p.arch),
+    });
+    let a = fetch(&p.name, &want, p.arch, DebugInfo::Default, log)?;
+    let root = a.image.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
+    let gz = root.join("usr/share/doc").join(&p.package).join("changelog.gz");
+    if !gz.is_file() {
+        return Err(Error::Layout {
+            dir: root.to_path_buf(),
+            what: "usr/share/doc/<package>/changelog.gz",
+        });
+    }
+    run(Command::new("zcat").arg(&gz))
+}
+
 /// The module build tree for a Debian image package: its `linux-headers-*` package, the
 /// `-common` one it includes and the host's `linux-kbuild-*` tools, unpacked together into the
 /// cache (never installed), so the relative `scripts` links resolve. Returns the directory to

@@ -11,7 +11,7 @@ mod debian;
 pub mod git;
 
 pub use artifacts::{Artifacts, DebugInfo, Headers};
-pub use debian::available;
+pub use debian::{available, changelog};
 
 use crate::arch::Arch;
 use crate::archive;

@@ -212,6 +212,97 @@ fn a_scenario_drafted_from_a_console_reproduces_on_the_logs_own_package() {
     assert_eq!(r["crash"]["title"], "kernel panic: sysrq triggered crash");
 }
 
+/// `repro bisect --debian` over real released packages, each fetched and booted: the stand-in
+/// regression of smoke-debian-bisect (crashes from 6.1.180 on) is found in 6.1.0-52, and with
+/// --fix a crash that stops in 6.1.187 is found fixed in 6.1.0-53; the answer brings the
+/// changelog between the package and the one before it.
+#[test]
+fn bisecting_released_debian_packages_finds_the_first_bad_and_the_first_fixed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bisect = |root: &Path, scenario: &str, extra: &[&str], dir: &str| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_repro"))
+            .arg("--root")
+            .arg(root)
+            .args(["bisect", scenario, "--calibrate", "1", "--json", "--dir"])
+            .arg(tmp.path().join(dir))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let r = bisect(
+        &repo(),
+        "smoke-debian-bisect",
+        &["--debian", "6.1.0-47..6.1.0-57"],
+        "bad",
+    );
+    assert_eq!(r["outcome"], "found", "{r:#}");
+    assert_eq!(r["commit"]["id"], "debian:6.1.0-52");
+    assert_eq!(
+        r["commit"]["subject"],
+        "6.1.180 (linux-image-6.1.0-52-cloud-amd64 6.1.180-1)"
+    );
+    let d = &r["debian"];
+    assert_eq!(d["previous"]["name"], "debian:6.1.0-51");
+    assert_eq!(d["upstream_range"], "6.1.177..6.1.180");
+    assert_eq!(
+        d["entries"][0],
+        "linux-signed-amd64 (6.1.180+1) bookworm-security; urgency=high"
+    );
+    let stable: Vec<&str> = d["stable_changelogs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        stable.iter().any(|c| c.ends_with("/ChangeLog-6.1.178"))
+            && stable.iter().any(|c| c.ends_with("/ChangeLog-6.1.180")),
+        "{stable:?}"
+    );
+    let log = std::fs::read_to_string(tmp.path().join("bad/changelog.txt")).unwrap();
+    assert!(log.contains("Sign kernel from linux 6.1.180-1") && !log.contains("linux (6.1.177-1)"));
+    // Every package the search looked at really booted (each run's console says so).
+    for c in r["commits"].as_array().unwrap() {
+        let name = c["id"].as_str().unwrap();
+        let console = std::fs::read_to_string(tmp.path().join("bad").join(format!("{name}-1/console.log"))).unwrap();
+        let want = c["subject"].as_str().unwrap().split(' ').next().unwrap();
+        assert!(
+            console.contains(&format!(" Debian {want}-")),
+            "{name}: no `Debian {want}-` in its console"
+        );
+    }
+    // --fix: a crash that is gone from 6.1.187 on.
+    let root = tmp.path().join("root");
+    for sub in ["kernels", "images"] {
+        assert!(Command::new("cp")
+            .arg("-r")
+            .arg(repo().join(sub))
+            .arg(&root)
+            .status()
+            .is_ok());
+    }
+    std::fs::create_dir_all(root.join("scenarios")).unwrap();
+    let scenario = std::fs::read_to_string(repo().join("scenarios/smoke-debian-bisect.toml")).unwrap();
+    let fixed = scenario.replace(
+        "6.1.180 \"$v\" | sort -V | head -n1)\" = 6.1.180",
+        "6.1.187 \"$v\" | sort -V | head -n1)\" != 6.1.187",
+    );
+    assert_ne!(fixed, scenario);
+    std::fs::write(root.join("scenarios/fixed-in-187.toml"), fixed).unwrap();
+    let r = bisect(
+        &root,
+        "fixed-in-187",
+        &["--fix", "--debian", "6.1.0-50..6.1.0-57"],
+        "fix",
+    );
+    assert_eq!(r["outcome"], "found", "{r:#}");
+    assert_eq!(r["commit"]["id"], "debian:6.1.0-53");
+    assert_eq!(r["debian"]["previous"]["name"], "debian:6.1.0-52");
+    assert_eq!(r["debian"]["upstream_range"], "6.1.180..6.1.187");
+}
+
 #[test]
 fn ssh_that_never_comes_up_is_infra_error_not_not_reproduced() {
     let tmp = tempfile::tempdir().unwrap();

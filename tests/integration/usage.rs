@@ -146,3 +146,26 @@ fn oops_parse_into_a_closed_pipe_ends_quietly() {
     assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}: {err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_bisect_of_packages_checks_its_range_before_anything_runs() {
+    let t = |args: &[&str]| {
+        let mut all = vec!["bisect", "smoke-debian-bisect"];
+        all.extend_from_slice(args);
+        Test::new().with_repo_scenarios().args(&all).status(128).run().1
+    };
+    let e = t(&["--debian", "6.1.0-57..6.1.0-47"]);
+    assert!(
+        e.contains("--debian `6.1.0-57..6.1.0-47`: debian:6.1.0-57 is not older than debian:6.1.0-47 on x86_64"),
+        "{e}"
+    );
+    let e = t(&["--debian", "6.1.0-47"]);
+    assert!(e.contains("expected FROM..TO"), "{e}");
+    let e = t(&["--debian", "4.19.90..6.1.0-57"]);
+    assert!(
+        e.contains("no cloud kernel `debian:4.19.90` for x86_64; the closest it has: debian:6.1.0-47 (6.1.170)"),
+        "{e}"
+    );
+    let e = t(&["--debian", "6.1.0-47..6.1.0-57", "--good", "v6.1"]);
+    assert!(e.contains("cannot be used with"), "{e}");
+}

@@ -86,7 +86,7 @@ async fn drive(fake: &Fake, record: Record, dir: &Path, cancel: watch::Receiver<
         record,
         bisect: search,
         dir,
-        repo: &repo,
+        repo: repo.as_ref(),
     };
     let result = bisect(fake, job, cancel, &on).await.unwrap();
     (result, events.into_inner().unwrap())
