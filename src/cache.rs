@@ -244,7 +244,8 @@ fn list_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Resul
     Ok(())
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
+/// The SHA-256 of a file, in hex.
+pub fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut f = File::open(path)?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h)?;

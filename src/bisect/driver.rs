@@ -3,6 +3,7 @@
 //! an infrastructure error is retried and never counted. The record is rewritten after every
 //! test, so `--resume` continues after a kill.
 
+use super::confirm::{self, Confirmation, Status};
 use super::log::{self, Attempt, Record, Target};
 use super::plan::at_commit;
 use super::{Bisect, Next, Observation, State, Tally};
@@ -53,6 +54,10 @@ pub enum Event {
         shown: String,
         seconds: f64,
     },
+    /// The found commit is being reverted on the reproducing end.
+    Confirming {
+        short: String,
+    },
 }
 
 /// How the bisect ended.
@@ -60,6 +65,9 @@ pub enum Event {
 #[serde(rename_all = "kebab-case")]
 pub enum Ended {
     Found,
+    /// A commit was found, but reverting it did not make the crash go (with --fix, come
+    /// back), or the revert does not apply: it is a candidate, not the culprit.
+    Unconfirmed,
     /// Skipped commits hide the answer.
     Ambiguous,
     Stopped,
@@ -107,6 +115,9 @@ pub struct BisectResult {
     /// package before it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub debian: Option<super::debian::Answer>,
+    /// The found kernel commit built on the reproducing end with it reverted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
 }
 
 pub async fn bisect<T: Tester>(
@@ -144,12 +155,84 @@ pub async fn bisect<T: Tester>(
             source,
         })?;
     };
+    let checked = check_culprit(tester, &job, &next, &cancel, on).await;
     let interrupted = *cancel.borrow();
     let _ = std::fs::write(job.dir.join("log"), log::render(&job.record, &job.bisect));
-    let result = result(&job, &next, interrupted, started.elapsed().as_secs_f64());
+    let mut result = result(&job, &next, interrupted, started.elapsed().as_secs_f64());
+    checked.apply(&job, &mut result);
     let text = serde_json::to_string_pretty(&result).unwrap_or_default();
     let _ = std::fs::write(job.dir.join(RESULT), format!("{text}\n"));
     Ok(result)
+}
+
+/// What was checked about a found kernel commit before it is reported.
+#[derive(Default)]
+struct Checked {
+    /// Its parent builds a byte-identical kernel image.
+    identical_to: Option<usize>,
+    confirmation: Option<Confirmation>,
+}
+
+/// A found kernel commit: is its image its parent's, and (unless --no-confirm) does reverting
+/// it on the reproducing end take the crash away? Modules and packages are reported as found.
+async fn check_culprit<T: Tester>(
+    tester: &T,
+    job: &Job<'_>,
+    next: &Next,
+    cancel: &watch::Receiver<bool>,
+    on: &(dyn Fn(&Event) + Sync),
+) -> Checked {
+    let Next::Found(i) = *next else {
+        return Checked::default();
+    };
+    if job.record.target.kind != "kernel" || *cancel.borrow() {
+        return Checked::default();
+    }
+    let job = &confirm::Job {
+        scenario: job.scenario,
+        record: &job.record,
+        bisect: &job.bisect,
+        dir: job.dir,
+    };
+    if let Some(p) = confirm::identical_parent(tester, job, i).await {
+        return Checked {
+            identical_to: Some(p),
+            confirmation: None,
+        };
+    }
+    if !job.record.params.confirm {
+        return Checked::default();
+    }
+    on(&Event::Confirming {
+        short: job.bisect.graph.short(i),
+    });
+    Checked {
+        identical_to: None,
+        confirmation: confirm::by_revert(tester, job, i, cancel).await,
+    }
+}
+
+impl Checked {
+    fn apply(self, job: &Job<'_>, r: &mut BisectResult) {
+        let g = &job.bisect.graph;
+        if let Some((p, c)) = self.identical_to.and_then(|p| Some((p, r.commit.take()?))) {
+            r.outcome = Ended::Ambiguous;
+            r.reason = Some(format!(
+                "{} builds a kernel image byte-identical to its parent {}'s: the verdicts differ for another reason (a clean run that missed a flaky crash, or the workload), so neither is named alone",
+                g.short(g.index_of(&c.id).unwrap_or(p)),
+                g.short(p)
+            ));
+            let parent = commit_info(job.repo, &g.ids[p], &g.subjects[p]);
+            r.candidates = vec![c, parent];
+        }
+        if let Some(c) = self.confirmation {
+            if c.status == Status::NotConfirmed && r.outcome == Ended::Found {
+                r.outcome = Ended::Unconfirmed;
+                r.reason = Some(format!("not confirmed: {}", c.why));
+            }
+            r.confirmation = Some(c);
+        }
+    }
 }
 
 fn testing(search: &Bisect, i: usize, started: Instant) -> Event {
@@ -173,11 +256,13 @@ async fn test<T: Tester>(tester: &T, job: &Job<'_>, i: usize, cancel: &watch::Re
     let started = Instant::now();
     let tally = &job.bisect.tallies[i];
     let run_dir = job.dir.join(format!("{short}-{}", tally.runs + tally.infra + 1));
+    let mut image = None;
     let (outcome, run_dir) = match tester.build(&candidate).await {
         // A build stopped by Ctrl-C says nothing about the commit.
         Err(_) if *cancel.borrow() => return None,
         Err(e) => (built_wrong(target, e), None),
-        Ok(()) => {
+        Ok(built) => {
+            image = built.image;
             let label = format!("{} at {short}", job.scenario.name);
             let trial = run_caught(tester, candidate, run_dir, label, cancel.clone()).await;
             if trial.interrupted || *cancel.borrow() {
@@ -192,6 +277,7 @@ async fn test<T: Tester>(tester: &T, job: &Job<'_>, i: usize, cancel: &watch::Re
         outcome,
         run_dir,
         seconds: started.elapsed().as_secs_f64(),
+        image,
     })
 }
 
@@ -288,6 +374,7 @@ fn result(job: &Job<'_>, next: &Next, interrupted: bool, seconds: f64) -> Bisect
             .collect(),
         dir: job.dir.display().to_string(),
         debian: None,
+        confirmation: None,
     }
 }
 

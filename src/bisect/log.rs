@@ -25,6 +25,9 @@ pub struct Attempt {
     pub outcome: Observation,
     pub run_dir: Option<String>,
     pub seconds: f64,
+    /// The SHA-256 of the kernel image the commit built, when the tester gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -14,6 +14,7 @@
 //! `alpha`, given the reproduction rate `p` measured at commits known to reproduce:
 //! `(1 - p)^k <= alpha`. A deterministic bug (`p = 1`) needs one run.
 
+pub mod confirm;
 pub mod debian;
 pub mod driver;
 pub mod graph;
@@ -79,6 +80,14 @@ pub struct Params {
     pub other_crash: OtherCrash,
     /// `--fix`: find the first commit where the crash stops reproducing.
     pub fix: bool,
+    /// Confirm a found kernel culprit by reverting it on the reproducing end (`--no-confirm`
+    /// turns it off).
+    #[serde(default = "yes")]
+    pub confirm: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Params {
@@ -90,6 +99,7 @@ impl Default for Params {
             infra_retries: 2,
             other_crash: OtherCrash::Skip,
             fix: false,
+            confirm: true,
         }
     }
 }

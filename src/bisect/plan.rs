@@ -29,6 +29,8 @@ pub struct Request {
     pub paths: Vec<String>,
     /// `--debian FROM..TO`: bisect the archive's released packages instead of commits.
     pub debian: Option<String>,
+    /// Confirm a found kernel culprit by revert (`--no-confirm`: false).
+    pub confirm: bool,
 }
 
 /// The newest bisect directory (`bisect-*` with a record) under `base`.
@@ -161,6 +163,7 @@ pub fn new_record(roots: &Roots, scenario: &Scenario, req: &Request) -> Result<R
             infra_retries: req.infra_retries,
             other_crash: req.other_crash,
             fix: req.fix,
+            confirm: req.confirm,
         },
         started_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -391,6 +391,7 @@ fn the_record_replays_to_the_same_state_and_renders_a_log() {
             outcome: o.clone(),
             run_dir: None,
             seconds: 1.0,
+            image: None,
         });
         o
     });

@@ -74,6 +74,10 @@ pub struct BisectArgs {
     /// a package, nothing is compiled. Without --fix FROM is good; with --fix FROM crashes.
     #[arg(long, value_name = "FROM..TO", conflicts_with_all = ["good", "bad", "repo", "kernel", "module", "paths"])]
     pub debian: Option<String>,
+    /// Report a found kernel commit without first building the reproducing end with it
+    /// reverted and running that (the confirmation KernelCI does).
+    #[arg(long)]
+    pub no_confirm: bool,
     /// Only commits touching these paths are candidates.
     #[arg(last = true)]
     pub paths: Vec<String>,
@@ -95,6 +99,7 @@ fn request(a: &BisectArgs) -> Request {
         infra_retries: a.infra_retries,
         paths: a.paths.clone(),
         debian: a.debian.clone(),
+        confirm: !a.no_confirm,
     }
 }
 
@@ -225,12 +230,14 @@ fn show(e: &Event) {
             rate.map_or(String::new(), |p| format!(", reproduction rate {p:.2}"))
         ),
         Event::Tested { short, shown, seconds } => eprintln!("          {short}: {shown} ({seconds:.0}s)"),
+        Event::Confirming { short } => eprintln!("confirming {short}: the reproducing end with it reverted"),
     }
 }
 
 fn ended_word(e: Ended) -> &'static str {
     match e {
         Ended::Found => "found",
+        Ended::Unconfirmed => "found, not confirmed",
         Ended::Ambiguous => "ambiguous",
         Ended::Stopped => "stopped",
         Ended::Interrupted => "interrupted",
@@ -249,11 +256,27 @@ fn summary(o: &BisectResult) {
     } else {
         format!("first bad {thing}")
     };
+    let word = match o.outcome {
+        Ended::Unconfirmed => format!("{word} (a candidate: not confirmed)"),
+        _ => word,
+    };
     if let Some(c) = &o.commit {
         println!("  {word}: {} {}", c.id, c.subject);
         if !c.author.is_empty() {
             println!("    author {}, {}", c.author, c.date);
         }
+    }
+    if let Some(c) = &o.confirmation {
+        let status = match c.status {
+            crate::bisect::confirm::Status::Confirmed => "confirmed",
+            crate::bisect::confirm::Status::NotConfirmed => "NOT confirmed",
+            crate::bisect::confirm::Status::Untested => "not confirmed (could not test)",
+        };
+        println!(
+            "  {status}: {}{}",
+            c.why,
+            c.confidence.map_or(String::new(), |p| format!(" (confidence {p:.3})"))
+        );
     }
     if let Some(d) = &o.debian {
         let side = if o.fix { "still crashes" } else { "last good" };

@@ -61,7 +61,7 @@ pub fn code(result: &Result<Done, Failure>) -> i32 {
         Ok(Done::Verify(VerifyEnded::Interrupted)) => INTERRUPTED,
         Ok(Done::Bisect(b)) => match b.outcome {
             BisectEnded::Found => 0,
-            BisectEnded::Ambiguous => AMBIGUOUS,
+            BisectEnded::Ambiguous | BisectEnded::Unconfirmed => AMBIGUOUS,
             BisectEnded::Stopped => CANNOT_TEST,
             BisectEnded::Interrupted => INTERRUPTED,
         },

@@ -320,7 +320,7 @@ pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
     )));
     plan.store.checkout(plan.applied.commit, &src, &slot_name)?;
 
-    let make = Make::new(req.arch, &src, &obj, plan.applied.time, &slot.join("build.log"))?;
+    let make = Make::new(req.arch, &src, &obj, &slot.join("build.log"))?;
     on(Event::Stage("configuring"));
     configure(&make, &req.recipe.base, &plan.entries, &obj, on)?;
 
@@ -489,14 +489,18 @@ struct Make {
 }
 
 impl Make {
-    fn new(arch: Arch, src: &Path, obj: &Path, time: i64, log: &Path) -> Result<Self, Error> {
+    fn new(arch: Arch, src: &Path, obj: &Path, log: &Path) -> Result<Self, Error> {
         let cross = cross_compile(arch);
         let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut base = vec![
             format!("-j{jobs}"),
             format!("O={}", obj.display()),
             format!("ARCH={}", arch.kernel()),
-            format!("KBUILD_BUILD_TIMESTAMP={}", crate::timefmt::utc(time)),
+            // The same for every build, as is the build number, so two trees that compile to
+            // the same code give byte-identical images (a bisect compares a culprit's image
+            // with its parent's): nothing about when or how often a slot built gets in.
+            format!("KBUILD_BUILD_TIMESTAMP={}", crate::timefmt::utc(0)),
+            "KBUILD_BUILD_VERSION=1".into(),
             "KBUILD_BUILD_USER=repro".into(),
             "KBUILD_BUILD_HOST=repro".into(),
             // Set (even empty) so setlocalversion does not append "+" for the git worktree.
@@ -612,7 +616,7 @@ mod recipe_tests {
             if let Some((name, text)) = file {
                 std::fs::write(t.path().join(name), text).unwrap();
             }
-            let m = Make::new(Arch::X86_64, t.path(), &t.path().join("o"), 0, &t.path().join("log")).unwrap();
+            let m = Make::new(Arch::X86_64, t.path(), &t.path().join("o"), &t.path().join("log")).unwrap();
             m.run(&["all".into()], &|_| {}).unwrap_err()
         };
         let tree = make("gcc -c bad.c -o bad.o", Some(("bad.c", "int x = ;\n")));

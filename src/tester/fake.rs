@@ -1,7 +1,7 @@
 //! A fake [`Tester`] for the drivers' tests: builds and runs answered by closures, every call
 //! recorded.
 
-use super::{BuildError, Tester, Trial};
+use super::{BuildError, Built, Tester, Trial};
 use crate::run::verdict::Verdict;
 use crate::scenario::Scenario;
 use std::path::PathBuf;
@@ -11,11 +11,13 @@ use tokio::sync::watch;
 
 type Runs = dyn Fn(&Scenario, usize) -> Trial + Send + Sync;
 type Builds = dyn Fn(&Scenario) -> Result<(), BuildError> + Send + Sync;
+type Images = dyn Fn(&Scenario) -> Option<String> + Send + Sync;
 
 pub struct Fake {
     /// The trial of a run of a candidate; the number is how many runs came before it.
     runs: Box<Runs>,
     builds: Box<Builds>,
+    images: Box<Images>,
     /// Each run takes this long (paused time in tests).
     pub takes: Duration,
     /// Every run: its label and directory.
@@ -28,6 +30,7 @@ impl Fake {
         Fake {
             runs: Box::new(runs),
             builds: Box::new(|_| Ok(())),
+            images: Box::new(|_| None),
             takes: Duration::from_secs(10),
             log: Mutex::new(Vec::new()),
             built: Mutex::new(Vec::new()),
@@ -36,6 +39,12 @@ impl Fake {
 
     pub fn builds(mut self, builds: impl Fn(&Scenario) -> Result<(), BuildError> + Send + Sync + 'static) -> Self {
         self.builds = Box::new(builds);
+        self
+    }
+
+    /// The image digest a build of a candidate gives.
+    pub fn images(mut self, images: impl Fn(&Scenario) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.images = Box::new(images);
         self
     }
 
@@ -60,9 +69,11 @@ pub fn trial(verdict: Verdict, title: Option<&str>) -> Trial {
 }
 
 impl Tester for Fake {
-    async fn build(&self, candidate: &Scenario) -> Result<(), BuildError> {
+    async fn build(&self, candidate: &Scenario) -> Result<Built, BuildError> {
         self.built.lock().unwrap().push(candidate.name.clone());
-        (self.builds)(candidate)
+        (self.builds)(candidate).map(|()| Built {
+            image: (self.images)(candidate),
+        })
     }
 
     async fn run(&self, candidate: Scenario, run_dir: PathBuf, label: String, cancel: watch::Receiver<bool>) -> Trial {

@@ -86,9 +86,17 @@ pub enum BuildError {
     Infra { why: String },
 }
 
+/// What a build made that a driver compares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Built {
+    /// The SHA-256 of the first node's kernel image: two commits that build the same bytes
+    /// cannot differ in how that kernel behaves.
+    pub image: Option<String>,
+}
+
 pub trait Tester: Send + Sync {
     /// Builds every kernel and module `candidate` needs (a cache hit when built before).
-    fn build(&self, candidate: &Scenario) -> impl Future<Output = Result<(), BuildError>> + Send;
+    fn build(&self, candidate: &Scenario) -> impl Future<Output = Result<Built, BuildError>> + Send;
     /// Runs `candidate` in a new directory named `run_dir` (suffixed when the name is taken);
     /// `label` names the run in progress output.
     fn run(
@@ -143,7 +151,7 @@ pub struct Live {
 }
 
 impl Tester for Live {
-    async fn build(&self, candidate: &Scenario) -> Result<(), BuildError> {
+    async fn build(&self, candidate: &Scenario) -> Result<Built, BuildError> {
         let (roots, candidate, ui) = (self.roots.clone(), candidate.clone(), self.ui.clone());
         tokio::task::spawn_blocking(move || build_blocking(&roots, &candidate, &*ui))
             .await
@@ -204,10 +212,11 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn build_blocking(roots: &Roots, candidate: &Scenario, ui: &dyn Ui) -> Result<(), BuildError> {
+fn build_blocking(roots: &Roots, candidate: &Scenario, ui: &dyn Ui) -> Result<Built, BuildError> {
     let infra = |e: &(dyn std::error::Error + 'static)| BuildError::Infra {
         why: crate::errors::chain(e),
     };
+    let mut made = Built::default();
     for node in &candidate.nodes {
         let def = run::node_kernel(roots, candidate, node).map_err(|e| infra(&*e))?;
         let view = ui.build(&format!("{} {}", def.name, node.arch));
@@ -220,6 +229,9 @@ fn build_blocking(roots: &Roots, candidate: &Scenario, ui: &dyn Ui) -> Result<()
             },
             false => infra(&e),
         })?;
+        if made.image.is_none() {
+            made.image = crate::cache::hash_file(&kernel.image).ok();
+        }
         for m in &candidate.modules {
             crate::module::build(m, &kernel, &|_| {}).map_err(|e| match e {
                 crate::module::Error::Build { .. } | crate::module::Error::Git { .. } => BuildError::Tree {
@@ -230,7 +242,7 @@ fn build_blocking(roots: &Roots, candidate: &Scenario, ui: &dyn Ui) -> Result<()
             })?;
         }
     }
-    Ok(())
+    Ok(made)
 }
 
 #[cfg(test)]

@@ -63,11 +63,21 @@ fn rev(candidate: &Scenario) -> Oid {
     Oid::from_str(&candidate.kernel_source.as_ref().unwrap().rev).unwrap()
 }
 
-/// Reproduces at the culprit and after it.
+/// The commit the candidate's active patch set reverts, if it reverts one.
+fn reverted(candidate: &Scenario) -> Option<Oid> {
+    let set = candidate.patchsets.get(candidate.active_set.as_ref()?)?;
+    set.steps.iter().find_map(|s| match s {
+        crate::def::patch::PatchStep::Revert(crate::def::patch::RevertTarget::Rev(r)) => Oid::from_str(r).ok(),
+        _ => None,
+    })
+}
+
+/// Reproduces at the culprit and after it, unless the culprit is reverted.
 fn culprit_at(h: &History, culprit: usize) -> Fake {
     let after: Vec<Oid> = h.ids[culprit..].to_vec();
+    let bug = h.ids[culprit];
     Fake::new(move |c, _| {
-        let verdict = if after.contains(&rev(c)) {
+        let verdict = if after.contains(&rev(c)) && reverted(c) != Some(bug) {
             Reproduced
         } else {
             NotReproduced
@@ -203,4 +213,142 @@ async fn an_interrupted_bisect_resumes_from_its_record_without_testing_again() {
     let first = &saved.steps[0].commit;
     let retested = again.log.lock().unwrap().iter().any(|(l, _)| l.ends_with(&first[..12]));
     assert!(!retested, "the recorded commit was tested again");
+}
+
+/// Reproduces everywhere from the culprit on, reverted or not: a commit that is not the cause.
+fn not_the_cause(h: &History, culprit: usize) -> Fake {
+    let after: Vec<Oid> = h.ids[culprit..].to_vec();
+    Fake::new(move |c, _| {
+        let verdict = if after.contains(&rev(c)) {
+            Reproduced
+        } else {
+            NotReproduced
+        };
+        trial(verdict, Some("BUG: kernel NULL pointer dereference in f"))
+    })
+}
+
+async fn confirmed(fake: &Fake, record: Record) -> BisectResult {
+    let out = tempfile::tempdir().unwrap();
+    let (_, cancel) = watch::channel(false);
+    drive(fake, record, out.path(), cancel).await.0
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_culprit_is_confirmed_when_reverting_it_on_the_bad_end_takes_the_crash_away() {
+    let h = history(12);
+    let fake = culprit_at(&h, 7);
+    let r = confirmed(&fake, record(&h, 11)).await;
+    assert_eq!(r.outcome, Ended::Found);
+    let c = r.confirmation.expect("confirmed");
+    assert_eq!(c.status, Status::Confirmed);
+    assert_eq!((c.reverted, c.on), (h.ids[7].to_string(), h.ids[11].to_string()));
+    assert_eq!((c.runs, c.reproduced), (confirm::MIN_RUNS, 0));
+    assert_eq!(c.confidence, Some(1.0));
+    let short = &h.ids[7].to_string()[..12];
+    let reverted_runs = fake
+        .labels()
+        .iter()
+        .filter(|l| l.ends_with(&format!("with {short} reverted")))
+        .count();
+    assert_eq!(reverted_runs, 3, "{:?}", fake.labels());
+    assert!(
+        c.run_dirs.iter().all(|d| d.contains(&format!("confirm-{short}-"))),
+        "{:?}",
+        c.run_dirs
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_culprit_that_still_crashes_reverted_is_a_candidate_not_the_answer() {
+    let h = history(12);
+    let r = confirmed(&not_the_cause(&h, 7), record(&h, 11)).await;
+    assert_eq!(r.outcome, Ended::Unconfirmed);
+    assert_eq!(r.commit.as_ref().unwrap().id, h.ids[7].to_string());
+    let c = r.confirmation.unwrap();
+    assert_eq!((c.status, c.runs, c.reproduced), (Status::NotConfirmed, 1, 1));
+    assert!(
+        r.reason.unwrap().contains("with") && c.why.ends_with("reverted still reproduces"),
+        "{}",
+        c.why
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revert_that_does_not_apply_is_not_a_confirmation() {
+    let h = history(12);
+    let fake = culprit_at(&h, 7).builds(|c| match reverted(c) {
+        Some(_) => Err(BuildError::Tree {
+            part: Part::Kernel("k".into()),
+            why: "revert of abc: conflict in f7".into(),
+        }),
+        None => Ok(()),
+    });
+    let r = confirmed(&fake, record(&h, 11)).await;
+    assert_eq!(r.outcome, Ended::Unconfirmed);
+    let c = r.confirmation.unwrap();
+    assert_eq!((c.status, c.runs), (Status::NotConfirmed, 0));
+    assert!(
+        c.why
+            .contains("does not build (the revert may not apply): revert of abc: conflict in f7"),
+        "{}",
+        c.why
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_culprit_that_builds_its_parents_image_is_never_named_alone() {
+    let h = history(12);
+    let same = [h.ids[6], h.ids[7]];
+    let fake = culprit_at(&h, 7).images(move |c| {
+        let r = rev(c);
+        Some(if same.contains(&r) {
+            "same".into()
+        } else {
+            r.to_string()
+        })
+    });
+    let r = confirmed(&fake, record(&h, 11)).await;
+    assert_eq!(r.outcome, Ended::Ambiguous);
+    assert!(r.commit.is_none());
+    let names: Vec<&str> = r.candidates.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(names, [h.ids[7].to_string(), h.ids[6].to_string()]);
+    assert!(r.reason.unwrap().contains("byte-identical to its parent"));
+    assert!(r.confirmation.is_none());
+    assert!(!fake.labels().iter().any(|l| l.contains("reverted")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_confirm_reports_the_commit_without_reverting_it() {
+    let h = history(12);
+    let mut rec = record(&h, 11);
+    rec.params.confirm = false;
+    let fake = not_the_cause(&h, 7);
+    let r = confirmed(&fake, rec).await;
+    assert_eq!(r.outcome, Ended::Found);
+    assert!(r.confirmation.is_none());
+    assert!(!fake.labels().iter().any(|l| l.contains("reverted")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fix_is_confirmed_when_reverting_it_brings_the_crash_back() {
+    let h = history(12);
+    let (before, fix) = (h.ids[..7].to_vec(), h.ids[7]);
+    let fake = Fake::new(move |c, _| {
+        let verdict = if before.contains(&rev(c)) || reverted(c) == Some(fix) {
+            Reproduced
+        } else {
+            NotReproduced
+        };
+        trial(verdict, Some("BUG: kernel NULL pointer dereference in f"))
+    });
+    let mut rec = record(&h, 0);
+    rec.params.fix = true;
+    rec.good = vec![h.ids[11].to_string()];
+    let r = confirmed(&fake, rec).await;
+    assert_eq!(r.outcome, Ended::Found, "{:?}", r.reason);
+    assert_eq!(r.commit.as_ref().unwrap().id, h.ids[7].to_string());
+    let c = r.confirmation.unwrap();
+    assert_eq!((c.status, c.reproduced), (Status::Confirmed, 1));
+    assert_eq!(c.on, h.ids[11].to_string());
 }
