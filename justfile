@@ -128,6 +128,19 @@ bisect-demo: build
     target/release/repro bisect nfs-updatepage-null --kernel linux-6.1 --repo "$demo" --good base --bad HEAD
     echo "bisect-demo: ${SECONDS}s"
 
+# The seed scenarios' stock variants on the newest Debian 6.1 and 6.12 packages and on the
+# linux-6.1 and linux-6.12 source kernels (scenarios/matrices/real-kernels.toml). Installs
+# linux-source-6.12 if missing; the first linux-6.12 build is cold (about 13 minutes here).
+nightly-real *args: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    [ -f /usr/src/linux-source-6.12.tar.xz ] || $SUDO apt-get install -y -q linux-source-6.12
+    SECONDS=0
+    target/release/repro nightly --matrix scenarios/matrices/real-kernels.toml {{args}} || rc=$?
+    echo "nightly-real: ${SECONDS}s"
+    exit ${rc:-0}
+
 # Needs Debian's chromium (`apt-get install chromium`); DIR defaults to the newest nightly.
 # Screenshot a nightly's report.html with headless Chromium, as report.png beside it.
 nightly-screenshot dir="":

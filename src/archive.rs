@@ -291,6 +291,38 @@ pub fn closest(spec: &Spec, packages: &[Package], arch: Arch) -> Vec<Package> {
     v.into_iter().take(3).cloned().collect()
 }
 
+/// Is `name` a selector of many packages (`debian:6.1.*`, `debian:*`), for matrices?
+pub fn is_selector(name: &str) -> bool {
+    name.strip_prefix(PREFIX).is_some_and(|b| b == "*" || b.ends_with(".*"))
+}
+
+/// The packages a selector names on `arch`, oldest first: `debian:6.1.*` every 6.1 package,
+/// `debian:*` every one. A matrix that names them follows new packages as the archive gets
+/// them.
+pub fn expand<'a>(selector: &str, packages: &'a [Package], arch: Arch) -> Result<Vec<&'a Package>, String> {
+    let body = selector.strip_prefix(PREFIX).unwrap_or(selector);
+    let series = match body.strip_suffix(".*").map(Spec::parse) {
+        _ if body == "*" => None,
+        Some(Ok(Spec::Series(a, b))) => Some((a, b)),
+        _ => {
+            return Err(format!(
+                "`{selector}` is not a selector: use `debian:*` or a series, `debian:6.1.*`"
+            ))
+        }
+    };
+    let v: Vec<&Package> = packages
+        .iter()
+        .filter(|p| p.arch == arch)
+        .filter(|p| series.is_none_or(|s| s == (p.upstream.0, p.upstream.1)))
+        .collect();
+    if v.is_empty() {
+        return Err(format!(
+            "`{selector}` names no package for {arch} in the Debian archive"
+        ));
+    }
+    Ok(v)
+}
+
 /// Is `name` a kernel a scenario, a matrix or `--kernel` may name: one of the `defined`
 /// definitions, or a well-formed `debian:` name (whether the archive has it is known only when
 /// it is fetched). The error says what is accepted.

@@ -86,7 +86,12 @@ fn matrix(roots: &Roots, a: &NightlyArgs, scenarios: &[Scenario]) -> Result<Matr
     };
     let src = std::fs::read_to_string(p).map_err(|e| Failure::Usage(format!("{}: {e}", p.display())))?;
     let kernels = Catalog::new(roots.clone()).kernel_names();
-    nightly::parse(p, &src, scenarios, &kernels).map_err(|d| Failure::Invalid(Box::new(d)))
+    // Selectors (`debian:6.1.*`) expand from the archive; without one it is not read.
+    let archive = match src.contains("debian:") {
+        true => crate::kernel::available().map_err(|e| Failure::CannotTest(crate::errors::chain(&e)))?,
+        false => Vec::new(),
+    };
+    nightly::parse(p, &src, scenarios, &kernels, &archive).map_err(|d| Failure::Invalid(Box::new(d)))
 }
 
 /// Each cell with its scenario, the cell's kernel and arch applied.

@@ -168,6 +168,13 @@ impl Error {
         matches!(self, Error::Build { source, .. } if matches!(**source,
             build::Error::Make { .. } | build::Error::NoOutput { .. } | build::Error::Config(_)
             | build::Error::Git(git::Error::PatchFailed { .. } | git::Error::PatchSyntax { .. } | git::Error::Conflict { .. })))
+            || self.archive_lacks()
+    }
+
+    /// The archive has the package but not its headers or `-dbg` package: this release cannot
+    /// be tested as asked, a fact about the package (a bisect of packages skips it).
+    pub fn archive_lacks(&self) -> bool {
+        matches!(self, Error::Debian(debian::Error::NotListed { .. }))
     }
 }
 
@@ -622,3 +629,27 @@ pub fn find(dir: &Path, name: &str) -> Result<Definition, Error> {
 
 #[cfg(test)]
 mod git_tests;
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+
+    /// A package whose headers or -dbg package the archive lacks is a fact about the package (a
+    /// bisect of packages skips it), not an infrastructure error that stops the bisect.
+    #[test]
+    fn a_package_the_archive_cannot_complete_is_a_build_failure_not_infra() {
+        let lacks = Error::Debian(debian::Error::NotListed {
+            name: "debian:6.1.0-48".into(),
+            package: "linux-headers-6.1.0-48-cloud-amd64".into(),
+            version: "6.1.172-1".into(),
+            purpose: "to build modules against",
+            near: "debian:6.1.0-47 (6.1.170)".into(),
+        });
+        assert!(lacks.archive_lacks() && lacks.is_build_failure());
+        let offline = Error::Debian(debian::Error::Tool {
+            command: "apt-get download".into(),
+            stderr: "Temporary failure resolving 'deb.debian.org'".into(),
+        });
+        assert!(!offline.archive_lacks() && !offline.is_build_failure());
+    }
+}

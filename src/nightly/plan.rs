@@ -72,8 +72,15 @@ pub fn default_cells(scenarios: &[Scenario]) -> Vec<Cell> {
     v
 }
 
-/// Parses a matrix file against the known scenarios and kernels. Errors name file, line and key.
-pub fn parse(path: &Path, source: &str, scenarios: &[Scenario], kernels: &[String]) -> Result<Matrix, Diagnostic> {
+/// Parses a matrix file against the known scenarios and kernels, and the archive's packages for
+/// selectors (`debian:6.1.*`). Errors name file, line and key.
+pub fn parse(
+    path: &Path,
+    source: &str,
+    scenarios: &[Scenario],
+    kernels: &[String],
+    archive: &[crate::archive::Package],
+) -> Result<Matrix, Diagnostic> {
     let raw: RawMatrix = from_toml(path, source)?;
     let diag =
         |span: std::ops::Range<usize>, key: &str, msg: String| Diagnostic::at(path, source, Some(span), key, msg);
@@ -108,7 +115,7 @@ pub fn parse(path: &Path, source: &str, scenarios: &[Scenario], kernels: &[Strin
             }
         };
         if let Some(ks) = &er.kernels {
-            for k in ks {
+            for k in ks.iter().filter(|k| !crate::archive::is_selector(k.get_ref())) {
                 if let Err(why) = crate::archive::known_kernel(k.get_ref(), kernels) {
                     return Err(diag(k.span(), &format!("{key}.kernels"), why));
                 }
@@ -120,12 +127,28 @@ pub fn parse(path: &Path, source: &str, scenarios: &[Scenario], kernels: &[Strin
                 None => vec![s.nodes[0].kernel.clone()],
             };
             let arches = er.arches.clone().unwrap_or_else(|| vec![s.nodes[0].arch]);
-            for k in &ks {
-                for a in &arches {
+            for (k, a) in ks.iter().flat_map(|k| arches.iter().map(move |a| (k, *a))) {
+                let names = match crate::archive::is_selector(k) {
+                    false => vec![k.clone()],
+                    true => {
+                        let span = er
+                            .kernels
+                            .iter()
+                            .flatten()
+                            .find(|x| x.get_ref() == k)
+                            .map_or(0..0, |x| x.span());
+                        crate::archive::expand(k, archive, a)
+                            .map_err(|why| diag(span, &format!("{key}.kernels"), why))?
+                            .iter()
+                            .map(|p| p.name.clone())
+                            .collect()
+                    }
+                };
+                for kernel in names {
                     cells.push(Cell {
                         scenario: s.name.clone(),
-                        kernel: k.clone(),
-                        arch: *a,
+                        kernel,
+                        arch: a,
                     });
                 }
             }

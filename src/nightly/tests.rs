@@ -225,23 +225,67 @@ fn matrix_files_expand_and_report_errors_with_file_line_and_key() {
     assert_eq!(default_cells(&all), vec![cell("boot", "k1", Arch::X86_64)]);
     let kernels = vec!["k1".to_string(), "k2".to_string()];
     let src = "budget = \"30m\"\njobs = 2\n[[entry]]\ntags = [\"smoke\"]\narches = [\"x86_64\", \"aarch64\"]\n[[entry]]\nscenarios = [\"other\"]\nkernels = [\"k2\"]\n";
-    let m = parse(Path::new("m.toml"), src, &all, &kernels).unwrap();
+    let m = parse(Path::new("m.toml"), src, &all, &kernels, &[]).unwrap();
     assert_eq!(m.budget, Some(std::time::Duration::from_secs(1800)));
     assert_eq!(m.jobs, Some(2));
     assert_eq!(m.cells.len(), 5);
     assert!(m.cells.contains(&cell("oops", "k1", Arch::Aarch64)));
     assert!(m.cells.contains(&cell("other", "k2", Arch::X86_64)));
     let bad = "[[entry]]\nscenarios = [\"boot\"]\nkernels = [\"nope\"]\n";
-    let e = parse(Path::new("m.toml"), bad, &all, &kernels).unwrap_err().to_string();
+    let e = parse(Path::new("m.toml"), bad, &all, &kernels, &[])
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("m.toml:3") && e.contains("entry[0].kernels") && e.contains("unknown kernel `nope`"),
         "{e}"
     );
     let typo = "[[entry]]\nscenario = [\"boot\"]\n";
-    let e = parse(Path::new("m.toml"), typo, &all, &kernels)
+    let e = parse(Path::new("m.toml"), typo, &all, &kernels, &[])
         .unwrap_err()
         .to_string();
     assert!(e.contains("m.toml:2") && e.contains("scenario"), "{e}");
+}
+
+#[test]
+fn kernel_selectors_expand_from_the_archive_per_arch() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("boot.toml");
+    let src = "summary = \"s\"\nkernel = \"k1\"\narch = \"x86_64\"\nimage = \"img\"\n[workload]\nscript = \"true\"\n";
+    let all = vec![crate::scenario::parse(&p, src, &["k1".into()], &["img".into()]).unwrap()];
+    let names: Vec<&str> = include_str!("../archive/apt-cache-search.txt").lines().collect();
+    let archive = crate::archive::parse_show(include_str!("../archive/apt-cache-show.txt"), &names);
+    let m = "[[entry]]\nscenarios = [\"boot\"]\nkernels = [\"debian:6.12.*\", \"debian:latest\", \"k1\"]\narches = [\"x86_64\", \"aarch64\"]\n";
+    let m = parse(Path::new("m.toml"), m, &all, &["k1".into()], &archive).unwrap();
+    let on = |a: Arch| {
+        m.cells
+            .iter()
+            .filter(|c| c.arch == a)
+            .map(|c| c.kernel.as_str())
+            .collect::<Vec<_>>()
+    };
+    // Seven 6.12 packages each, the newest-package name kept as it is (resolved when it runs).
+    assert_eq!(on(Arch::X86_64).len(), 9, "{:?}", on(Arch::X86_64));
+    assert!(on(Arch::X86_64).contains(&"debian:6.12.100+deb12") && on(Arch::X86_64).contains(&"debian:6.12.117+deb12"));
+    assert!(on(Arch::Aarch64).contains(&"debian:latest") && on(Arch::Aarch64).contains(&"k1"));
+    // arm64 has 6.1 ABIs amd64 lacks.
+    let m6 = "[[entry]]\nscenarios = [\"boot\"]\nkernels = [\"debian:6.1.*\"]\narches = [\"x86_64\", \"aarch64\"]\n";
+    let m6 = parse(Path::new("m.toml"), m6, &all, &["k1".into()], &archive).unwrap();
+    let count = |a: Arch| m6.cells.iter().filter(|c| c.arch == a).count();
+    assert_eq!((count(Arch::X86_64), count(Arch::Aarch64)), (11, 14));
+    for (bad, why) in [
+        ("debian:5.10.*", "names no package for x86_64"),
+        ("debian:6.*", "is not a selector"),
+        ("debian:6.1.1*", "is not a Debian kernel"),
+    ] {
+        let src = format!("[[entry]]\nscenarios = [\"boot\"]\nkernels = [\"{bad}\"]\n");
+        let e = parse(Path::new("m.toml"), &src, &all, &["k1".into()], &archive)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("m.toml:3") && e.contains("entry[0].kernels") && e.contains(why),
+            "{bad}: {e}"
+        );
+    }
 }
 
 const KNOWN: &str = r#"gone_after = 2

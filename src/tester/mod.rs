@@ -238,6 +238,11 @@ fn build_blocking(roots: &Roots, candidate: &Scenario, ui: &dyn Ui) -> Result<Bu
                     part: Part::Module(m.name.clone()),
                     why: crate::errors::chain(&e),
                 },
+                // No headers for this package: the kernel, not the module, cannot be tested.
+                crate::module::Error::Kernel(k) if k.archive_lacks() => BuildError::Tree {
+                    part: Part::Kernel(def.name.clone()),
+                    why: crate::errors::chain(&k),
+                },
                 other => infra(&other),
             })?;
         }
