@@ -242,7 +242,8 @@ pub struct NotFound {
     pub closest: Vec<Package>,
 }
 
-fn closest_text(closest: &[Package]) -> String {
+/// `debian:6.1.0-47 (6.1.170), debian:6.1.0-48 (6.1.172)`, for messages that name packages.
+pub fn closest_text(closest: &[Package]) -> String {
     if closest.is_empty() {
         return "none (is `apt-get update` done?)".into();
     }

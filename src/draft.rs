@@ -164,15 +164,7 @@ fn kernel_for(input: &Input, release: Option<&str>, arch: Arch, notes: &mut Vec<
     Err(Error::NotInArchive {
         log,
         release: release.to_string(),
-        closest: if closest.is_empty() {
-            "none (is `apt-get update` done?)".into()
-        } else {
-            closest
-                .iter()
-                .map(|p| format!("{} ({})", p.name, p.upstream))
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
+        closest: archive::closest_text(&closest),
     })
 }
 

@@ -428,10 +428,7 @@ fn companion_listed(
         abi: p.abi.clone(),
         arch: None,
     };
-    let near: Vec<String> = archive::closest(&spec, &have, arch)
-        .iter()
-        .map(|p| format!("{} ({})", p.name, p.upstream))
-        .collect();
+    let near = archive::closest_text(&archive::closest(&spec, &have, arch));
     let (package, purpose) = match what {
         Companion::Headers => (
             image_package.replacen("linux-image-", "linux-headers-", 1),
@@ -444,11 +441,7 @@ fn companion_listed(
         package,
         version: version.to_string(),
         purpose,
-        near: if near.is_empty() {
-            "none".into()
-        } else {
-            near.join(", ")
-        },
+        near,
     })
 }
 
