@@ -111,6 +111,8 @@ pub(crate) static HEADERS: &[HeaderDef] = &[
     h(r"^BUG: unable to handle page fault for address", K::PagingFault, "BUG: unable to handle page fault", F::Fault, E::Marker),
     h(r"^BUG: unable to handle kernel paging request", K::PagingFault, "BUG: unable to handle kernel paging request", F::Fault, E::Marker),
     h(r"^(?:Oops: )?general protection fault(?:[:,]|$)", K::GeneralProtection, "general protection fault", F::Fault, E::Marker),
+    // x86 #DE (a division by zero, or a quotient that does not fit).
+    h(r"^(?:Oops: )?divide error: [0-9a-f]{4} ", K::Oops, "divide error", F::Fault, E::Marker),
     // arm64 faults.
     h(r"^Unable to handle kernel NULL pointer dereference at virtual address", K::NullDeref, "Unable to handle kernel NULL pointer dereference", F::Fault, E::Marker),
     h(r"^Unable to handle kernel (.+?) at virtual address", K::PagingFault, "Unable to handle kernel {1}", F::Fault, E::Marker),
