@@ -5,6 +5,7 @@
 
 use crate::arch::Arch;
 use crate::archive::{self, Package, Spec, Upstream};
+use crate::run::verdict::base_name as base;
 use repro_oops::Report;
 
 /// What the draft is made from.
@@ -239,11 +240,6 @@ fn is_generic(f: &str) -> bool {
     GENERIC
         .iter()
         .any(|g| if g.ends_with('_') { f.starts_with(g) } else { f == *g })
-}
-
-/// `foo.isra.0` → `foo`.
-fn base(f: &str) -> &str {
-    f.split('.').next().unwrap_or(f)
 }
 
 /// Up to three frames that name this crash: the title's function first, then the next

@@ -121,7 +121,7 @@ pub fn ignored(expect: &Expect, report: &Report, arch: crate::arch::Arch) -> boo
 }
 
 /// `foo.isra.0` → `foo`.
-fn base_name(f: &str) -> &str {
+pub fn base_name(f: &str) -> &str {
     f.split('.').next().unwrap_or(f)
 }
 

@@ -31,14 +31,7 @@ fn repro(root: &Path, args: &[&str]) -> (i32, String, String) {
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for sub in ["kernels", "images"] {
-        let to = dir.path().join(sub);
-        std::fs::create_dir_all(&to).unwrap();
-        for e in std::fs::read_dir(crate::fixture::repo().join(sub)).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_file() {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
+        crate::fixture::copy_dir(&crate::fixture::repo().join(sub), &dir.path().join(sub));
     }
     std::fs::create_dir_all(dir.path().join("scenarios")).unwrap();
     dir
