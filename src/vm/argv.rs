@@ -62,6 +62,11 @@ pub struct NetLink {
 }
 
 /// The kernel command line: console, quiet boot noise off, plus the extras in order.
+///
+/// `random.trust_cpu=on` seeds the kernel's random pool from the CPU's instruction (RDRAND,
+/// RNDR: QEMU's `-cpu max` has them under TCG, and `-cpu host` under KVM) at boot. Debian's
+/// kernels do that already; a source kernel built from tinyconfig does not, and its sshd then
+/// waits about 11 s under TCG for `getrandom` (the `random: crng init done` line).
 pub fn cmdline(arch: Arch, extra: &[String]) -> String {
     let mut v = vec![
         format!("console={}", spec(arch).console),
@@ -69,6 +74,7 @@ pub fn cmdline(arch: Arch, extra: &[String]) -> String {
         "panic=-1".to_string(),
         "printk.time=1".to_string(),
         "net.ifnames=0".to_string(),
+        "random.trust_cpu=on".to_string(),
     ];
     v.extend(extra.iter().cloned());
     v.join(" ")
@@ -332,7 +338,7 @@ mod tests {
             line,
             "qemu-system-x86_64 -nodefaults -no-user-config -display none -machine q35 -accel tcg,thread=multi \
 -cpu max -smp 2 -m 1024M -kernel /k/vmlinuz -initrd /r/initrd.img \
--append 'console=ttyS0 rdinit=/init panic=-1 printk.time=1 net.ifnames=0 quiet' \
+-append 'console=ttyS0 rdinit=/init panic=-1 printk.time=1 net.ifnames=0 random.trust_cpu=on quiet' \
 -chardev stdio,id=con0,signal=off -serial chardev:con0 -qmp unix:qmp.sock,server=on,wait=off \
 -drive file=/r/root.qcow2,if=none,id=disk0,format=qcow2,cache=unsafe -device virtio-blk-pci,drive=disk0 \
 -drive file=/c/mods.ext4,if=none,id=disk1,format=raw,cache=unsafe,readonly=on -device virtio-blk-pci,drive=disk1 \
