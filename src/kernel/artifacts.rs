@@ -33,6 +33,8 @@ pub struct Artifacts {
 pub enum Headers {
     /// Debian's `linux-headers-<release>` for this image package and version.
     Debian { image_package: String, version: String },
+    /// A source kernel's own module build tree, exported from its build (`kernel::headers`).
+    Tree(PathBuf),
 }
 
 /// How much debug information a kernel's artifacts carry.

@@ -174,6 +174,9 @@ pub struct Recipe {
 /// The fragment `debug_info = "full"` adds: full DWARF and the gdb scripts.
 pub const DEBUG_INFO_FULL: (&str, &str) = ("repro:debug-info-full.config", include_str!("debug-info-full.config"));
 
+/// The fragment `debug_checks = true` adds: the debug checkers and loadable modules.
+pub const DEBUG_CHECKS: (&str, &str) = ("repro:debug-checks.config", include_str!("debug-checks.config"));
+
 impl Recipe {
     /// The fragments' entries, in order, and a digest of everything that shapes the config.
     fn load(&self) -> Result<(Vec<Entry>, String), Error> {
@@ -366,6 +369,9 @@ pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
             ],
             on,
         )?;
+        on(Event::Stage("module build tree"));
+        let tree = tmp.join(super::headers::DIR);
+        super::headers::export(&src, &obj, req.arch, &tree).map_err(io(&tree))?;
     }
     let _ = std::fs::copy(slot.join("build.log"), tmp.join("build.log"));
     let desc = serde_json::json!({
@@ -446,7 +452,9 @@ fn artifacts(req: &Request, plan: &Plan, out: &Path) -> Result<Artifacts, Error>
         modules,
         vmlinux: Some(out.join("vmlinux")),
         gdb_scripts: Some(out.join("vmlinux-gdb.py")).filter(|p| p.is_file()),
-        headers: None,
+        headers: Some(out.join(super::headers::DIR))
+            .filter(|p| p.is_dir())
+            .map(super::artifacts::Headers::Tree),
         id: plan.key.clone(),
     })
 }

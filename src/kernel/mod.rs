@@ -9,6 +9,7 @@ pub mod build;
 pub mod config;
 mod debian;
 pub mod git;
+pub mod headers;
 
 pub use artifacts::{Artifacts, DebugInfo, Headers};
 pub use debian::{available, changelog};
@@ -51,7 +52,7 @@ pub enum Error {
         #[source]
         source: Box<build::Error>,
     },
-    #[error("kernel `{name}` has no headers to build out-of-tree modules against (only Debian kernels do)")]
+    #[error("kernel `{name}` has no headers to build out-of-tree modules against (Debian kernels have them; a source kernel needs CONFIG_MODULES, which `debug_checks = true` sets)")]
     NoHeaders { name: String },
     #[error("kernel `{name}`: {why}")]
     BadName { name: String, why: String },
@@ -103,6 +104,9 @@ struct Raw {
     arches: Option<Vec<Arch>>,
     /// `full`: full DWARF and gdb scripts (source), the `-dbg` package's vmlinux (debian).
     debug_info: Option<DebugInfo>,
+    /// source: build with the kernel's debug checkers (KASAN, KFENCE, lockdep, UBSAN, ...) and
+    /// loadable modules: `src/kernel/debug-checks.config`. Inherited through `extends`.
+    debug_checks: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +161,8 @@ struct SourceDef {
     base: build::Base,
     /// Absolute fragment paths, possibly with `{arch}`.
     fragments: Vec<String>,
+    /// The debug checkers' fragment after the files.
+    debug_checks: bool,
     steps: Vec<PatchStep>,
     arches: Vec<Arch>,
 }
@@ -189,6 +195,7 @@ pub fn module_tree(kernel: &Artifacts, log: &dyn Fn(&str)) -> Result<PathBuf, Er
             kernel.arch,
             log,
         )?),
+        Some(Headers::Tree(tree)) => Ok(tree.clone()),
         None => Err(Error::NoHeaders {
             name: kernel.name.clone(),
         }),
@@ -231,6 +238,7 @@ impl Definition {
         only(raw.config.is_some(), "config", Kind::Source)?;
         only(!raw.patch.is_empty(), "patch", Kind::Source)?;
         only(raw.arches.is_some(), "arches", Kind::Source)?;
+        only(raw.debug_checks.is_some(), "debug_checks", Kind::Source)?;
         if raw.debug_info.is_some() && raw.kind == Kind::Local {
             return Err(diag(
                 0..0,
@@ -368,10 +376,14 @@ impl Definition {
                     .iter()
                     .map(|f| base.join(f).to_string_lossy().into_owned())
                     .collect(),
+                debug_checks: false,
                 steps: Vec::new(),
                 arches: Arch::ALL.to_vec(),
             }
         };
+        if let Some(on) = raw.debug_checks {
+            def.debug_checks = on;
+        }
         if raw.extends.is_some() && (raw.source.is_some() || raw.config.is_some()) {
             return Err(diag(
                 0..0,
@@ -451,10 +463,13 @@ impl Definition {
                 .iter()
                 .map(|f| PathBuf::from(f.replace("{arch}", arch.as_str())))
                 .collect(),
-            builtin: match self.debug_info {
-                DebugInfo::Full => vec![build::DEBUG_INFO_FULL],
-                DebugInfo::Default => Vec::new(),
-            },
+            builtin: [
+                (sd.debug_checks).then_some(build::DEBUG_CHECKS),
+                (self.debug_info == DebugInfo::Full).then_some(build::DEBUG_INFO_FULL),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         }
     }
 
@@ -651,5 +666,59 @@ mod classify_tests {
             stderr: "Temporary failure resolving 'deb.debian.org'".into(),
         });
         assert!(!offline.archive_lacks() && !offline.is_build_failure());
+    }
+}
+
+#[cfg(test)]
+mod debug_checks_tests {
+    use super::*;
+
+    fn builtin(d: &Definition) -> Vec<&'static str> {
+        let Source::Build(sd) = &d.source else {
+            panic!("{} is not a source kernel", d.name)
+        };
+        d.recipe(sd, Arch::X86_64)
+            .builtin
+            .iter()
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    /// `debug_checks` adds the checkers' fragment to a source kernel's recipe (before full debug
+    /// info), is inherited through `extends`, and is refused on other kinds by key.
+    #[test]
+    fn debug_checks_add_the_checkers_fragment_and_are_inherited() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(format!("{name}.toml"));
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let base = write(
+            "base",
+            "summary = \"b\"\nkind = \"source\"\n[source]\ntarball = \"t.tar.xz\"\n[config]\nbase = \"tinyconfig\"\n",
+        );
+        let debug = write(
+            "debug",
+            "summary = \"d\"\nkind = \"source\"\nextends = \"base\"\ndebug_checks = true\n",
+        );
+        let child = write("child", "summary = \"c\"\nkind = \"source\"\nextends = \"debug\"\n");
+        assert!(builtin(&Definition::load(&base).unwrap()).is_empty());
+        let d = Definition::load(&debug).unwrap();
+        assert_eq!(builtin(&d), [build::DEBUG_CHECKS.0]);
+        assert_eq!(
+            builtin(&d.with_debug_info(DebugInfo::Full)),
+            [build::DEBUG_CHECKS.0, build::DEBUG_INFO_FULL.0]
+        );
+        assert_eq!(builtin(&Definition::load(&child).unwrap()), [build::DEBUG_CHECKS.0]);
+        let deb = write(
+            "deb",
+            "summary = \"x\"\nkind = \"debian\"\npackage = \"p\"\ndebug_checks = true\n",
+        );
+        let e = Definition::load(&deb).unwrap_err().to_string();
+        assert!(
+            e.contains("debug_checks") && e.contains("only for kind `source`"),
+            "{e}"
+        );
     }
 }
