@@ -53,14 +53,27 @@ fn marker(line: &str) -> Option<ConsoleEvent> {
 /// are still read for this long before the report in progress is closed.
 const FLUSH_DRAIN: Duration = Duration::from_millis(100);
 
-/// Tells the capture that the guest has stopped (for example QMP reported GUEST_PANICKED), so a
-/// report in progress is complete as it stands.
+/// What the run tells the capture about the guest.
+enum Control {
+    Flush,
+    ExpectBoot,
+}
+
+/// Tells the capture what the run did to the guest.
 #[derive(Clone)]
-pub struct Flush(mpsc::UnboundedSender<()>);
+pub struct Flush(mpsc::UnboundedSender<Control>);
 
 impl Flush {
+    /// The guest has stopped (for example QMP reported GUEST_PANICKED), so a report in progress
+    /// is complete as it stands.
     pub fn request(&self) {
-        let _ = self.0.send(());
+        let _ = self.0.send(Control::Flush);
+    }
+
+    /// The run is about to reset the guest (a power cut): its next boot is not an unexpected
+    /// reboot.
+    pub fn expect_boot(&self) {
+        let _ = self.0.send(Control::ExpectBoot);
     }
 }
 
@@ -83,7 +96,7 @@ where
     let mut file = std::fs::File::create(log)?;
     let log = log.to_path_buf();
     let (tx, rx) = mpsc::unbounded_channel();
-    let (flush_tx, mut flush_rx) = mpsc::unbounded_channel::<()>();
+    let (flush_tx, mut flush_rx) = mpsc::unbounded_channel::<Control>();
     tokio::spawn(async move {
         let mut detector = Detector::new();
         let mut line = Vec::<u8>::new();
@@ -104,8 +117,11 @@ where
             };
             let read = tokio::select! {
                 r = src.read(&mut buf) => r,
-                Some(()) = flush_rx.recv() => {
-                    flush_at = Some(Instant::now() + FLUSH_DRAIN);
+                Some(c) = flush_rx.recv() => {
+                    match c {
+                        Control::Flush => flush_at = Some(Instant::now() + FLUSH_DRAIN),
+                        Control::ExpectBoot => detector.expect_boot(),
+                    }
                     continue;
                 }
                 _ = sleep_until_opt(close_at) => {

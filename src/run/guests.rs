@@ -114,7 +114,11 @@ impl Guests for Live {
     }
 
     fn power_cut(&self, node: usize) -> BoxFuture<'_, Result<(), Source>> {
-        Box::pin(async move { Ok(self.get(node)?.qmp.power_cut().await?) })
+        Box::pin(async move {
+            let i = self.get(node)?;
+            i.flush.expect_boot();
+            Ok(i.qmp.power_cut().await?)
+        })
     }
 
     fn reboot_action(&self, node: usize, reset: bool) -> BoxFuture<'_, Result<(), Source>> {

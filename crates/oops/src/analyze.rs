@@ -31,7 +31,7 @@ pub(crate) fn build(p: &Pending, corrupted: bool) -> Report {
             _ => None,
         })
         .flatten();
-    let func = title::pick_function(def.func, p, pc, lr, &frames);
+    let func = title::pick_function(def, p, pc, lr, &frames);
     Report {
         title: title::render(def, p, func.as_deref()),
         kind: def.kind.clone(),

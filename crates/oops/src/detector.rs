@@ -31,6 +31,10 @@ pub struct Detector {
     /// Lines seen since the last report was returned (saturating).
     since_report: usize,
     any_report: bool,
+    /// A kernel's `Linux version` banner was seen (and no reboot since).
+    kernel_up: bool,
+    /// A report started since that banner: a reboot after a crash is its consequence.
+    crashed: bool,
     out: Vec<Report>,
 }
 
@@ -76,6 +80,12 @@ impl Detector {
         splitter.feed(bytes, |l| self.on_line(l));
         self.splitter = splitter;
         std::mem::take(&mut self.out)
+    }
+
+    /// The guest is being reset on purpose (a power cut): the next kernel banner starts a new
+    /// boot, not an unexpected reboot.
+    pub fn expect_boot(&mut self) {
+        self.kernel_up = false;
     }
 
     /// True while a crash report has started but is not yet returned (its body is still
@@ -134,7 +144,12 @@ impl Detector {
     }
 
     fn process(&mut self, start: usize, end: usize, text: String) {
-        let header = match_header(&text);
+        let header = match_header(&text).filter(|m| self.is_report(m));
+        self.dispatch(start, end, text, header);
+    }
+
+    /// One line, whose header (if any) is already known to start a report.
+    fn dispatch(&mut self, start: usize, end: usize, text: String, header: Option<HeaderMatch>) {
         let Some(mut p) = self.pending.take() else {
             return self.idle(start, end, text, header);
         };
@@ -171,6 +186,22 @@ impl Detector {
             }
         }
         self.body(p, start, end, text);
+    }
+
+    /// Boot markers are reports only while a kernel was running and had not crashed: the log's
+    /// first boot is not a reboot, nor is the reboot a panic asks for. The banner marks a kernel
+    /// as running; a reboot the decompressor announced is followed by the new kernel's banner,
+    /// which belongs to it.
+    fn is_report(&mut self, m: &HeaderMatch) -> bool {
+        if !HEADERS[m.def].boot {
+            self.crashed = true;
+            return true;
+        }
+        let banner = m.caps.get(1).is_some_and(|c| c.is_some());
+        let reboot = self.kernel_up && !self.crashed && self.pending.is_none();
+        self.kernel_up = banner;
+        self.crashed = false;
+        reboot
     }
 
     fn idle(&mut self, start: usize, end: usize, text: String, header: Option<HeaderMatch>) {
@@ -214,7 +245,7 @@ impl Detector {
         };
         if !absorb || p.tail_lines >= MAX_TAIL_LINES {
             self.emit(p);
-            return self.process(start, end, text);
+            return self.dispatch(start, end, text, header);
         }
         let done = pat.end_panic.is_match(&text);
         let kind = classify(&text);

@@ -106,6 +106,13 @@ pub(crate) fn clean(bytes: &[u8]) -> String {
             s = &s[m.end()..];
         }
     }
+    // kmemleak.verbose prints each line of an object with kmemleak's prefix: without it, the
+    // object and its backtrace read as they do in /sys/kernel/debug/kmemleak.
+    if let Some(rest) = s.strip_prefix("kmemleak: ") {
+        if rest.starts_with(' ') || rest.starts_with("unreferenced object") {
+            s = rest;
+        }
+    }
     let s = s.trim_end();
     if s.contains('\0') {
         s.replace('\0', "")

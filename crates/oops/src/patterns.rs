@@ -17,6 +17,11 @@ pub(crate) enum FuncRule {
     Fault,
     /// The function in the header's capture group N, then as [`FuncRule::Fault`].
     Header(usize),
+    /// The frames right after the line containing this text (a stack the report prints
+    /// besides its call trace, such as page_owner's allocation stack); no function without it.
+    After(&'static str),
+    /// The function named after this text on a line of the report (`last function: FUNC`).
+    Named(&'static str),
     /// The call trace only.
     Trace,
     /// The call trace of a blocked task, skipping scheduler and sleeping-lock frames.
@@ -26,9 +31,6 @@ pub(crate) enum FuncRule {
     Stall,
     /// The first `, at: FUNC+0x..` line after a line containing this text, then the trace.
     Lockdep(&'static str),
-    /// As [`FuncRule::Fault`], skipping these helpers too: the subsystem whose check warned
-    /// (refcount, debug objects) and the calls that reach it, never the culprit.
-    FaultSkipping(&'static [&'static str]),
 }
 
 /// How a report of this header ends naturally (besides `---[ end trace` and a panic).
@@ -57,6 +59,28 @@ pub(crate) struct HeaderDef {
     /// Only starts a report when none is in progress: inside a report it is part of it (e.g.
     /// `Oops: 0002 [#1] SMP` after `BUG: kernel NULL pointer dereference`).
     pub continuation: bool,
+    /// Skipped for the title's function besides [`SKIP_GENERIC`]: the helpers of the check that
+    /// reported (refcount, debug objects, the allocator) and the calls that reach them.
+    pub skip: &'static [&'static str],
+    /// A boot marker: a report only when a kernel was already running (see the detector).
+    pub boot: bool,
+}
+
+impl HeaderDef {
+    const fn skipping(self, skip: &'static [&'static str]) -> Self {
+        HeaderDef { skip, ..self }
+    }
+
+    const fn booting(self) -> Self {
+        HeaderDef { boot: true, ..self }
+    }
+
+    const fn continuing(self) -> Self {
+        HeaderDef {
+            continuation: true,
+            ..self
+        }
+    }
 }
 
 const fn h(re: &'static str, kind: CrashKind, title: &'static str, func: FuncRule, end: EndRule) -> HeaderDef {
@@ -67,6 +91,8 @@ const fn h(re: &'static str, kind: CrashKind, title: &'static str, func: FuncRul
         func,
         end,
         continuation: false,
+        skip: &[],
+        boot: false,
     }
 }
 
@@ -78,6 +104,8 @@ const fn cont(re: &'static str, kind: CrashKind, title: &'static str) -> HeaderD
         func: FuncRule::Fault,
         end: EndRule::Marker,
         continuation: true,
+        skip: &[],
+        boot: false,
     }
 }
 
@@ -85,6 +113,13 @@ const fn cont(re: &'static str, kind: CrashKind, title: &'static str) -> HeaderD
 macro_rules! sym {
     () => {
         r"(?:\[<[0-9a-fA-F]+>\]\s*)?([A-Za-z_.$][A-Za-z0-9_.$]*)"
+    };
+}
+
+/// The start of a `WARNING: CPU: 0 PID: 1 at ` line, up to the warning's source path.
+macro_rules! warn_at {
+    () => {
+        r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?"
     };
 }
 
@@ -97,12 +132,16 @@ use FuncRule as F;
 pub(crate) static HEADERS: &[HeaderDef] = &[
     // Sanitizers.
     // A double or invalid free is named for the caller of the free (syzbot's title).
-    h(r"^BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) in \S+", K::Kasan, "KASAN: invalid-free", F::FaultSkipping(SKIP_FREE), E::Sanitizer),
+    h(r"^BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) in \S+", K::Kasan, "KASAN: invalid-free", F::Fault, E::Sanitizer).skipping(SKIP_FREE),
     h(concat!(r"^BUG: KASAN: ([a-z0-9-]*use-after-free) in ", sym!()), K::KasanUseAfterFree, "KASAN: {1}{access}", F::Header(2), E::Sanitizer),
     h(concat!(r"^BUG: KASAN: ([a-z0-9-]*out-of-bounds) in ", sym!()), K::KasanOutOfBounds, "KASAN: {1}{access}", F::Header(2), E::Sanitizer),
     h(concat!(r"^BUG: KASAN: ([a-z0-9-]+(?: or [a-z0-9-]+)?) in ", sym!()), K::Kasan, "KASAN: {1}{access}", F::Header(2), E::Sanitizer),
     h(concat!(r"^BUG: KFENCE: ([a-z][a-z -]*?) in ", sym!()), K::Kfence, "KFENCE: {1}", F::Header(2), E::Sanitizer),
-    h(r"^UBSAN: (.+?) in \S+:\d+:\d+", K::Ubsan, "UBSAN: {1}", F::Trace, E::Trace),
+    // 4.x/5.x UBSAN said what it found on the next line (syzbot names it `undefined-behaviour`).
+    h(r"^UBSAN: Undefined behaviour in \S+:\d+:\d+", K::Ubsan, "UBSAN: undefined-behaviour", F::Trace, E::Trace).skipping(SKIP_UBSAN),
+    h(r"^UBSAN: (.+?) in \S+:\d+:\d+", K::Ubsan, "UBSAN: {1}", F::Trace, E::Trace).skipping(SKIP_UBSAN),
+    // An infoleak is found in the copy to user space: named for its caller.
+    h(concat!(r"^BUG: KMSAN: ([a-z0-9-]+) in ", sym!()), K::Kmsan, "KMSAN: {1}", F::Header(2), E::Sanitizer).skipping(SKIP_KMSAN),
     // A data race names both sides, as the header does (syzbot's title).
     h(r"^BUG: KCSAN: ([a-z-]+) in (\S+(?: \[[\w-]+\])?(?: / \S+(?: \[[\w-]+\])?)?)\s*$", K::Kcsan, "KCSAN: {1} in {2}", F::None, E::Sanitizer),
     // x86 page faults (5.x/6.x wording, then 4.x wording) and GPF.
@@ -113,17 +152,30 @@ pub(crate) static HEADERS: &[HeaderDef] = &[
     h(r"^(?:Oops: )?general protection fault(?:[:,]|$)", K::GeneralProtection, "general protection fault", F::Fault, E::Marker),
     // x86 #DE (a division by zero, or a quotient that does not fit).
     h(r"^(?:Oops: )?divide error: [0-9a-f]{4} ", K::Oops, "divide error", F::Fault, E::Marker),
+    h(r"^(?:traps: )?PANIC: double fault", K::Oops, "PANIC: double fault", F::Fault, E::Marker),
     // arm64 faults.
+    h(r"^Unhandled fault at 0x[0-9a-fA-F]+", K::PagingFault, "Unhandled fault", F::Fault, E::Marker),
     h(r"^Unable to handle kernel NULL pointer dereference at virtual address", K::NullDeref, "Unable to handle kernel NULL pointer dereference", F::Fault, E::Marker),
     h(r"^Unable to handle kernel (.+?) at virtual address", K::PagingFault, "Unable to handle kernel {1}", F::Fault, E::Marker),
     // A WARNING is named for the subsystem whose check warned (syzbot's titles), the function
     // for the caller of its helpers.
-    h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?lib/refcount\.c:\d+", K::Warning, "WARNING: refcount bug", F::FaultSkipping(SKIP_REFCOUNT), E::Marker),
-    h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?lib/debugobjects\.c:\d+", K::Warning, "WARNING: ODEBUG bug", F::FaultSkipping(SKIP_ODEBUG), E::Marker),
-    h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?kernel/locking/lockdep\.c:\d+", K::Warning, "WARNING: locking bug", F::FaultSkipping(SKIP_LOCKING), E::Marker),
+    h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?lib/refcount\.c:\d+", K::Warning, "WARNING: refcount bug", F::Fault, E::Marker).skipping(SKIP_REFCOUNT),
+    h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?lib/debugobjects\.c:\d+", K::Warning, "WARNING: ODEBUG bug", F::Fault, E::Marker).skipping(SKIP_ODEBUG),
+    h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?kernel/locking/lockdep\.c:\d+", K::Warning, "WARNING: locking bug", F::Fault, E::Marker).skipping(SKIP_LOCKING),
+    h(concat!(warn_at!(), r"mm/vmalloc\.c:\d+ __vmalloc_node"), K::Warning, "WARNING: zero-size vmalloc", F::Fault, E::Marker).skipping(SKIP_ALLOC),
+    h(concat!(warn_at!(), r"mm/\S+\.c:\d+ (?:__)?(?:k|kv|v)?malloc"), K::Warning, "WARNING: kmalloc bug", F::Fault, E::Marker).skipping(SKIP_ALLOC),
+    h(concat!(warn_at!(), r"fs/proc/generic\.c:\d+ proc_register"), K::Warning, "WARNING: proc registration bug", F::Fault, E::Marker).skipping(&["proc_*", "__proc_*"]),
+    h(concat!(warn_at!(), r"lib/kobject\.c:\d+ kobject_"), K::Warning, "WARNING: kobject bug", F::Fault, E::Marker).skipping(&["kobject_*", "__kobject_*"]),
+    // A dentry left at unmount: the BUG line, then (5.x+) a WARNING in umount_check that is
+    // part of the same report. Named for the unmount, as syzbot does.
+    h(r"^BUG: Dentry [0-9a-f]+\{.*\} +still in use \(\d+\) \[unmount of", K::Oops, "BUG: Dentry still in use in unmount", F::None, E::Marker),
+    h(concat!(warn_at!(), r"fs/dcache\.c:\d+ umount_check"), K::Warning, "BUG: Dentry still in use in unmount", F::None, E::Marker).continuing(),
+    // The unwinder found a corrupt frame (named without the addresses).
+    h(r"^WARNING: kernel stack regs at [0-9a-f]+ in \S+ has bad '\w+' value", K::Warning, "WARNING: kernel stack regs has bad value", F::None, E::Line),
+    h(r"^WARNING: kernel stack frame pointer at [0-9a-f]+ in \S+ has bad value", K::Warning, "WARNING: kernel stack frame pointer has bad value", F::None, E::Line),
     // BUG_ON / WARN_ON. A list debug check is named for what it found (syzbot's title).
     h(r"^kernel BUG at lib/list_debug\.c:\d+", K::Bug, "BUG: corrupted list", F::Fault, E::Marker),
-    h(r"^kernel BUG at mm/usercopy\.c:\d+", K::Bug, "BUG: bad usercopy", F::FaultSkipping(SKIP_USERCOPY), E::Marker),
+    h(r"^kernel BUG at mm/usercopy\.c:\d+", K::Bug, "BUG: bad usercopy", F::Fault, E::Marker).skipping(SKIP_USERCOPY),
     h(r"^kernel BUG at \S+", K::Bug, "kernel BUG", F::Fault, E::Marker),
     h(concat!(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at \S+ ", sym!()), K::Warning, "WARNING", F::Header(1), E::Marker),
     h(concat!(r"^WARNING: \S+:\d+ at ", sym!()), K::Warning, "WARNING", F::Header(1), E::Marker),
@@ -133,9 +185,16 @@ pub(crate) static HEADERS: &[HeaderDef] = &[
     h(r"^WARNING: possible irq lock inversion dependency detected", K::Lockdep, "possible deadlock", F::Lockdep("just changed the state of lock"), E::Trace),
     h(r"^WARNING: [A-Z]+-safe -> [A-Z]+-unsafe lock order detected", K::Lockdep, "possible deadlock", F::Lockdep("is trying to acquire"), E::Trace),
     h(r"^WARNING: inconsistent lock state", K::Lockdep, "inconsistent lock state", F::Lockdep("takes:"), E::Trace),
-    h(r"^WARNING: suspicious RCU usage", K::Lockdep, "WARNING: suspicious RCU usage", F::Trace, E::Trace),
+    h(r"^WARNING: suspicious RCU usage", K::Lockdep, "WARNING: suspicious RCU usage", F::Trace, E::Trace).skipping(SKIP_RCU),
     h(r"^WARNING: bad unlock balance detected", K::Lockdep, "WARNING: bad unlock balance", F::Trace, E::Trace),
-    h(r"^WARNING: held lock freed", K::Lockdep, "WARNING: held lock freed", F::Trace, E::Trace),
+    h(r"^\[ BUG: bad unlock balance detected! \]", K::Lockdep, "BUG: bad unlock balance", F::Trace, E::Trace),
+    // Named for where the freed lock was taken.
+    h(r"^WARNING: held lock freed", K::Lockdep, "WARNING: held lock freed", F::Lockdep("held lock freed"), E::Trace),
+    h(r"^(?:\[ )?BUG: held lock freed", K::Lockdep, "BUG: held lock freed", F::Lockdep("held lock freed"), E::Trace),
+    h(r"^INFO: trying to register non-static key", K::Lockdep, "INFO: trying to register non-static key", F::Trace, E::Trace).skipping(SKIP_LOCKING),
+    h(r"^BUG: (MAX_[A-Z_]+ too low!)", K::Lockdep, "BUG: {1}", F::None, E::Trace),
+    // Named for the work function, which returned holding a lock (or with preemption off).
+    h(r"^BUG: workqueue leaked lock or atomic", K::Lockdep, "BUG: workqueue leaked lock or atomic", F::Named("last function: "), E::Trace),
     // Hangs and stalls.
     h(r"^INFO: task (?P<comm>.+):(?P<pid>\d+) blocked for more than \d+ seconds", K::HungTask, "INFO: task hung", F::Hung, E::Trace),
     h(r"^(?:rcu: )?INFO: rcu_(?:sched|preempt|bh) (?:self-detected stall|detected (?:expedited )?stalls?)", K::RcuStall, "INFO: rcu detected stall", F::Stall, E::Trace),
@@ -144,16 +203,25 @@ pub(crate) static HEADERS: &[HeaderDef] = &[
     // Other BUG: lines.
     h(r"^BUG: sleeping function called from invalid context", K::Oops, "BUG: sleeping function called from invalid context", F::Trace, E::Trace),
     h(r"^BUG: scheduling while atomic", K::Oops, "BUG: scheduling while atomic", F::Trace, E::Trace),
-    h(r"^BUG: using smp_processor_id\(\) in preemptible", K::Oops, "BUG: using smp_processor_id() in preemptible code", F::Trace, E::Trace),
+    h(r"^BUG: using ([a-z_]+)\(\) in preemptible", K::Oops, "BUG: using {1}() in preemptible code", F::Trace, E::Trace).skipping(SKIP_PREEMPT),
     h(r"^BUG: spinlock (.+?) on CPU#\d+", K::Oops, "BUG: spinlock {1}", F::Trace, E::Trace),
-    h(r"^BUG: Bad page state in process", K::Oops, "BUG: Bad page state", F::Trace, E::Trace),
+    // Named for the page's allocator when page_owner printed its stack (syzbot's title).
+    h(r"^BUG: Bad page state in process", K::Oops, "BUG: Bad page state", F::After("page last allocated"), E::Trace).skipping(SKIP_PAGE_ALLOC),
+    // kmemleak, as its debugfs file and (`kmemleak.verbose`) the console print it; `BUG: memory
+    // leak` is the line syzkaller writes before each object. Named for the allocation's caller.
+    h(r"^BUG: memory leak", K::MemoryLeak, "memory leak", F::Trace, E::Trace).skipping(SKIP_ALLOC),
+    h(r"^unreferenced object 0x[0-9a-f]+ \(size \d+\):", K::MemoryLeak, "memory leak", F::Trace, E::Trace).skipping(SKIP_ALLOC).continuing(),
     h(r"^BUG: stack guard page was hit at", K::Oops, "BUG: stack guard page was hit", F::Fault, E::Marker),
     h(r"^BUG: workqueue lockup", K::Oops, "BUG: workqueue lockup", F::None, E::Line),
     h(r"^BUG: Bad rss-counter state", K::Oops, "BUG: Bad rss-counter state", F::None, E::Line),
     // Panics. A panic that merely closes another report is handled by the detector. The
     // scheduler's stack-end check names the task that overran its stack (syzbot's title).
-    h(r"^Kernel panic - not syncing: corrupted stack end", K::Panic, "kernel panic: corrupted stack end", F::FaultSkipping(SKIP_SCHED), E::Trace),
+    h(concat!(r"^Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: ", sym!()), K::Panic, "kernel panic: stack is corrupted", F::Header(1), E::Trace),
+    h(r"^Kernel panic - not syncing: corrupted stack end", K::Panic, "kernel panic: corrupted stack end", F::Fault, E::Trace).skipping(SKIP_SCHED),
     h(r"^Kernel panic - not syncing: ?(.*)", K::Panic, "kernel panic: {1}", F::None, E::Trace),
+    // A kernel booting while one was running: the banner (capture 1), or the x86 decompressor's
+    // last line (syzbot's `unexpected kernel reboot`).
+    h(r"^(?:(Linux version) \d+\.\d+\S* \(|Booting the kernel\.)", K::Oops, "unexpected kernel reboot", F::None, E::Line).booting(),
     // Lines that open a report only when none is in progress.
     cont(r"^Internal error: Oops - BUG: ", K::Bug, "Internal error"),
     cont(r"^Internal error: ", K::Oops, "Internal error"),
@@ -210,7 +278,8 @@ pub(crate) static SKIP_GENERIC: &[&str] = &[
     "lock_acquire*", "lock_release", "lock_acquired", "lock_contended", "__lock_acquire*", "__lock_release",
     "lock_is_held_type", "check_noncircular", "check_prev_add", "check_prevs_add", "validate_chain",
     "print_circular_bug*", "print_deadlock_bug", "check_deadlock", "mark_lock*", "mark_usage", "print_usage_bug*",
-    "valid_state", "lockdep_*", "debug_check_no_locks_freed", "print_unlock_imbalance_bug*", "print_freed_lock_bug",
+    "valid_state", "lockdep_*", "debug_check_no_locks_freed", "register_lock_class", "look_up_lock_class",
+    "assign_lock_key", "print_unlock_imbalance_bug*", "print_freed_lock_bug",
     // Memory and string helpers.
     "memcpy*", "memset*", "memmove*", "__memcpy*", "__memset*", "__memmove*", "memcmp", "__memcmp", "bcmp",
     "memchr*", "memscan", "strlen", "strnlen", "strcmp", "strncmp", "strcpy", "strncpy", "strscpy*", "sized_strscpy",
@@ -246,6 +315,41 @@ pub(crate) static SKIP_GENERIC: &[&str] = &[
     "__rcu_read_unlock", "rcu_read_unlock_strict", "debug_object_*", "debug_print_object", "bad_page",
     "free_page_is_bad*", "free_pages_check*", "check_new_page*",
 ];
+
+/// Also skipped for UBSAN: its handlers (lib/ubsan.c).
+pub(crate) static SKIP_UBSAN: &[&str] = &[
+    "handle_overflow",
+    "handle_null_ptr_deref",
+    "handle_misaligned_access",
+    "handle_object_size_mismatch",
+];
+
+/// Also skipped for KMSAN: the instrumented copies where an infoleak is found.
+pub(crate) static SKIP_KMSAN: &[&str] = &["instrument_*", "copyout*", "copy_page_to_iter*", "_copy_to_iter*"];
+
+/// Also skipped for allocator checks (kmalloc and vmalloc WARNINGs, kmemleak): the allocators,
+/// down to their caller.
+#[rustfmt::skip]
+pub(crate) static SKIP_ALLOC: &[&str] = &[
+    "kmalloc*", "__kmalloc*", "kvmalloc*", "__kvmalloc*", "kzalloc*", "kvzalloc*", "kcalloc*", "kvcalloc*",
+    "krealloc*", "kvrealloc*", "kmemdup*", "kstrdup*", "kstrndup*", "kasprintf", "kvasprintf*", "kmem_*",
+    "__kmem_*", "slab_*", "__slab_*", "___slab_alloc", "vmalloc*", "__vmalloc*", "vzalloc*", "kmemleak_*",
+    "create_object", "__create_object", "__do_kmalloc*", "alloc_pages*", "__alloc_pages*",
+];
+
+/// Also skipped for a bad page: the page allocator, down to its caller.
+#[rustfmt::skip]
+pub(crate) static SKIP_PAGE_ALLOC: &[&str] = &[
+    "set_page_owner", "__set_page_owner", "post_alloc_hook", "prep_new_page", "get_page_from_freelist",
+    "__alloc_pages*", "alloc_pages*", "__folio_alloc*", "folio_alloc*", "alloc_page*", "__get_free_pages",
+    "get_zeroed_page*", "vma_alloc_folio*", "__alloc_frozen_pages*", "alloc_frozen_pages*",
+];
+
+/// Also skipped for suspicious RCU usage: RCU's own functions.
+pub(crate) static SKIP_RCU: &[&str] = &["rcu_*", "__rcu_*", "call_rcu*", "synchronize_rcu*"];
+
+/// Also skipped for a per-CPU access from preemptible code: the check itself.
+pub(crate) static SKIP_PREEMPT: &[&str] = &["check_preemption_disabled", "__this_cpu_preempt_check", "this_cpu_*"];
 
 /// Also skipped for a refcount WARNING: the refcount helpers.
 pub(crate) static SKIP_REFCOUNT: &[&str] = &["refcount_*", "__refcount_*"];
@@ -301,6 +405,7 @@ pub(crate) static SKIP_ODEBUG: &[&str] = &[
     "__debug_*",
     "kfree*",
     "kmem_cache_free*",
+    "__kmem_cache_free*",
     "slab_free*",
     "__slab_free",
     "free_*",
@@ -386,6 +491,8 @@ pub(crate) struct Patterns {
     pub task_line: Regex,
     pub access: Regex,
     pub lock_at: Regex,
+    /// A bare function name at the start of the text (`crash_wq_fn [crashmod]`, `foo+0x1/0x2`).
+    pub symbol: Regex,
     pub panic_tail: Regex,
     pub panic_normalize: Vec<(Regex, &'static str)>,
 }
@@ -421,7 +528,8 @@ fn build() -> Patterns {
         rip: re(r"^\s*(?:RIP|EIP|IP):\s*(?:([0-9a-fA-F]{4}):)?\s*(?:\[<[0-9a-fA-F]+>\]\s*)*(.*)$"),
         pc_lr: re(r"^\s*(pc|lr)\s*:\s*(?:\[<[0-9a-fA-F]+>\]\s*)?(.*)$"),
         pc_is_at: re(r"^\s*(PC|LR) is at (.*)$"),
-        call_trace: re(r"^\s*Call [Tt]race:\s*$"),
+        // kmemleak's `backtrace:` (6.6+: `backtrace (crc 5e3a9c2b):`) opens a trace too.
+        call_trace: re(r"^\s*(?:Call [Tt]race|backtrace(?: \(crc [0-9a-f]+\))?):\s*$"),
         marker: re(r"^\s*<(/?)([A-Z#_]+)>\s*$"),
         regdump: re(REGDUMP),
         tail: RegexSet::new(TAIL_LINES).expect("tail patterns"),
@@ -436,8 +544,9 @@ fn build() -> Patterns {
         ident_line: re(r"^(\d\S*) #\S+ (?:Not tainted|Tainted: ([A-Z ]+?))\s*$"),
         process_line: re(r"^Process (.+?) \(pid: (\d+), stack limit"),
         task_line: re(r"^task:(\S+)\s+state:.*?\bpid:\s*(\d+)"),
-        access: re(r"^(Read|Write) of size \d+"),
+        access: re(r"^(Read|Write) (?:of size \d+|at addr)"),
         lock_at: re(&format!(r", at: {sym_re}\+0x")),
+        symbol: re(r"^([A-Za-z_][A-Za-z0-9_.]*)(?:\+0x|\s|$)"),
         panic_tail: re(PANIC_TAIL),
         panic_normalize: PANIC_NORMALIZE.iter().map(|(r, w)| (re(r), *w)).collect(),
     }

@@ -23,6 +23,10 @@ pub enum CrashKind {
     Kfence,
     /// `BUG: KCSAN: ...` (data races).
     Kcsan,
+    /// `BUG: KMSAN: ...` (uses of uninitialized memory, infoleaks).
+    Kmsan,
+    /// kmemleak's `unreferenced object` (syzbot's `BUG: memory leak`).
+    MemoryLeak,
     /// `UBSAN: ...`.
     Ubsan,
     /// `WARNING: CPU: ... at ...` (WARN_ON and friends).
@@ -54,6 +58,8 @@ pub fn kind_name(kind: &CrashKind) -> &'static str {
         CrashKind::Kasan => "kasan",
         CrashKind::Kfence => "kfence",
         CrashKind::Kcsan => "kcsan",
+        CrashKind::Kmsan => "kmsan",
+        CrashKind::MemoryLeak => "memory-leak",
         CrashKind::Ubsan => "ubsan",
         CrashKind::Warning => "warning",
         CrashKind::Bug => "bug",

@@ -15,44 +15,65 @@ fn first_useful<'a>(cands: impl IntoIterator<Item = &'a str>, tables: &[&[&str]]
         .map(str::to_string)
 }
 
+/// The frames a title may name: reliable ones, and not the inlined functions a symbolizer
+/// added (` foo fs/x.c:12 [inline]`), so that a symbolized and a raw log title alike.
 fn reliable(frames: &[Frame]) -> impl Iterator<Item = &str> {
-    frames.iter().filter(|f| f.reliable).map(|f| f.function.as_str())
+    frames
+        .iter()
+        .filter(|f| f.reliable && f.offset.is_some())
+        .map(|f| f.function.as_str())
 }
 
-/// Picks the title function by the header's rule. `pc`/`lr` are the first kernel-mode
-/// instruction pointer and link register with a symbol; `frames` the primary trace.
+/// Picks the title function by the header's rule, skipping the generic helpers and the
+/// header's own. `pc`/`lr` are the first kernel-mode instruction pointer and link register
+/// with a symbol; `frames` the primary trace.
 pub(crate) fn pick_function(
-    rule: FuncRule,
+    def: &HeaderDef,
     p: &Pending,
     pc: Option<&Frame>,
     lr: Option<&Frame>,
     frames: &[Frame],
 ) -> Option<String> {
-    let generic: &[&[&str]] = &[SKIP_GENERIC];
+    let skip: &[&[&str]] = &[SKIP_GENERIC, def.skip];
     let fault = || {
         pc.into_iter()
             .chain(lr)
             .map(|f| f.function.as_str())
             .chain(reliable(frames))
     };
-    match rule {
+    let pat = patterns::get();
+    match def.func {
         FuncRule::None => None,
-        FuncRule::Fault => first_useful(fault(), generic),
-        FuncRule::FaultSkipping(more) => first_useful(fault(), &[SKIP_GENERIC, more]),
+        FuncRule::Fault => first_useful(fault(), skip),
         FuncRule::Header(g) => {
             let header = p.caps.get(g).and_then(|c| c.as_deref());
-            first_useful(header.into_iter().chain(fault()), generic)
+            first_useful(header.into_iter().chain(fault()), skip)
         }
-        FuncRule::Trace => first_useful(reliable(frames), generic),
-        FuncRule::Hung => first_useful(reliable(frames), &[SKIP_GENERIC, SKIP_SCHED]),
+        FuncRule::After(trigger) => {
+            let after = p.lines.iter().skip_while(|l| !l.text.contains(trigger)).skip(1);
+            let run = after.map_while(|l| match &l.kind {
+                LineKind::Frame(f) => Some(f),
+                _ => None,
+            });
+            let run: Vec<Frame> = run.cloned().collect();
+            first_useful(reliable(&run), skip)
+        }
+        FuncRule::Named(label) => {
+            let named = p.lines.iter().find_map(|l| {
+                let rest = &l.text[l.text.find(label)? + label.len()..];
+                pat.symbol.captures(rest).map(|c| c[1].to_string())
+            });
+            first_useful(named.as_deref(), skip)
+        }
+        FuncRule::Trace => first_useful(reliable(frames), skip),
+        FuncRule::Hung => first_useful(reliable(frames), &[SKIP_GENERIC, SKIP_SCHED, def.skip]),
         FuncRule::Lockdep(trigger) => {
-            let pat = patterns::get();
             let at = p
                 .lines
                 .iter()
                 .skip_while(|l| !l.text.contains(trigger))
                 .find_map(|l| pat.lock_at.captures(&l.text).map(|c| c[1].to_string()));
-            first_useful(at.as_deref().into_iter().chain(reliable(frames)), generic)
+            first_useful(at.as_deref().into_iter().chain(reliable(frames)), skip)
         }
         FuncRule::Stall => stall_function(p),
     }

@@ -80,9 +80,14 @@ pub(crate) fn classify(text: &str) -> LineKind {
     LineKind::Other
 }
 
-/// ` 0xffffffffc0495000` or ` ? 0xffffffffc0495000`, alone on the line.
+/// ` 0xffffffffc0495000` or ` ? 0xffffffffc0495000`, alone on the line, possibly after the
+/// address in brackets (kmemleak's `[<00000000b3c2a1f0>] 0xffffffffa0008082`).
 fn is_raw_address(text: &str) -> bool {
     let t = text.trim();
+    let t = match t.strip_prefix("[<").and_then(|r| r.split_once(">]")) {
+        Some((hex, rest)) if hex.bytes().all(|b| b.is_ascii_hexdigit()) => rest.trim_start(),
+        _ => t,
+    };
     let t = t.strip_prefix("? ").unwrap_or(t);
     t.strip_prefix("0x")
         .is_some_and(|h| !h.is_empty() && h.len() <= 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -257,6 +262,13 @@ mod tests {
         assert!(matches!(classify(" <TASK>"), LineKind::Marker(Marker::TaskOpen)));
         assert!(matches!(classify(" </IRQ>"), LineKind::Marker(Marker::IrqClose)));
         assert!(matches!(classify(" <EOI>"), LineKind::Marker(Marker::IrqClose)));
+        assert!(matches!(classify(" ? 0xffffffffa0008000"), LineKind::RawAddress));
+        assert!(matches!(
+            classify("    [<0000000040604b31>] 0xffffffffa0008082"),
+            LineKind::RawAddress
+        ));
+        assert!(matches!(classify("  backtrace:"), LineKind::CallTrace));
+        assert!(matches!(classify("  backtrace (crc 5e3a9c2b):"), LineKind::CallTrace));
         assert!(matches!(
             classify("RIP: 0033:0x7f1234"),
             LineKind::Pc {

@@ -332,7 +332,8 @@ Call Trace:
  xfs_bmapi_write+0x9c8/0xa40
 ================================================================================
 ");
-    assert_eq!(r.title, "UBSAN: Undefined behaviour in xfs_bmapi_write");
+    // syzbot's name for the family, whatever the kernel's wording.
+    assert_eq!(r.title, "UBSAN: undefined-behaviour in xfs_bmapi_write");
     assert_eq!(r.kind, CrashKind::Ubsan);
 }
 
@@ -627,6 +628,8 @@ fn json_shape_and_kind_names() {
         CrashKind::Kasan,
         CrashKind::Kfence,
         CrashKind::Kcsan,
+        CrashKind::Kmsan,
+        CrashKind::MemoryLeak,
         CrashKind::Ubsan,
         CrashKind::Warning,
         CrashKind::Bug,
@@ -673,4 +676,39 @@ fn a_raw_address_in_a_trace_is_not_interleaving() {
     assert!(!r[0].corrupted, "{:#?}", r[0]);
     let names: Vec<&str> = r[0].frames.iter().map(|f| f.function.as_str()).collect();
     assert_eq!(&names[..3], ["crashmod_init", "do_one_initcall", "do_init_module"]);
+}
+
+const BANNER: &str = "[    0.000000] Linux version 6.1.192-repro (repro@repro) (gcc (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT\n";
+
+/// A second kernel banner with no crash before it is a reboot nobody asked for; the log's
+/// first boot, a reboot after a crash, and a boot the caller expects are not.
+#[test]
+fn a_fresh_boot_mid_run_is_an_unexpected_reboot_but_the_first_boot_is_not() {
+    let running =
+        format!("{BANNER}[    1.000000] Run /init as init process\n[   20.000000] nfs: server 127.0.0.1 OK\n");
+    assert!(titles(&running).is_empty());
+    let rebooted = format!("{running}{BANNER}[    1.000000] Run /init as init process\n");
+    assert_eq!(titles(&rebooted), ["unexpected kernel reboot"]);
+    // The x86 decompressor announces the boot, then the new kernel prints its banner: one reboot.
+    let decompressed = format!("{running}Decompressing Linux... Parsing ELF... done.\nBooting the kernel.\n{BANNER}");
+    assert_eq!(titles(&decompressed), ["unexpected kernel reboot"]);
+    // At the top of a log the decompressor's line is the first boot.
+    assert!(titles(&format!("Booting the kernel.\n{BANNER}")).is_empty());
+    // A panic asks for the reboot that follows it.
+    let panicked = format!("{running}[   21.000000] Kernel panic - not syncing: sysrq triggered crash\n{BANNER}");
+    assert_eq!(titles(&panicked), ["kernel panic: sysrq triggered crash"]);
+    // A power cut: the caller says the next boot is expected.
+    let mut d = Detector::new();
+    assert!(d.feed(running.as_bytes()).is_empty());
+    d.expect_boot();
+    assert!(d.feed(BANNER.as_bytes()).is_empty());
+    assert!(d.finish().is_empty());
+    // ... and only that one.
+    let mut d = Detector::new();
+    d.feed(running.as_bytes());
+    d.expect_boot();
+    d.feed(running.as_bytes());
+    d.feed(BANNER.as_bytes());
+    let got: Vec<String> = d.finish().into_iter().map(|r| r.title).collect();
+    assert_eq!(got, ["unexpected kernel reboot"]);
 }
