@@ -32,6 +32,10 @@ pub(crate) fn build(p: &Pending, corrupted: bool) -> Report {
         })
         .flatten();
     let func = title::pick_function(def, p, pc, lr, &frames);
+    // A report that should name a function but yields none is `... in corrupted` (syzbot's
+    // form): its trace was cut or garbled.
+    let lost = func.is_none() && def.func.names_a_function();
+    let func = func.or_else(|| lost.then(|| "corrupted".to_string()));
     Report {
         title: title::render(def, p, func.as_deref()),
         kind: def.kind.clone(),
@@ -46,7 +50,7 @@ pub(crate) fn build(p: &Pending, corrupted: bool) -> Report {
         comm: p.comm.clone().or(meta.comm),
         pid: p.pid.or(meta.pid),
         cpu: meta.cpu,
-        corrupted,
+        corrupted: corrupted || lost,
     }
 }
 

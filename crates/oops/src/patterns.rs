@@ -33,6 +33,14 @@ pub(crate) enum FuncRule {
     Lockdep(&'static str),
 }
 
+impl FuncRule {
+    /// The title always names a function (` in FUNC`); without one the report is corrupted.
+    /// `After` and `Named` name one only when the report prints what they look for.
+    pub(crate) fn names_a_function(self) -> bool {
+        !matches!(self, FuncRule::None | FuncRule::After(_) | FuncRule::Named(_))
+    }
+}
+
 /// How a report of this header ends naturally (besides `---[ end trace` and a panic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EndRule {

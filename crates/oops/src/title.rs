@@ -15,12 +15,17 @@ fn first_useful<'a>(cands: impl IntoIterator<Item = &'a str>, tables: &[&[&str]]
         .map(str::to_string)
 }
 
-/// The frames a title may name: reliable ones, and not the inlined functions a symbolizer
-/// added (` foo fs/x.c:12 [inline]`), so that a symbolized and a raw log title alike.
+/// The frames a title may name: reliable ones, or every one when the unwinder marked them all
+/// `?` (the guess unwinder of a kernel without ORC or frame pointers); never the inlined
+/// functions a symbolizer added (` foo fs/x.c:12 [inline]`), so that a symbolized and a raw
+/// log title alike.
 fn reliable(frames: &[Frame]) -> impl Iterator<Item = &str> {
+    let raw = |f: &&Frame| f.offset.is_some();
+    let all_guessed = !frames.iter().filter(raw).any(|f| f.reliable);
     frames
         .iter()
-        .filter(|f| f.reliable && f.offset.is_some())
+        .filter(raw)
+        .filter(move |f| f.reliable || all_guessed)
         .map(|f| f.function.as_str())
 }
 

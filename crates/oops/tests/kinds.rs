@@ -712,3 +712,41 @@ fn a_fresh_boot_mid_run_is_an_unexpected_reboot_but_the_first_boot_is_not() {
     let got: Vec<String> = d.finish().into_iter().map(|r| r.title).collect();
     assert_eq!(got, ["unexpected kernel reboot"]);
 }
+
+/// A kernel without ORC or frame pointers guesses its trace and marks every frame `?`: those
+/// frames still name the crash. One reliable frame is enough to ignore the guessed ones.
+#[test]
+fn a_trace_of_guessed_frames_still_names_the_function() {
+    let guessed = "\
+[    9.575670] BUG: kernel NULL pointer dereference, address: 0000000000000000
+[    9.576300] #PF: supervisor instruction fetch in kernel mode
+[    9.577234] RIP: 0010:0x0
+[    9.578347] Call Trace:
+[    9.578347]  ? __die_body+0x1a/0x60
+[    9.578347]  ? page_fault_oops+0x15a/0x2d0
+[    9.578347]  ? step_into+0x5d3/0x750
+[    9.578347]  ? path_lookupat+0x92/0x190
+[    9.578347] ---[ end trace 0000000000000000 ]---
+";
+    let r = one(guessed);
+    assert_eq!(r.title, "BUG: kernel NULL pointer dereference in step_into");
+    assert!(!r.corrupted);
+    let r = one(&guessed.replace("  ? path_lookupat", "  path_lookupat"));
+    assert_eq!(r.title, "BUG: kernel NULL pointer dereference in path_lookupat");
+}
+
+/// A report whose function is lost (its trace cut off before any frame, no symbol in RIP) is
+/// `... in corrupted`, syzbot's form, and marked corrupted; a family without a function is not.
+#[test]
+fn a_report_that_lost_its_function_is_titled_in_corrupted() {
+    let r = one("\
+[    9.582512] BUG: kernel NULL pointer dereference, address: 0000000000000000
+[    9.582512] #PF: supervisor instruction fetch in kernel mode
+[    9.582512] RIP: 0010:0x0
+");
+    assert_eq!(r.title, "BUG: kernel NULL pointer dereference in corrupted");
+    assert!(r.corrupted);
+    let r = one("[  928.754534] WARNING: kernel stack regs at 00000000d9dac8ad in fork13:28354 has bad 'bp' value 0000000000000000\n");
+    assert_eq!(r.title, "WARNING: kernel stack regs has bad value");
+    assert!(!r.corrupted);
+}
