@@ -217,8 +217,8 @@ fn prepare_one(roots: &Roots, kernel_name: &str, arch: Arch, image_name: &str) -
 }
 
 pub fn oops_parse(file: &Path, json: bool, vmlinux: Option<&PathBuf>) -> Result<Done, Failure> {
-    let bytes = std::fs::read(file).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
-    let mut reports = repro_oops::parse_any(&bytes);
+    let unreadable = |e: std::io::Error| Failure::Usage(format!("cannot read {}: {e}", file.display()));
+    let mut reports = parse_file(file).map_err(unreadable)?;
     if let Some(v) = vmlinux {
         let sym = crate::symbolize::Symbolizer::open(v).map_err(|e| Failure::Usage(crate::errors::chain(&e)))?;
         for r in &mut reports {
@@ -231,6 +231,35 @@ pub fn oops_parse(file: &Path, json: bool, vmlinux: Option<&PathBuf>) -> Result<
         reports.iter().for_each(print_report);
     }
     Ok(Done::Parsed { reports: reports.len() })
+}
+
+/// The reports in a log file, read in chunks through the detector so that memory is bounded by
+/// the reports, not the file; a paste (decided on the same head as `parse_any`) is small and
+/// read whole to be turned back into console lines.
+fn parse_file(file: &Path) -> std::io::Result<Vec<repro_oops::Report>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(file)?;
+    let mut head = Vec::new();
+    Read::by_ref(&mut f)
+        .take(repro_oops::PASTE_CHECK_BYTES as u64)
+        .read_to_end(&mut head)?;
+    if repro_oops::looks_pasted(&String::from_utf8_lossy(&head)) {
+        f.read_to_end(&mut head)?;
+        return Ok(repro_oops::parse_any(&head));
+    }
+    let mut d = repro_oops::Detector::new();
+    let mut reports = d.feed(&head);
+    drop(head);
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        reports.extend(d.feed(&buf[..n]));
+    }
+    reports.extend(d.finish());
+    Ok(reports)
 }
 
 fn print_report(r: &repro_oops::Report) {

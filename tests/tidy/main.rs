@@ -87,7 +87,7 @@ const NOT_FOR_DRIVERS: &[&str] = &[
     "repro::console",
 ];
 /// What the oops crate may depend on: nothing that could do I/O.
-const OOPS_DEPENDENCIES: &[&str] = &["regex", "serde"];
+const OOPS_DEPENDENCIES: &[&str] = &["memchr", "regex", "serde"];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -7,7 +7,16 @@ use crate::report::Frame;
 /// an inlined function's line of a symbolized trace (` foo fs/x.c:12 [inline]`, no offset).
 pub(crate) fn parse_frame(line: &str) -> Option<Frame> {
     let p = patterns::get();
-    let Some(c) = p.frame.captures(line) else {
+    // A frame has `+0x` (an offset) or is an inlined one, which ends in ` [inline]`.
+    let c = if line.contains("+0x") {
+        p.frame.captures(line)
+    } else {
+        None
+    };
+    let Some(c) = c else {
+        if !line.ends_with("[inline]") {
+            return None;
+        }
         let c = p.inline_frame.captures(line)?;
         return Some(Frame {
             function: c[2].to_string(),

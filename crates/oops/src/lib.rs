@@ -42,13 +42,18 @@ pub fn parse(console: &[u8]) -> Vec<Report> {
     reports
 }
 
+/// How much of the input decides whether it is a paste: a mail or a bug-tracker comment shows
+/// its quoting or its glued lines long before this, and a console log this long is one.
+pub const PASTE_CHECK_BYTES: usize = 1 << 20;
+
 /// Parses console output, or a crash pasted into a mail or a bug tracker (quoted, rewrapped,
-/// its line breaks lost): pasted text ([`looks_pasted`]) is turned back into console lines
-/// ([`unpaste`]) first, and the reports' byte ranges then refer to those lines.
+/// its line breaks lost): pasted text ([`looks_pasted`] on the first [`PASTE_CHECK_BYTES`]) is
+/// turned back into console lines ([`unpaste`]) first, and the reports' byte ranges then refer
+/// to those lines.
 pub fn parse_any(input: &[u8]) -> Vec<Report> {
-    let text = String::from_utf8_lossy(input);
-    if looks_pasted(&text) {
-        parse(unpaste(&text).as_bytes())
+    let head = String::from_utf8_lossy(&input[..input.len().min(PASTE_CHECK_BYTES)]);
+    if looks_pasted(&head) {
+        parse(unpaste(&String::from_utf8_lossy(input)).as_bytes())
     } else {
         parse(input)
     }

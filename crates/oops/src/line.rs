@@ -41,7 +41,7 @@ impl Splitter {
                     continue;
                 }
             }
-            match bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', bytes) {
                 Some(p) => {
                     self.append(&bytes[..p]);
                     on_line(RawLine {
@@ -97,11 +97,16 @@ pub(crate) fn clean(bytes: &[u8]) -> String {
     let p = patterns::get();
     let mut s: &str = &decoded;
     let mut had_stamp = false;
-    if let Some(c) = p.line_prefix.captures(s) {
-        had_stamp = c.name("stamp").is_some();
-        s = &s[c.get(0).map_or(0, |m| m.end())..];
+    if let Some(rest) = plain_stamp(s) {
+        had_stamp = true;
+        s = rest;
+    } else if may_have_prefix(s) {
+        if let Some(c) = p.line_prefix.captures(s) {
+            had_stamp = c.name("stamp").is_some();
+            s = &s[c.get(0).map_or(0, |m| m.end())..];
+        }
     }
-    if !had_stamp {
+    if !had_stamp && s.contains('[') {
         if let Some(m) = p.stamp_anywhere.find(s) {
             s = &s[m.end()..];
         }
@@ -121,9 +126,98 @@ pub(crate) fn clean(bytes: &[u8]) -> String {
     }
 }
 
+/// The common case without the prefix regex: `[   12.345678] ` and what follows, when nothing
+/// else the prefix pattern strips comes after it (a caller id `[T1]`, a `<N>` level). `None`
+/// sends the line through the regex, which gives the same result on every line this accepts.
+fn plain_stamp(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix('[')?.trim_start();
+    let rest = rest.strip_prefix('+').unwrap_or(rest);
+    let int = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = rest[int..].strip_prefix('.').filter(|_| int > 0)?;
+    let frac = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = rest[frac..].strip_prefix(']').filter(|_| frac > 0)?;
+    let rest = match rest.chars().next() {
+        Some(c) if c.is_whitespace() => &rest[c.len_utf8()..],
+        _ => rest,
+    };
+    (!rest.starts_with(['[', '<'])).then_some(rest)
+}
+
+/// Whether the prefix pattern can match anything at the start of `s`: each of its parts starts
+/// with `<`, `[`, a digit (ISO dates), an upper-case letter (syslog dates) or a facility name
+/// (`dmesg -x`). Most console lines (indented frames, plain messages) start with none of them.
+fn may_have_prefix(s: &str) -> bool {
+    const FACILITIES: [&str; 12] = [
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "ftp", "local",
+    ];
+    match s.bytes().next() {
+        Some(b'<' | b'[') => true,
+        Some(b) if b.is_ascii_digit() || b.is_ascii_uppercase() || !b.is_ascii() => true,
+        Some(b) if b.is_ascii_lowercase() => FACILITIES.iter().any(|f| s.starts_with(f)),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `clean` did before its fast paths: the prefix regex on every line.
+    fn clean_by_regex(line: &str) -> String {
+        let p = patterns::get();
+        let mut s = line;
+        let mut had_stamp = false;
+        if let Some(c) = p.line_prefix.captures(s) {
+            had_stamp = c.name("stamp").is_some();
+            s = &s[c.get(0).map_or(0, |m| m.end())..];
+        }
+        if !had_stamp {
+            if let Some(m) = p.stamp_anywhere.find(s) {
+                s = &s[m.end()..];
+            }
+        }
+        if let Some(rest) = s.strip_prefix("kmemleak: ") {
+            if rest.starts_with(' ') || rest.starts_with("unreferenced object") {
+                s = rest;
+            }
+        }
+        s.trim_end().replace('\0', "")
+    }
+
+    #[test]
+    fn the_fast_paths_clean_exactly_as_the_prefix_regex_does() {
+        let lines = [
+            "[   12.345678] BUG: kernel NULL pointer dereference, address: 0000000000000000",
+            "[   12.345678]  nfs_updatepage+0x2b5/0x960 [nfs]",
+            "[12.3] x",
+            "[+0.000012] x",
+            "[   12.345678] [    T1] Run /init as init process",
+            "[   12.345678] [  C1] NMI backtrace",
+            "[   12.345678] <4>WARNING: CPU: 0 PID: 1 at x",
+            "[   12.345678]\tx",
+            "[   12.345678]",
+            "[   12.]",
+            "[ .5] x",
+            "[Mon Dec  1 19:21:38 2026] BUG: x",
+            "<4>[   12.345678] BUG: x",
+            "kern  :warn  : [   12.345678] WARNING: x",
+            "Dec  1 19:21:38 host kernel: [   12.345678] BUG: x",
+            "2026-12-01T19:21:38.123456+00:00 host kernel: BUG: x",
+            " ? crash_null+0xc/0x13 [crashmod]",
+            "Call Trace:",
+            "root@guest:~# [   12.345678] sysrq: Trigger a crash",
+            "kmemleak: unreferenced object 0xff11000008c6cf00 (size 128):",
+            "kmemleak:     [<0000000043c066de>] __kmem_cache_alloc_node+0x113/0x126",
+            "kmemleak: 1 new suspected memory leaks",
+            "localhost kernel: x",
+            "userspace says [   12.345678] hi",
+            "\u{0661}\u{0662} x",
+            "",
+        ];
+        for l in lines {
+            assert_eq!(clean(l.as_bytes()), clean_by_regex(l), "{l:?}");
+        }
+    }
 
     fn split_all(chunks: &[&[u8]]) -> Vec<(usize, usize, Vec<u8>)> {
         let mut s = Splitter::default();

@@ -576,6 +576,23 @@ mod tests {
         assert_eq!(p.header_res.len(), HEADERS.len());
     }
 
+    /// The detector skips lines that start otherwise: no header may start with anything but a
+    /// letter or `[`, in any of its optional prefixes.
+    #[test]
+    fn every_header_starts_with_a_letter_or_a_bracket() {
+        for d in HEADERS {
+            let mut body = d.re.strip_prefix('^').unwrap_or_else(|| panic!("unanchored: {}", d.re));
+            while let Some(b) = body.strip_prefix("(?:").or_else(|| body.strip_prefix('(')) {
+                body = b;
+            }
+            assert!(
+                body.starts_with(|c: char| c.is_ascii_alphabetic()) || body.starts_with("\\["),
+                "{}",
+                d.re
+            );
+        }
+    }
+
     #[test]
     fn tables() {
         assert!(in_table(SKIP_GENERIC, "_raw_spin_lock_irqsave"));

@@ -41,10 +41,13 @@ pub(crate) enum Marker {
 /// Classifies one cleaned line.
 pub(crate) fn classify(text: &str) -> LineKind {
     let p = patterns::get();
-    if p.call_trace.is_match(text) {
+    // Each pattern's literal part is looked for first: most lines are frames or registers, and
+    // a substring search is much cheaper than a regex match that fails.
+    let lead = text.trim_start();
+    if text.contains("race") && p.call_trace.is_match(text) {
         return LineKind::CallTrace;
     }
-    if let Some(c) = p.marker.captures(text) {
+    if let Some(c) = lead.starts_with('<').then(|| p.marker.captures(text)).flatten() {
         let closing = !c[1].is_empty();
         return LineKind::Marker(match (&c[2], closing) {
             ("TASK", false) => Marker::TaskOpen,
@@ -53,14 +56,18 @@ pub(crate) fn classify(text: &str) -> LineKind {
             _ => Marker::IrqOpen,
         });
     }
-    if let Some(c) = p.rip.captures(text) {
+    if let Some(c) = text.contains("IP:").then(|| p.rip.captures(text)).flatten() {
         let kernel = matches!(c.get(1).map(|m| m.as_str()), None | Some("0010") | Some("0060"));
         return LineKind::Pc {
             target: parse_target(&c[2]),
             kernel,
         };
     }
-    if let Some(c) = p.pc_lr.captures(text).or_else(|| p.pc_is_at.captures(text)) {
+    let pc_lr = lead.starts_with(['p', 'l', 'P', 'L']);
+    if let Some(c) = pc_lr
+        .then(|| p.pc_lr.captures(text).or_else(|| p.pc_is_at.captures(text)))
+        .flatten()
+    {
         let target = parse_target(&c[2]);
         return if c[1].eq_ignore_ascii_case("pc") {
             LineKind::Pc { target, kernel: true }
