@@ -690,6 +690,9 @@ const DEBUG_MODES: &[(&str, &str)] = &[
     ("leak", "memory leak in crash_leak"),
     ("hang", "INFO: task hung in crash_hang"),
     ("div", "divide error in crash_div"),
+    ("list", "BUG: corrupted list in crash_list"),
+    ("softlockup", "BUG: soft lockup in crash_softlockup"),
+    ("rcustall", "INFO: rcu detected stall in crash_rcustall"),
 ];
 
 /// Each of `modes` reproduces on linux-6.1-debug for `arch` with its exact title, from crashmod
@@ -723,7 +726,18 @@ const LOCKDEP_MODES: &[&str] = &[
     "rcu-deref",
     "wq-leak",
 ];
-const OTHER_MODES: &[&str] = &["atomic-sleep", "percpu", "refcount", "odebug", "leak", "hang", "div"];
+const OTHER_MODES: &[&str] = &[
+    "atomic-sleep",
+    "percpu",
+    "refcount",
+    "odebug",
+    "leak",
+    "hang",
+    "div",
+    "list",
+    "softlockup",
+    "rcustall",
+];
 
 #[test]
 #[ignore]

@@ -26,7 +26,7 @@ pub(crate) enum FuncRule {
     Trace,
     /// The call trace of a blocked task, skipping scheduler and sleeping-lock frames.
     Hung,
-    /// The interrupted context of a stalled CPU: `RIP:`/`pc :` lines and frames outside
+    /// The interrupted context of a stalled CPU: `RIP:`/`pc :` (then `lr :`) lines and frames outside
     /// interrupt sections, after the last interrupt-entry frame.
     Stall,
     /// The first `, at: FUNC+0x..` line after a line containing this text, then the trace.
@@ -170,6 +170,9 @@ pub(crate) static HEADERS: &[HeaderDef] = &[
     h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?lib/refcount\.c:\d+", K::Warning, "WARNING: refcount bug", F::Fault, E::Marker).skipping(SKIP_REFCOUNT),
     h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?lib/debugobjects\.c:\d+", K::Warning, "WARNING: ODEBUG bug", F::Fault, E::Marker).skipping(SKIP_ODEBUG),
     h(r"^WARNING: CPU: \d+ (?:UID: \d+ )?PID: \d+ at (?:\S*/)?kernel/locking/lockdep\.c:\d+", K::Warning, "WARNING: locking bug", F::Fault, E::Marker).skipping(SKIP_LOCKING),
+    // Without BUG_ON_DATA_CORRUPTION (syzbot's kernels have it) a list debug check warns
+    // instead of BUG()ing: the same corruption, the same title.
+    h(concat!(warn_at!(), r"lib/list_debug\.c:\d+"), K::Warning, "BUG: corrupted list", F::Fault, E::Marker),
     h(concat!(warn_at!(), r"mm/vmalloc\.c:\d+ __vmalloc_node"), K::Warning, "WARNING: zero-size vmalloc", F::Fault, E::Marker).skipping(SKIP_ALLOC),
     h(concat!(warn_at!(), r"mm/\S+\.c:\d+ (?:__)?(?:k|kv|v)?malloc"), K::Warning, "WARNING: kmalloc bug", F::Fault, E::Marker).skipping(SKIP_ALLOC),
     h(concat!(warn_at!(), r"fs/proc/generic\.c:\d+ proc_register"), K::Warning, "WARNING: proc registration bug", F::Fault, E::Marker).skipping(&["proc_*", "__proc_*"]),

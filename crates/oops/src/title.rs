@@ -90,14 +90,16 @@ pub(crate) fn pick_function(
 /// interrupt sections, keeping only what follows the last interrupt-entry frame. Ignored dumps
 /// (RCU grace-period kthread) never count.
 fn stall_function(p: &Pending) -> Option<String> {
-    let top = p
-        .lines
-        .iter()
-        .filter(|l| !l.ctx.ignored && l.ctx.trace.is_none())
-        .find_map(|l| match &l.kind {
-            LineKind::Pc { target, kernel: true } => Some(target.as_ref().map(|f| f.function.as_str())),
-            _ => None,
-        });
+    let outside = || p.lines.iter().filter(|l| !l.ctx.ignored && l.ctx.trace.is_none());
+    let top = outside().find_map(|l| match &l.kind {
+        LineKind::Pc { target, kernel: true } => Some(target.as_ref().map(|f| f.function.as_str())),
+        _ => None,
+    });
+    // arm64's unwinder leaves out the caller of a leaf function the pc is in; `lr` holds it.
+    let lr = outside().find_map(|l| match &l.kind {
+        LineKind::Lr(target) => Some(target.as_ref().map(|f| f.function.as_str())),
+        _ => None,
+    });
     let items: Vec<&str> = p
         .lines
         .iter()
@@ -112,12 +114,12 @@ fn stall_function(p: &Pending) -> Option<String> {
         })
         .collect();
     let tables: &[&[&str]] = &[SKIP_GENERIC, SKIP_STALL];
-    let top = top.flatten();
+    let top = top.flatten().into_iter().chain(lr.flatten());
     let cut = items
         .iter()
         .rposition(|f| in_table(STALL_BOUNDARY, title_name(f)))
         .map_or(0, |i| i + 1);
-    first_useful(top.into_iter().chain(items[cut..].iter().copied()), tables)
+    first_useful(top.chain(items[cut..].iter().copied()), tables)
         .or_else(|| first_useful(items.iter().copied(), tables))
 }
 
