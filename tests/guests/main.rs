@@ -695,6 +695,19 @@ const DEBUG_MODES: &[(&str, &str)] = &[
     ("rcustall", "INFO: rcu detected stall in crash_rcustall"),
 ];
 
+/// KFENCE samples allocations (every 100 ms by default): when it picked the mode's object, it
+/// reports the bad access before KASAN does, under its own title. Seen on aarch64:
+/// `KFENCE: use-after-free read in crash_uaf_read`.
+fn kfence_title(mode: &str) -> Option<&'static str> {
+    match mode {
+        "uaf-read" => Some("KFENCE: use-after-free read in crash_uaf_read"),
+        "uaf-write" => Some("KFENCE: use-after-free write in crash_uaf_write"),
+        "oob" => Some("KFENCE: out-of-bounds read in crash_oob"),
+        "double-free" => Some("KFENCE: invalid free in crash_double_free"),
+        _ => None,
+    }
+}
+
 /// Each of `modes` reproduces on linux-6.1-debug for `arch` with its exact title, from crashmod
 /// built against the kernel's own module build tree.
 ///
@@ -709,7 +722,8 @@ fn debug_checks(arch: &str, modes: &[&str]) {
         let (code, r, dir) = run("debug-checks", &["--arch", arch, "--var", &format!("MODE={mode}")]);
         let console = read(dir.path(), "console.log");
         assert!(console.contains(&format!("crashmod: mode={mode}")), "{mode}: {r:#}");
-        if code != 1 || r["verdict"] != "reproduced" || r["crash"]["title"] != *title {
+        let got = r["crash"]["title"].as_str().unwrap_or_default();
+        if code != 1 || r["verdict"] != "reproduced" || (got != *title && kfence_title(mode) != Some(got)) {
             wrong.push(format!("{mode}: exit {code}, {} {}", r["verdict"], r["crash"]["title"]));
         }
     }
