@@ -243,7 +243,7 @@ fn parse_file(file: &Path) -> std::io::Result<Vec<repro_oops::Report>> {
     Read::by_ref(&mut f)
         .take(repro_oops::PASTE_CHECK_BYTES as u64)
         .read_to_end(&mut head)?;
-    if repro_oops::looks_pasted(&String::from_utf8_lossy(&head)) {
+    if repro_oops::is_paste(&head) {
         f.read_to_end(&mut head)?;
         return Ok(repro_oops::parse_any(&head));
     }

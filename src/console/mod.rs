@@ -54,26 +54,26 @@ fn marker(line: &str) -> Option<ConsoleEvent> {
 const FLUSH_DRAIN: Duration = Duration::from_millis(100);
 
 /// What the run tells the capture about the guest.
-enum Control {
-    Flush,
+enum Message {
+    Stopped,
     ExpectBoot,
 }
 
 /// Tells the capture what the run did to the guest.
 #[derive(Clone)]
-pub struct Flush(mpsc::UnboundedSender<Control>);
+pub struct Control(mpsc::UnboundedSender<Message>);
 
-impl Flush {
+impl Control {
     /// The guest has stopped (for example QMP reported GUEST_PANICKED), so a report in progress
     /// is complete as it stands.
-    pub fn request(&self) {
-        let _ = self.0.send(Control::Flush);
+    pub fn flush(&self) {
+        let _ = self.0.send(Message::Stopped);
     }
 
     /// The run is about to reset the guest (a power cut): its next boot is not an unexpected
     /// reboot.
     pub fn expect_boot(&self) {
-        let _ = self.0.send(Control::ExpectBoot);
+        let _ = self.0.send(Message::ExpectBoot);
     }
 }
 
@@ -89,14 +89,14 @@ pub fn capture<R>(
     mut src: R,
     log: &Path,
     tail: Arc<Mutex<Tail>>,
-) -> std::io::Result<(mpsc::UnboundedReceiver<ConsoleEvent>, Flush)>
+) -> std::io::Result<(mpsc::UnboundedReceiver<ConsoleEvent>, Control)>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let mut file = std::fs::File::create(log)?;
     let log = log.to_path_buf();
     let (tx, rx) = mpsc::unbounded_channel();
-    let (flush_tx, mut flush_rx) = mpsc::unbounded_channel::<Control>();
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Message>();
     tokio::spawn(async move {
         let mut detector = Detector::new();
         let mut line = Vec::<u8>::new();
@@ -117,10 +117,10 @@ where
             };
             let read = tokio::select! {
                 r = src.read(&mut buf) => r,
-                Some(c) = flush_rx.recv() => {
+                Some(c) = control_rx.recv() => {
                     match c {
-                        Control::Flush => flush_at = Some(Instant::now() + FLUSH_DRAIN),
-                        Control::ExpectBoot => detector.expect_boot(),
+                        Message::Stopped => flush_at = Some(Instant::now() + FLUSH_DRAIN),
+                        Message::ExpectBoot => detector.expect_boot(),
                     }
                     continue;
                 }
@@ -178,7 +178,7 @@ where
         }
         let _ = tx.send(ConsoleEvent::Eof);
     });
-    Ok((rx, Flush(flush_tx)))
+    Ok((rx, Control(control_tx)))
 }
 
 #[cfg(test)]

@@ -82,12 +82,12 @@ pub fn forward(node: usize, instance: &mut Instance, tx: Sender) {
     }
     if let Some(mut qmp_events) = instance.qmp_events.take() {
         let tx = tx.clone();
-        let flush = instance.flush.clone();
+        let control = instance.console_control.clone();
         tokio::spawn(async move {
             while let Some(ev) = qmp_events.recv().await {
                 if matches!(ev, qmp::Event::GuestPanicked { .. }) {
                     // The guest is paused: whatever report is on the console is all there is.
-                    flush.request();
+                    control.flush();
                 }
                 if tx.send(Event::Node(node, NodeEvent::Qmp(ev))).is_err() {
                     break;

@@ -116,7 +116,7 @@ impl Guests for Live {
     fn power_cut(&self, node: usize) -> BoxFuture<'_, Result<(), Source>> {
         Box::pin(async move {
             let i = self.get(node)?;
-            i.flush.expect_boot();
+            i.console_control.expect_boot();
             Ok(i.qmp.power_cut().await?)
         })
     }

@@ -66,8 +66,9 @@ pub struct Instance {
     /// Taken by whoever watches the guest.
     pub console: Option<mpsc::UnboundedReceiver<ConsoleEvent>>,
     exit: watch::Receiver<Option<ExitStatus>>,
-    /// Closes a crash report in progress once the guest has stopped.
-    pub flush: console::Flush,
+    /// Tells the console capture that the guest stopped (a report in progress is complete) or
+    /// is about to be reset (its next boot is expected).
+    pub console_control: console::Control,
     stderr_tail: Arc<Mutex<Tail>>,
     console_tail: Arc<Mutex<Tail>>,
 }
@@ -116,7 +117,7 @@ impl Instance {
             .map_err(io(dir.to_path_buf()))?;
 
         let console_tail = Arc::new(Mutex::new(Tail::new(64 * 1024)));
-        let (console, flush) = console::capture(stdout, &dir.join(CONSOLE_LOG), console_tail.clone())
+        let (console, console_control) = console::capture(stdout, &dir.join(CONSOLE_LOG), console_tail.clone())
             .map_err(io(dir.join(CONSOLE_LOG)))?;
         let stderr_tail = Arc::new(Mutex::new(Tail::new(16 * 1024)));
         spawn_stderr(stderr, dir.join(QEMU_STDERR), stderr_tail.clone());
@@ -143,7 +144,7 @@ impl Instance {
             qmp_events: Some(qmp_events),
             console: Some(console),
             exit,
-            flush,
+            console_control,
             stderr_tail,
             console_tail,
         })

@@ -46,13 +46,17 @@ pub fn parse(console: &[u8]) -> Vec<Report> {
 /// its quoting or its glued lines long before this, and a console log this long is one.
 pub const PASTE_CHECK_BYTES: usize = 1 << 20;
 
+/// Whether `input` is a paste rather than console output: [`looks_pasted`] on its first
+/// [`PASTE_CHECK_BYTES`], so a caller reading a file needs only that much to decide.
+pub fn is_paste(input: &[u8]) -> bool {
+    looks_pasted(&String::from_utf8_lossy(&input[..input.len().min(PASTE_CHECK_BYTES)]))
+}
+
 /// Parses console output, or a crash pasted into a mail or a bug tracker (quoted, rewrapped,
-/// its line breaks lost): pasted text ([`looks_pasted`] on the first [`PASTE_CHECK_BYTES`]) is
-/// turned back into console lines ([`unpaste`]) first, and the reports' byte ranges then refer
-/// to those lines.
+/// its line breaks lost): a paste ([`is_paste`]) is turned back into console lines
+/// ([`unpaste`]) first, and the reports' byte ranges then refer to those lines.
 pub fn parse_any(input: &[u8]) -> Vec<Report> {
-    let head = String::from_utf8_lossy(&input[..input.len().min(PASTE_CHECK_BYTES)]);
-    if looks_pasted(&head) {
+    if is_paste(input) {
         parse(unpaste(&String::from_utf8_lossy(input)).as_bytes())
     } else {
         parse(input)
