@@ -149,6 +149,11 @@ impl Detector {
     }
 
     fn process(&mut self, start: usize, end: usize, text: String) {
+        // journalctl marks where one boot's messages end and the next one's begin
+        // (`-- Boot 3f2a... --`, older versions `-- Reboot --`): that boot is no surprise.
+        if text.starts_with("-- Boot ") || text == "-- Reboot --" {
+            self.kernel_up = false;
+        }
         let header = match_header(&text).filter(|m| self.is_report(m));
         self.dispatch(start, end, text, header);
     }

@@ -697,6 +697,10 @@ fn a_fresh_boot_mid_run_is_an_unexpected_reboot_but_the_first_boot_is_not() {
     // A panic asks for the reboot that follows it.
     let panicked = format!("{running}[   21.000000] Kernel panic - not syncing: sysrq triggered crash\n{BANNER}");
     assert_eq!(titles(&panicked), ["kernel panic: sysrq triggered crash"]);
+    // A journal of several boots says where each begins.
+    let journal = format!("{running}-- Boot 3f2a9c0e1b7d4e5f8a6b2c1d0e9f8a7b --\n{BANNER}");
+    assert!(titles(&journal).is_empty());
+    assert!(titles(&format!("{running}-- Reboot --\n{BANNER}")).is_empty());
     // A power cut: the caller says the next boot is expected.
     let mut d = Detector::new();
     assert!(d.feed(running.as_bytes()).is_empty());
