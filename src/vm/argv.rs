@@ -44,8 +44,9 @@ pub struct Config {
     pub links: Vec<NetLink>,
     /// NVDIMMs.
     pub pmem: Vec<Pmem>,
-    /// UEFI firmware to boot the kernel through (`-bios`), for ACPI tables such as the NFIT
-    /// that aarch64 `virt` only exposes through firmware.
+    /// Firmware to boot the kernel through (`-bios`): UEFI for ACPI tables such as the NFIT
+    /// that aarch64 `virt` only exposes through firmware; qboot on x86_64, which is faster than
+    /// QEMU's default SeaBIOS.
     pub firmware: Option<PathBuf>,
     /// Where QEMU serves its gdbstub (a unix socket; `repro run --gdb`).
     pub gdb_socket: Option<PathBuf>,
@@ -67,6 +68,10 @@ pub struct NetLink {
 /// RNDR: QEMU's `-cpu max` has them under TCG, and `-cpu host` under KVM) at boot. Debian's
 /// kernels do that already; a source kernel built from tinyconfig does not, and its sshd then
 /// waits about 11 s under TCG for `getrandom` (the `random: crng init done` line).
+///
+/// `cryptomgr.notests` skips the crypto API's self-tests of every algorithm it registers at boot
+/// (about 0.2 s of a Debian kernel's boot under TCG). A kernel whose crypto self-test fails
+/// would have said so on the console; repro's reproducers are about filesystems, not crypto.
 pub fn cmdline(arch: Arch, extra: &[String]) -> String {
     let mut v = vec![
         format!("console={}", spec(arch).console),
@@ -75,6 +80,7 @@ pub fn cmdline(arch: Arch, extra: &[String]) -> String {
         "printk.time=1".to_string(),
         "net.ifnames=0".to_string(),
         "random.trust_cpu=on".to_string(),
+        "cryptomgr.notests".to_string(),
     ];
     v.extend(extra.iter().cloned());
     v.join(" ")
@@ -338,7 +344,7 @@ mod tests {
             line,
             "qemu-system-x86_64 -nodefaults -no-user-config -display none -machine q35 -accel tcg,thread=multi \
 -cpu max -smp 2 -m 1024M -kernel /k/vmlinuz -initrd /r/initrd.img \
--append 'console=ttyS0 rdinit=/init panic=-1 printk.time=1 net.ifnames=0 random.trust_cpu=on quiet' \
+-append 'console=ttyS0 rdinit=/init panic=-1 printk.time=1 net.ifnames=0 random.trust_cpu=on cryptomgr.notests quiet' \
 -chardev stdio,id=con0,signal=off -serial chardev:con0 -qmp unix:qmp.sock,server=on,wait=off \
 -drive file=/r/root.qcow2,if=none,id=disk0,format=qcow2,cache=unsafe -device virtio-blk-pci,drive=disk0 \
 -drive file=/c/mods.ext4,if=none,id=disk1,format=raw,cache=unsafe,readonly=on -device virtio-blk-pci,drive=disk1 \
