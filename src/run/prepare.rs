@@ -69,6 +69,10 @@ pub fn prepare_node(
         path: dir.to_path_buf(),
         source,
     })?;
+    // The accelerator probe boots QEMU (about 0.1 s here): it runs while the disks and the
+    // initrd are made.
+    let arch = node.arch;
+    let probe = std::thread::spawn(move || accel::choose(arch));
     let kdef = node_kernel(roots, scenario, node)?;
     let cached = artifacts(roots, scenario, node, &kdef, progress)?;
     let (disks, pmem) = disks(scenario, me, dir, &cached)?;
@@ -84,7 +88,7 @@ pub fn prepare_node(
             .collect(),
     };
     image::run_initrd(&cached.boot, &layer, &initrd).map_err(Error::from)?;
-    let choice = accel::choose(node.arch);
+    let choice = probe.join().unwrap_or_else(|_| accel::choose(arch));
     let layers = Layers { initrd, disks, pmem };
     let config = vm_config(scenario, me, dir, &kdef, &cached, choice.accel, layers)?;
     Ok(Prepared {
