@@ -13,7 +13,9 @@ fi
 . /repro/env
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 400 ]; do usleep 25000; i=$((i + 1)); done
-if ! mount -t ext4 -o rw /dev/vda /newroot; then
+# noinit_itable: the image's inode tables were never zeroed (mke2fs's lazy default), and the
+# kernel would zero them now, into a fresh qcow2 overlay, while the guest boots.
+if ! mount -t ext4 -o rw,noinit_itable /dev/vda /newroot; then
     echo "repro-init: cannot mount the root disk /dev/vda"
     poweroff -f
 fi
@@ -24,6 +26,9 @@ if [ -n "$REPRO_MODULES_DEV" ]; then
 fi
 mkdir -p /newroot/etc/repro/run
 cp /repro/* /newroot/etc/repro/run/
+# busybox runs the guest's bring-up next: read it in one pass, not page by page as it runs.
+cat /newroot/bin/busybox > /dev/null
 mount --move /dev /newroot/dev
-umount /proc /sys
+mount --move /proc /newroot/proc
+mount --move /sys /newroot/sys
 exec switch_root /newroot /bin/busybox init

@@ -1,8 +1,12 @@
-#!/bin/sh
+#!/bin/busybox sh
 # repro guest bring-up, run once by busybox init: filesystems, network, SSH key.
+# busybox's own shell runs its applets (mount, ip, mkdir, cp) without exec'ing a binary, and
+# /proc and /sys come mounted from the initramfs: each exec of a dynamically linked tool costs
+# tens of milliseconds under TCG, on the way to SSH. (`mountpoint -q /proc` took 0.2 s here;
+# the shell's own test takes nothing.)
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-mount -t proc proc /proc 2>/dev/null
-mount -t sysfs sysfs /sys 2>/dev/null
+[ -e /proc/self/stat ] || mount -t proc proc /proc
+[ -d /sys/kernel ] || mount -t sysfs sysfs /sys
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
