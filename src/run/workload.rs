@@ -143,10 +143,18 @@ impl Job {
     }
 
     pub fn run(mut self) -> WorkloadOutcome {
-        let first = match self.upload() {
+        let first = match self.first_session() {
             Ok(session) => session,
             Err(why) => return WorkloadOutcome::CouldNotStart { why },
         };
+        // In the common case (one session, no snapshot to take after the upload) the first
+        // iteration writes the script it runs: one round trip fewer.
+        let rides_along = self.restore.is_none() && self.workload.parallel <= 1;
+        if !rides_along {
+            if let Err(why) = upload(&first, &self.workload.script) {
+                return WorkloadOutcome::CouldNotStart { why };
+            }
+        }
         if let Some(hook) = self.restore.clone() {
             return self.run_restoring(first, &hook);
         }
@@ -161,29 +169,20 @@ impl Job {
                 }
             }
         }
-        self.run_parallel(sessions)
+        self.run_parallel(sessions, rides_along)
     }
 
-    /// Uploads the script on the first session (the one that proved SSH up, or a new one).
-    fn upload(&mut self) -> Result<Session, String> {
-        let first = match self.first.take() {
-            Some(session) => session,
-            None => Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT).map_err(|e| crate::errors::chain(&e))?,
-        };
-        let setup = format!("mkdir -p /run/repro && cat > {SCRIPT} && chmod 755 {SCRIPT}");
-        match first.exec(&setup, self.workload.script.as_bytes()) {
-            Ok(o) if o.status == 0 => Ok(first),
-            Ok(o) => Err(format!(
-                "uploading the script exited {}: {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
-            Err(e) => Err(crate::errors::chain(&e)),
+    /// The session that proved SSH up, or a new one.
+    fn first_session(&mut self) -> Result<Session, String> {
+        match self.first.take() {
+            Some(session) => Ok(session),
+            None => Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT).map_err(|e| crate::errors::chain(&e)),
         }
     }
 
     /// The iterations, taken in turn by one thread per session; the first failure stops them.
-    fn run_parallel(&self, sessions: Vec<Session>) -> WorkloadOutcome {
+    /// With `upload`, iteration 0 also writes the script.
+    fn run_parallel(&self, sessions: Vec<Session>, upload: bool) -> WorkloadOutcome {
         let out = Arc::new(Mutex::new(Files::open(&self.run_dir, self.stem)));
         let next = Arc::new(AtomicU32::new(0));
         let result: Arc<Mutex<Option<WorkloadOutcome>>> = Arc::new(Mutex::new(None));
@@ -210,7 +209,11 @@ impl Job {
                             f.record(i, o, parts);
                         }
                     };
-                    match iteration(&session, &w, i, &on_stdout, &mut parts, record) {
+                    let step = Step {
+                        i,
+                        upload: upload && i == 0,
+                    };
+                    match iteration(&session, &w, step, &on_stdout, &mut parts, record) {
                         Ok(()) => {
                             completed.fetch_add(1, Ordering::SeqCst);
                         }
@@ -265,7 +268,8 @@ impl Job {
                     })?;
             }
             let mut parts = out.parts(i);
-            iteration(&session, &self.workload, i, &self.on_stdout, &mut parts, |o, p| {
+            let step = Step { i, upload: false };
+            iteration(&session, &self.workload, step, &self.on_stdout, &mut parts, |o, p| {
                 out.record(i, o, p)
             })?;
             self.completed.fetch_add(1, Ordering::SeqCst);
@@ -274,25 +278,73 @@ impl Job {
     }
 }
 
-/// Runs iteration `i` of `w` on `session`, streaming its stdout to `hook`, and hands the output
-/// to `record`. A non-zero exit is `Failed` with the last lines of stderr; a lost session is
-/// `Lost`.
+/// The status, and the last line of stderr, of a first iteration that could not write its
+/// script: the guest's failure to start the workload, not the workload's.
+const UPLOAD_FAILED: (i32, &str) = (97, "repro: cannot write the workload script");
+
+/// Writes `script` to [`SCRIPT`] on its own round trip.
+fn upload(session: &Session, script: &str) -> Result<(), String> {
+    match session.exec(&upload_line(SCRIPT), script.as_bytes()) {
+        Ok(o) if o.status == 0 => Ok(()),
+        Ok(o) => Err(format!(
+            "uploading the script exited {}: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(crate::errors::chain(&e)),
+    }
+}
+
+/// The shell line that writes the script (its text on stdin) to `path` ([`SCRIPT`]): its
+/// directory is made by the guest's bring-up, so in the common case this execs one tool. The
+/// guest's devtmpfs has no `/dev/stdin` link (no udev made it); `/proc/self/fd/0` is the same.
+fn upload_line(path: &str) -> String {
+    let dir = path.rsplit_once('/').map_or(".", |(d, _)| d);
+    format!("{{ [ -d {dir} ] || mkdir -p {dir}; }} && install -m 755 /proc/self/fd/0 {path}")
+}
+
+/// Which iteration to run, and whether it writes the script first.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    i: u32,
+    upload: bool,
+}
+
+/// The command and stdin of `step`: the script, run by the workload's shell, which replaces
+/// the login shell (one process fewer).
+fn command<'a>(w: &'a Workload, step: Step, path: &str) -> (String, &'a [u8]) {
+    let run = format!("REPRO_ITERATION={} exec {} {path}", step.i, w.shell);
+    if !step.upload {
+        return (run, b"");
+    }
+    let (status, why) = UPLOAD_FAILED;
+    let cmd = format!(
+        "{} && {run} || {{ echo '{why}' >&2; exit {status}; }}",
+        upload_line(path)
+    );
+    (cmd, w.script.as_bytes())
+}
+
+/// Runs `step` of `w` on `session`, streaming its stdout to `hook`, and hands the output to
+/// `record`. A non-zero exit is `Failed` with the last lines of stderr; a lost session is
+/// `Lost`; a script that could not be written is `CouldNotStart`.
 fn iteration(
     session: &Session,
     w: &Workload,
-    i: u32,
+    step: Step,
     hook: &Option<OutputHook>,
     parts: &mut Parts,
     record: impl FnOnce(&guest::Output, Parts),
 ) -> Result<(), WorkloadOutcome> {
-    let cmd = format!("REPRO_ITERATION={i} {} {SCRIPT}", w.shell);
+    let i = step.i;
+    let (cmd, stdin) = command(w, step, SCRIPT);
     let mut live = |stream: u8, data: &[u8]| {
         parts.write(stream, data);
         if let (0, Some(f)) = (stream, hook) {
             f(data)
         }
     };
-    let o = match session.exec_with(&cmd, b"", &mut live) {
+    let o = match session.exec_with(&cmd, stdin, &mut live) {
         Ok(o) => o,
         Err(e) => {
             // The session died under the iteration (a crash, QEMU gone): what it printed so far
@@ -306,6 +358,14 @@ fn iteration(
         }
     };
     record(&o, std::mem::take(parts));
+    if step.upload && could_not_write(&o) {
+        return Err(WorkloadOutcome::CouldNotStart {
+            why: format!(
+                "writing the script {SCRIPT}: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+        });
+    }
     if o.status != 0 {
         let text = String::from_utf8_lossy(&o.stderr);
         let lines: Vec<&str> = text.trim().lines().collect();
@@ -316,6 +376,12 @@ fn iteration(
         });
     }
     Ok(())
+}
+
+/// Whether a first iteration's output is its upload failing (status and last line of stderr).
+fn could_not_write(o: &guest::Output) -> bool {
+    let (status, why) = UPLOAD_FAILED;
+    o.status == status && String::from_utf8_lossy(&o.stderr).trim_end().ends_with(why)
 }
 
 /// One iteration's output as it streams, on disk (`<stem>.stdout.<i>.part`, `.stderr`): the
@@ -490,6 +556,78 @@ pub fn collect_unfinished(dir: &Path, stem: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn workload(script: &str) -> Workload {
+        Workload {
+            script: script.into(),
+            node: 0,
+            timeout: Duration::from_secs(60),
+            iterations: 2,
+            parallel: 1,
+            shell: "sh".into(),
+            restore_snapshot: false,
+            placeholder: None,
+        }
+    }
+
+    /// Runs `step`'s command under the host's `sh`, as the guest's login shell would.
+    fn run_step(w: &Workload, step: Step, path: &Path) -> guest::Output {
+        use std::io::Write as _;
+        let (cmd, stdin) = command(w, step, path.to_str().unwrap());
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &cmd])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let o = child.wait_with_output().unwrap();
+        guest::Output {
+            status: o.status.code().unwrap_or(-1),
+            stdout: o.stdout,
+            stderr: o.stderr,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_first_iteration_writes_the_script_it_runs_and_later_ones_run_it_again() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/repro/workload.sh");
+        let w = workload("echo \"iteration $REPRO_ITERATION\"\nexit 3\n");
+        let first = run_step(&w, Step { i: 0, upload: true }, &path);
+        assert_eq!(
+            (first.status, first.stdout.as_slice()),
+            (3, &b"iteration 0\n"[..]),
+            "{first:?}"
+        );
+        assert!(!could_not_write(&first));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), w.script);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o755);
+        let again = run_step(&w, Step { i: 1, upload: false }, &path);
+        assert_eq!(
+            (again.status, again.stdout.as_slice()),
+            (3, &b"iteration 1\n"[..]),
+            "{again:?}"
+        );
+    }
+
+    #[test]
+    fn a_script_that_cannot_be_written_is_told_from_one_that_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        // The script's directory would be under a regular file: mkdir fails.
+        let path = dir.path().join("file/repro/workload.sh");
+        let o = run_step(&workload("exit 0\n"), Step { i: 0, upload: true }, &path);
+        assert!(could_not_write(&o), "{o:?}");
+        // The same status from the script itself is the script's.
+        let ok = dir.path().join("workload.sh");
+        let o = run_step(&workload("echo 'no' >&2; exit 97\n"), Step { i: 0, upload: true }, &ok);
+        assert_eq!(o.status, 97);
+        assert!(!could_not_write(&o), "{o:?}");
+    }
 
     #[test]
     fn lines_are_handed_on_whole_and_an_endless_line_is_cut() {
