@@ -303,6 +303,84 @@ fn bisecting_released_debian_packages_finds_the_first_bad_and_the_first_fixed() 
     assert_eq!(r["debian"]["upstream_range"], "6.1.180..6.1.187");
 }
 
+/// A crash before any workload: the kernel panics where `cmdline` makes it. The boot must end
+/// in that verdict, as fast as the crash comes, never in an SSH timeout.
+fn boot_crash(arch: &str, cmdline: &str, title: &str, console: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("boot-crash.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"summary = "a kernel that panics during boot"
+kernel = "debian-6.1-cloud"
+arch = "{arch}"
+image = "debian-bookworm"
+
+[vm]
+boot_timeout = "90s"
+cmdline = [{cmdline}]
+
+[workload]
+script = "true"
+
+[expect]
+title = "{title}"
+"#
+        ),
+    )
+    .unwrap();
+    let (code, r, dir) = run(scenario.to_str().unwrap(), &[]);
+    assert_eq!(r["verdict"], "reproduced", "{r:#}");
+    assert_eq!(code, 1);
+    assert_eq!(r["crash"]["title"], title, "{r:#}");
+    let log = read(dir.path(), "console.log");
+    assert!(log.contains(console), "{log}");
+    assert!(!log.contains("repro-guest: up"), "{log}");
+    assert!(r["timings"]["workload"].is_null(), "{r:#}");
+}
+
+/// Early boot: no initramfs init and no root device, so the kernel panics in its own init,
+/// before any userland, with only the kernel's console.
+fn early_boot_panic(arch: &str) {
+    boot_crash(
+        arch,
+        r#""rdinit=/repro-no-such-init""#,
+        "kernel panic: VFS: Unable to mount root fs on unknown-block(0,0)",
+        "Kernel panic - not syncing: VFS: Unable to mount root fs",
+    );
+}
+
+/// The first userland instruction: init is busybox without an applet, which prints its usage
+/// and exits, and the kernel panics at once.
+fn first_userland_panic(arch: &str) {
+    boot_crash(
+        arch,
+        r#""rdinit=/bin/busybox""#,
+        "kernel panic: Attempted to kill init!",
+        "Kernel panic - not syncing: Attempted to kill init!",
+    );
+}
+
+#[test]
+fn a_panic_in_early_boot_is_caught_x86_64() {
+    early_boot_panic("x86_64");
+}
+
+#[test]
+fn a_panic_in_early_boot_is_caught_aarch64() {
+    early_boot_panic("aarch64");
+}
+
+#[test]
+fn a_panic_at_the_first_userland_instruction_is_caught_x86_64() {
+    first_userland_panic("x86_64");
+}
+
+#[test]
+fn a_panic_at_the_first_userland_instruction_is_caught_aarch64() {
+    first_userland_panic("aarch64");
+}
+
 #[test]
 fn ssh_that_never_comes_up_is_infra_error_not_not_reproduced() {
     let tmp = tempfile::tempdir().unwrap();
