@@ -140,6 +140,10 @@ pub struct Timings {
     pub snapshot_save: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restores: Vec<f64>,
+    /// Each iteration after a restore, whole: the restore, a new SSH session, the run, its
+    /// output collected.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restored_iterations: Vec<f64>,
     /// `[power_cut]`: the reset to an authenticated SSH session on the booted-again node, and
     /// the storage mounted again plus the check.
     #[serde(skip_serializing_if = "Option::is_none")]

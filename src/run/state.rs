@@ -73,6 +73,8 @@ pub struct RunState {
     pub marker_line: Arc<Mutex<Option<String>>>,
     /// The workload printed the power-cut marker.
     pub cut_at_marker: bool,
+    /// When the latest snapshot restore started (`restore = "snapshot"`).
+    pub restored_at: Option<Instant>,
     pub power_cut: Option<PowerCutObserved>,
     pub vmcores: Vec<String>,
     pub qemu_commands: Vec<Option<String>>,
@@ -111,6 +113,7 @@ impl RunState {
             completed: 0,
             marker_line: Arc::new(Mutex::new(None)),
             cut_at_marker: false,
+            restored_at: None,
             power_cut: None,
             vmcores: Vec::new(),
             qemu_commands: Vec::new(),

@@ -483,7 +483,9 @@ async fn a_snapshot_request_is_answered_and_timed() {
     h.send(Event::Snapshot(Snapshot::Save, reply));
     let (reply2, answer2) = std::sync::mpsc::channel();
     h.send(Event::Snapshot(Snapshot::Load, reply2));
-    h.send(Event::WorkloadDone(WorkloadOutcome::Passed { iterations: 2 }));
+    let (reply3, answer3) = std::sync::mpsc::channel();
+    h.send(Event::Snapshot(Snapshot::Load, reply3));
+    h.send(Event::WorkloadDone(WorkloadOutcome::Passed { iterations: 3 }));
     let ended = h
         .state
         .watch_workload(&waiting(Phase::Workload, 60), Instant::now())
@@ -491,9 +493,16 @@ async fn a_snapshot_request_is_answered_and_timed() {
     assert!(ended.is_ok());
     assert!(answer.recv().unwrap().is_ok());
     assert!(answer2.recv().unwrap().is_ok());
-    assert_eq!(h.fake.calls(), vec!["snapshot 0 Save", "snapshot 0 Load"]);
+    assert!(answer3.recv().unwrap().is_ok());
+    assert_eq!(
+        h.fake.calls(),
+        vec!["snapshot 0 Save", "snapshot 0 Load", "snapshot 0 Load"]
+    );
     assert!(h.state.timings.snapshot_save.is_some());
-    assert_eq!(h.state.timings.restores.len(), 1);
+    assert_eq!(h.state.timings.restores.len(), 2);
+    // The iteration between the two restores, whole; the last one ends with the workload.
+    assert_eq!(h.state.timings.restored_iterations.len(), 1);
+    assert!(h.state.restored_at.is_some());
 }
 
 #[test]

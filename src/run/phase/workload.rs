@@ -44,6 +44,9 @@ impl RunState {
         self.completed = completed.load(Ordering::SeqCst);
         let elapsed = started.elapsed();
         self.timings.workload = Some(elapsed.as_secs_f64());
+        if let (Some(at), Ok(WorkloadOutcome::Passed { .. })) = (self.restored_at.take(), &ended) {
+            self.timings.restored_iterations.push(at.elapsed().as_secs_f64());
+        }
         self.note(Progress::PhaseDone {
             phase: Phase::Workload,
             elapsed,
@@ -228,6 +231,12 @@ impl RunState {
     /// Saves or restores the workload node's snapshot; the seconds it took.
     async fn snapshot(&mut self, op: Snapshot) -> Result<f64, String> {
         let started = std::time::Instant::now();
+        if op == Snapshot::Load {
+            // The iteration before this restore began with the previous one.
+            if let Some(at) = self.restored_at.replace(Instant::now()) {
+                self.timings.restored_iterations.push(at.elapsed().as_secs_f64());
+            }
+        }
         let done = self.guests.snapshot(self.scenario.workload.node, op).await;
         let secs = started.elapsed().as_secs_f64();
         match (op, &done) {
