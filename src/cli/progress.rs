@@ -114,8 +114,9 @@ pub fn summary(r: &RunReport) {
     } else {
         String::new()
     };
+    let setup = t.setup.map_or(String::new(), |s| format!(" setup {s:.1}s"));
     println!(
-        "  timings: image {} boot-to-ssh {} workload {}{cut} detection {} total {:.1}s",
+        "  timings: image {} boot-to-ssh {}{setup} workload {}{cut} detection {} total {:.1}s",
         f(t.image),
         f(t.boot_to_ssh),
         f(t.workload),

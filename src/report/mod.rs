@@ -130,6 +130,9 @@ pub struct Timings {
     pub image: Option<f64>,
     /// QEMU start to an authenticated SSH session on every node.
     pub boot_to_ssh: Option<f64>,
+    /// The setup steps (storage, links, NFS), when the scenario has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup: Option<f64>,
     pub workload: Option<f64>,
     /// First console line of the crash report to the report being complete.
     pub detection: Option<f64>,

@@ -38,6 +38,7 @@ impl RunState {
         let result = self
             .await_setup(&Waiting::new(Phase::Setup, "the setup steps", SETUP_TIMEOUT))
             .await;
+        self.timings.setup = Some(started.elapsed().as_secs_f64());
         self.note(Progress::PhaseDone {
             phase: Phase::Setup,
             elapsed: started.elapsed(),
