@@ -259,7 +259,7 @@ fn vm_config(
     // ACPI is then forced over the device tree the firmware also passes.
     let firmware = if node.arch == crate::arch::Arch::Aarch64 && !pmem.is_empty() {
         extra.push("acpi=force".into());
-        Some(aarch64_firmware().ok_or_else(|| Error::Tool {
+        Some(installed(&AARCH64_FIRMWARE).ok_or_else(|| Error::Tool {
             command: "pmem on aarch64".into(),
             stderr: format!(
                 "needs UEFI firmware for the NFIT, and none of {} exists (apt-get install qemu-efi-aarch64)",
@@ -267,7 +267,7 @@ fn vm_config(
             ),
         })?)
     } else if node.arch == crate::arch::Arch::X86_64 {
-        x86_64_firmware()
+        installed(&X86_64_FIRMWARE)
     } else {
         None
     };
@@ -316,8 +316,9 @@ const AARCH64_FIRMWARE: [&str; 2] = [
     "/usr/share/AAVMF/AAVMF_CODE.fd",
 ];
 
-fn aarch64_firmware() -> Option<PathBuf> {
-    AARCH64_FIRMWARE.iter().map(PathBuf::from).find(|p| p.is_file())
+/// The first of `paths` that is an installed file.
+fn installed(paths: &[&str]) -> Option<PathBuf> {
+    paths.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
 /// qboot, the minimal firmware QEMU ships (Debian's qemu-system-data). It loads the kernel and
@@ -325,10 +326,6 @@ fn aarch64_firmware() -> Option<PathBuf> {
 /// disk probing): QEMU start to the kernel's first line went from 0.88 s to 0.41 s under TCG
 /// here. Without it, QEMU's default SeaBIOS.
 const X86_64_FIRMWARE: [&str; 1] = ["/usr/share/qemu/qboot.rom"];
-
-fn x86_64_firmware() -> Option<PathBuf> {
-    X86_64_FIRMWARE.iter().map(PathBuf::from).find(|p| p.is_file())
-}
 
 /// A port on 127.0.0.1 that was free a moment ago.
 fn free_port() -> std::io::Result<u16> {
