@@ -252,6 +252,21 @@ pub fn hash_file(path: &Path) -> std::io::Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The SHA-256 of a directory's regular files: each one's path under `root` and its bytes, in
+/// path order (symbolic links are not followed). In hex.
+pub fn hash_tree(root: &Path) -> std::io::Result<String> {
+    let mut files = Vec::new();
+    list_files(root, Path::new(""), &mut files)?;
+    let mut h = Sha256::new();
+    for rel in files {
+        let name = rel.to_string_lossy();
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(hash_file(&root.join(&rel))?.as_bytes());
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn flush_and_hash(path: &Path) -> std::io::Result<(u64, String)> {
     // fsync works on a read-only descriptor, and a cached file may be read-only.
     let f = File::open(path)?;
@@ -272,6 +287,31 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_hash_follows_every_file_and_its_place() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = |name: &str, files: &[(&str, &[u8])]| {
+            let d = t.path().join(name);
+            for (rel, data) in files {
+                let p = d.join(rel);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, data).unwrap();
+            }
+            hash_tree(&d).unwrap()
+        };
+        let base = tree("a", &[("kernel/fs/nfs.ko", b"nfs"), ("modules.dep", b"dep")]);
+        assert_eq!(
+            base,
+            tree("b", &[("modules.dep", b"dep"), ("kernel/fs/nfs.ko", b"nfs")])
+        );
+        assert_ne!(
+            base,
+            tree("c", &[("kernel/fs/nfs.ko", b"nfs!"), ("modules.dep", b"dep")])
+        );
+        assert_ne!(base, tree("d", &[("kernel/nfs.ko", b"nfs"), ("modules.dep", b"dep")]));
+        assert_ne!(base, tree("e", &[("kernel/fs/nfs.ko", b"nfs")]));
+    }
 
     #[test]
     fn a_truncated_or_altered_entry_is_not_complete_and_a_legacy_one_is() {

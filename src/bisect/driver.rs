@@ -105,7 +105,10 @@ pub struct BisectResult {
     pub confidence: f64,
     pub reproduction_rate: Option<f64>,
     pub runs_needed_for_clean: u32,
+    /// Runs made (confirmation runs not included).
     pub runs: usize,
+    /// Tests that took an earlier run of the same kernels instead of running.
+    pub same_kernel_tests: usize,
     pub commits_tested: usize,
     pub range: usize,
     pub seconds: f64,
@@ -143,12 +146,20 @@ pub async fn bisect<T: Tester>(
         let attempt = test(tester, &job, i, &cancel).await;
         let Some(attempt) = attempt else { break Next::Test(i) };
         let short = job.bisect.graph.short(i);
+        let shown = match attempt.same_as.as_deref().and_then(|c| job.bisect.graph.index_of(c)) {
+            Some(j) => format!(
+                "{}, as {} showed: the same kernel image, not run",
+                attempt.outcome.describe(),
+                job.bisect.graph.short(j)
+            ),
+            None => attempt.outcome.describe(),
+        };
         on(&Event::Tested {
             short,
-            shown: attempt.outcome.describe(),
+            shown,
             seconds: attempt.seconds,
         });
-        job.bisect.observe(i, &attempt.outcome);
+        attempt.count(&mut job.bisect, i);
         job.record.steps.push(attempt);
         job.record.save(job.dir).map_err(|source| WriteError {
             path: job.dir.join(log::FILE),
@@ -263,6 +274,16 @@ async fn test<T: Tester>(tester: &T, job: &Job<'_>, i: usize, cancel: &watch::Re
         Err(e) => (built_wrong(target, e), None),
         Ok(built) => {
             image = built.image;
+            if let Some(run) = same_kernels(job, i, image.as_deref()) {
+                return Some(Attempt {
+                    commit: id,
+                    outcome: run.outcome.clone(),
+                    run_dir: run.run_dir.clone(),
+                    seconds: started.elapsed().as_secs_f64(),
+                    image,
+                    same_as: Some(run.commit.clone()),
+                });
+            }
             let label = format!("{} at {short}", job.scenario.name);
             let trial = run_caught(tester, candidate, run_dir, label, cancel.clone()).await;
             if trial.interrupted || *cancel.borrow() {
@@ -278,7 +299,29 @@ async fn test<T: Tester>(tester: &T, job: &Job<'_>, i: usize, cancel: &watch::Re
         run_dir,
         seconds: started.elapsed().as_secs_f64(),
         image,
+        same_as: None,
     })
+}
+
+/// A run of another commit that booted the very kernels commit `i` built, and that `i` has
+/// not taken yet: what it showed holds for `i`, without a run. `i` takes those runs one per
+/// test, in the order they ran; when they are used up, `i` runs itself. Infra errors and
+/// builds that failed say nothing about the kernels and are never taken.
+fn same_kernels<'a>(job: &'a Job<'_>, i: usize, image: Option<&str>) -> Option<&'a Attempt> {
+    let image = image?;
+    let id = &job.bisect.graph.ids[i];
+    let steps = &job.record.steps;
+    let taken = steps.iter().filter(|s| &s.commit == id && s.same_as.is_some()).count();
+    steps
+        .iter()
+        .filter(|s| &s.commit != id && s.same_as.is_none() && s.image.as_deref() == Some(image))
+        .filter(|s| {
+            matches!(
+                s.outcome,
+                Observation::Reproduced | Observation::Clean | Observation::OtherCrash { .. }
+            )
+        })
+        .nth(taken)
 }
 
 /// A build failure is a fact about the commit only when the bisected tree itself does not build.
@@ -354,7 +397,8 @@ fn result(job: &Job<'_>, next: &Next, interrupted: bool, seconds: f64) -> Bisect
         confidence: search.confidence(),
         reproduction_rate: search.rate(),
         runs_needed_for_clean: search.runs_needed(),
-        runs: job.record.steps.len(),
+        runs: job.record.steps.iter().filter(|s| s.same_as.is_none()).count(),
+        same_kernel_tests: job.record.steps.iter().filter(|s| s.same_as.is_some()).count(),
         commits_tested: (0..graph.len()).filter(tested).count(),
         range: graph.range().len(),
         seconds,

@@ -25,9 +25,24 @@ pub struct Attempt {
     pub outcome: Observation,
     pub run_dir: Option<String>,
     pub seconds: f64,
-    /// The SHA-256 of the kernel image the commit built, when the tester gave one.
+    /// The SHA-256 of the kernels the commit built (every node's image and modules), when the
+    /// tester gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Not a run: the commit built the very kernels of this other commit, and takes what one
+    /// of its runs showed (`run_dir` is that run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<String>,
+}
+
+impl Attempt {
+    /// Counts this test of commit `i` in `b`: as a run, or as one taken from another commit.
+    pub fn count(&self, b: &mut Bisect, i: usize) {
+        match self.same_as {
+            Some(_) => b.observe_taken(i, &self.outcome),
+            None => b.observe(i, &self.outcome),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -116,7 +131,7 @@ impl Record {
                 .graph
                 .index_of(&s.commit)
                 .ok_or_else(|| format!("{FILE} names {} which is not in the range", s.commit))?;
-            b.observe(i, &s.outcome);
+            s.count(b, i);
         }
         Ok(())
     }
@@ -156,10 +171,17 @@ pub fn render(r: &Record, b: &Bisect) -> String {
     let mut decided: Vec<Option<State>> = vec![None; g.len()];
     for s in &r.steps {
         let Some(i) = g.index_of(&s.commit) else { continue };
-        replay.observe(i, &s.outcome);
+        s.count(&mut replay, i);
         let t = &replay.tallies[i];
         let what = s.outcome.describe();
-        out.push_str(&format!("# run {}: {what} ({:.0}s)\n", g.short(i), s.seconds));
+        match s.same_as.as_deref().and_then(|c| g.index_of(c)) {
+            Some(j) => out.push_str(&format!(
+                "# no run {}: {what}, as {} showed (the same kernel image)\n",
+                g.short(i),
+                g.short(j)
+            )),
+            None => out.push_str(&format!("# run {}: {what} ({:.0}s)\n", g.short(i), s.seconds)),
+        }
         let st = replay.state(i);
         if st != State::Pending && decided[i] != Some(st) {
             decided[i] = Some(st);

@@ -113,6 +113,16 @@ pub struct Tally {
     pub other: u32,
     pub infra: u32,
     pub build_failed: bool,
+    /// Of the reproduced and clean runs, those taken from another commit's run of the same
+    /// kernels: they decide this commit's state, but the rate counts them once, where they ran.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub same_kernel_reproduced: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub same_kernel_clean: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What to do next.
@@ -158,6 +168,15 @@ impl Bisect {
 
     /// Records one test of commit `i`.
     pub fn observe(&mut self, i: usize, o: &Observation) {
+        self.count(i, o, false);
+    }
+
+    /// Records a test of commit `i` that took another commit's run of the same kernels.
+    pub fn observe_taken(&mut self, i: usize, o: &Observation) {
+        self.count(i, o, true);
+    }
+
+    fn count(&mut self, i: usize, o: &Observation, taken: bool) {
         let t = &mut self.tallies[i];
         let counter = match o {
             Observation::Reproduced => &mut t.reproduced,
@@ -177,16 +196,28 @@ impl Bisect {
         };
         *counter += 1;
         t.runs += 1;
+        if taken {
+            match o {
+                Observation::Reproduced => t.same_kernel_reproduced += 1,
+                Observation::Clean => t.same_kernel_clean += 1,
+                Observation::OtherCrash { .. } if self.params.other_crash == OtherCrash::Clean => {
+                    t.same_kernel_clean += 1
+                }
+                _ => {}
+            }
+        }
     }
 
     /// The reproduction rate measured at commits known to reproduce (their runs up to and
-    /// including each reproduction): `None` before any reproduction.
+    /// including each reproduction): `None` before any reproduction. A run taken by a commit
+    /// that built the same kernels is counted once, at the commit that ran it.
     pub fn rate(&self) -> Option<f64> {
         let (mut r, mut n) = (0u32, 0u32);
         for t in &self.tallies {
-            if t.reproduced > 0 {
-                r += t.reproduced;
-                n += t.reproduced + t.clean;
+            let reproduced = t.reproduced - t.same_kernel_reproduced;
+            if reproduced > 0 {
+                r += reproduced;
+                n += reproduced + t.clean - t.same_kernel_clean;
             }
         }
         (r > 0).then(|| f64::from(r) / f64::from(n))

@@ -392,6 +392,7 @@ fn the_record_replays_to_the_same_state_and_renders_a_log() {
             run_dir: None,
             seconds: 1.0,
             image: None,
+            same_as: None,
         });
         o
     });
@@ -462,4 +463,34 @@ fn a_hand_edited_record_is_an_error_naming_the_key_not_a_panic() {
     std::fs::write(&file, "{\"scenario\": \"s\", \"arch\"").unwrap();
     let err = log::Record::load(dir.path()).unwrap_err();
     assert!(err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn a_run_taken_for_the_same_kernel_decides_the_commit_but_counts_once_in_the_rate() {
+    let r = Repo::new();
+    let c = r.linear(9);
+    let g = Graph::from_repo(&r.repo, c[8], &[c[0]], &[]).unwrap();
+    let mut b = Bisect::new(g, Params::default());
+    let (bad, twin) = (
+        b.graph.index_of(&c[8].to_string()).unwrap(),
+        b.graph.index_of(&c[7].to_string()).unwrap(),
+    );
+    // The bad end reproduced once in four runs.
+    for o in [
+        Observation::Clean,
+        Observation::Clean,
+        Observation::Clean,
+        Observation::Reproduced,
+    ] {
+        b.observe(bad, &o);
+    }
+    assert_eq!(b.rate(), Some(0.25));
+    // Its twin builds the same kernel and takes the reproduction: it is new, and the rate is
+    // still the bad end's one in four, not two in five.
+    b.observe_taken(twin, &Observation::Reproduced);
+    assert_eq!(b.state(twin), State::New);
+    assert_eq!(b.rate(), Some(0.25));
+    // The same reproduction run at the twin itself is a second sample.
+    b.observe(twin, &Observation::Reproduced);
+    assert_eq!(b.rate(), Some(2.0 / 5.0));
 }

@@ -308,16 +308,27 @@ fn summary(o: &BisectResult) {
         o.runs_needed_for_clean
     );
     println!(
-        "  {} run(s) on {} of {} commit(s) in {:.0}s",
-        o.runs, o.commits_tested, o.range, o.seconds
+        "  {} run(s) on {} of {} commit(s) in {:.0}s{}",
+        o.runs,
+        o.commits_tested,
+        o.range,
+        o.seconds,
+        match o.same_kernel_tests {
+            0 => String::new(),
+            n => format!("; {n} test(s) not run: the same kernel image as a commit already run"),
+        }
     );
     for c in &o.commits {
         println!(
-            "    {:<8} {} {:>2} run(s) {:>2} reproduced{}{}  {}",
+            "    {:<8} {} {:>2} run(s) {:>2} reproduced{}{}{}  {}",
             c.verdict,
             crate::bisect::graph::short(&c.id),
             c.tally.runs,
             c.tally.reproduced,
+            match c.tally.same_kernel_reproduced + c.tally.same_kernel_clean {
+                0 => String::new(),
+                n => format!(" ({n} from the same kernel image)"),
+            },
             if c.tally.other > 0 {
                 format!(", {} other crash(es)", c.tally.other)
             } else {

@@ -89,8 +89,10 @@ pub enum BuildError {
 /// What a build made that a driver compares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Built {
-    /// The SHA-256 of the first node's kernel image: two commits that build the same bytes
-    /// cannot differ in how that kernel behaves.
+    /// The SHA-256 of what the candidate boots: every node's kernel image and its modules.
+    /// Two commits that build the same bytes cannot differ in how those kernels behave. None
+    /// when a part could not be read, or when the candidate builds out-of-tree modules (they
+    /// are not in it).
     pub image: Option<String>,
 }
 
@@ -216,7 +218,7 @@ fn build_blocking(roots: &Roots, candidate: &Scenario, ui: &dyn Ui) -> Result<Bu
     let infra = |e: &(dyn std::error::Error + 'static)| BuildError::Infra {
         why: crate::errors::chain(e),
     };
-    let mut made = Built::default();
+    let mut kernels = Vec::new();
     for node in &candidate.nodes {
         let def = run::node_kernel(roots, candidate, node).map_err(|e| infra(&*e))?;
         let view = ui.build(&format!("{} {}", def.name, node.arch));
@@ -229,9 +231,7 @@ fn build_blocking(roots: &Roots, candidate: &Scenario, ui: &dyn Ui) -> Result<Bu
             },
             false => infra(&e),
         })?;
-        if made.image.is_none() {
-            made.image = crate::cache::hash_file(&kernel.image).ok();
-        }
+        kernels.push(kernel_identity(&kernel));
         for m in &candidate.modules {
             crate::module::build(m, &kernel, &|_| {}).map_err(|e| match e {
                 crate::module::Error::Build { .. } | crate::module::Error::Git { .. } => BuildError::Tree {
@@ -247,8 +247,60 @@ fn build_blocking(roots: &Roots, candidate: &Scenario, ui: &dyn Ui) -> Result<Bu
             })?;
         }
     }
-    Ok(made)
+    let image = match candidate.modules.is_empty() {
+        true => kernels
+            .into_iter()
+            .collect::<Option<Vec<String>>>()
+            .map(|k| identity(&k)),
+        false => None,
+    };
+    Ok(Built { image })
+}
+
+/// One node's kernel: its image's SHA-256, and its modules' when it has them.
+fn kernel_identity(kernel: &crate::kernel::Artifacts) -> Option<String> {
+    let image = crate::cache::hash_file(&kernel.image).ok()?;
+    match &kernel.modules {
+        Some(m) => Some(format!("{image} modules {}", crate::cache::hash_tree(m).ok()?)),
+        None => Some(image),
+    }
+}
+
+/// The nodes' kernels as one SHA-256; one node without modules is its image's own hash.
+fn identity(kernels: &[String]) -> String {
+    match kernels {
+        [one] if !one.contains(' ') => one.clone(),
+        _ => {
+            use sha2::{Digest, Sha256};
+            let h = Sha256::digest(kernels.join("\n").as_bytes());
+            h.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    }
 }
 
 #[cfg(test)]
 pub mod fake;
+
+#[cfg(test)]
+mod tests {
+    use super::identity;
+
+    #[test]
+    fn the_kernels_identity_covers_every_node_not_just_the_first() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        // One node without modules: its image's own hash, as `identical_parent` compares.
+        assert_eq!(identity(std::slice::from_ref(&a)), a);
+        // An NFS server on a stock kernel first, the bisected client second.
+        let one = identity(&[a.clone(), a.clone()]);
+        let other = identity(&[a.clone(), b.clone()]);
+        assert_ne!(one, other);
+        assert_ne!(
+            identity(&[b.clone(), a.clone()]),
+            other,
+            "the order of the nodes counts"
+        );
+        // The same image with other modules is another kernel.
+        let with = format!("{a} modules {b}");
+        assert_ne!(identity(&[with]), a);
+    }
+}

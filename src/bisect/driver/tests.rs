@@ -296,6 +296,18 @@ async fn a_revert_that_does_not_apply_is_not_a_confirmation() {
     );
 }
 
+/// A step of a record, as a run of `commit` that recorded no image (a record from before images).
+fn ran(commit: Oid, outcome: Observation) -> Attempt {
+    Attempt {
+        commit: commit.to_string(),
+        outcome,
+        run_dir: None,
+        seconds: 10.0,
+        image: None,
+        same_as: None,
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_culprit_that_builds_its_parents_image_is_never_named_alone() {
     let h = history(12);
@@ -308,7 +320,14 @@ async fn a_culprit_that_builds_its_parents_image_is_never_named_alone() {
             r.to_string()
         })
     });
-    let r = confirmed(&fake, record(&h, 11)).await;
+    // Runs that knew no images said 6 is clean and 7 reproduces (a flaky miss at 6, or a
+    // workload that differs): nothing told the search that the two are one kernel.
+    let mut rec = record(&h, 11);
+    rec.steps = vec![
+        ran(h.ids[6], Observation::Clean),
+        ran(h.ids[7], Observation::Reproduced),
+    ];
+    let r = confirmed(&fake, rec).await;
     assert_eq!(r.outcome, Ended::Ambiguous);
     assert!(r.commit.is_none());
     let names: Vec<&str> = r.candidates.iter().map(|c| c.id.as_str()).collect();
@@ -351,4 +370,127 @@ async fn a_fix_is_confirmed_when_reverting_it_brings_the_crash_back() {
     let c = r.confirmation.unwrap();
     assert_eq!((c.status, c.reproduced), (Status::Confirmed, 1));
     assert_eq!(c.on, h.ids[11].to_string());
+}
+
+/// Runs of each commit, from the fake's labels.
+fn runs_of(fake: &Fake, commit: Oid) -> usize {
+    let short = crate::bisect::graph::short(&commit.to_string());
+    fake.labels()
+        .iter()
+        .filter(|l| l.ends_with(&format!("at {short}")))
+        .count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_commit_that_builds_the_kernel_of_one_already_run_takes_its_result_without_a_run() {
+    let h = history(12);
+    // Only commit 7 changes the kernel image: the others build the image of their parent.
+    let new: Vec<Oid> = h.ids[7..].to_vec();
+    let images = move |c: &Scenario| Some(if new.contains(&rev(c)) { "after" } else { "before" }.to_string());
+    let fake = culprit_at(&h, 7).images(images);
+    let r = confirmed(&fake, record(&h, 11)).await;
+    assert_eq!(r.outcome, Ended::Found, "{:?}", r.reason);
+    assert_eq!(r.commit.as_ref().unwrap().id, h.ids[7].to_string());
+    assert!(r.same_kernel_tests > 0, "{r:?}");
+    // Each commit tested ran at most once, or took the result of a commit with its image.
+    let blind = culprit_at(&h, 7);
+    let without = confirmed(&blind, record(&h, 11)).await;
+    assert_eq!(without.same_kernel_tests, 0);
+    assert!(
+        r.runs < without.runs,
+        "{} runs with images, {} without",
+        r.runs,
+        without.runs
+    );
+    assert_eq!(r.runs + r.same_kernel_tests, without.runs, "the same tests, fewer runs");
+    let bisect_runs = fake.labels().iter().filter(|l| !l.contains("reverted")).count();
+    assert_eq!(bisect_runs, r.runs, "{:?}", fake.labels());
+    for c in r
+        .commits
+        .iter()
+        .filter(|c| c.tally.same_kernel_reproduced + c.tally.same_kernel_clean > 0)
+    {
+        let id = Oid::from_str(&c.id).unwrap();
+        assert_eq!(runs_of(&fake, id), 0, "{} ran although it took another's run", c.id);
+        let i = h.ids.iter().position(|x| *x == id).unwrap();
+        assert_eq!(c.verdict, if i >= 7 { "bad" } else { "good" }, "{c:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_runs_of_the_same_kernel_are_taken_one_per_test_and_never_an_infra_error() {
+    let h = history(12);
+    let (bad, good) = (h.ids[11], h.ids[0]);
+    // The bad end's first run is lost to the infrastructure; then it reproduces every other
+    // run. Commit 10 builds the bad end's image, and commit 1 the good end's; nothing else
+    // shares an image.
+    let runs_at_bad = Arc::new(Mutex::new(0usize));
+    let fake = Fake::new(move |c, _| {
+        if rev(c) != bad {
+            return trial(if rev(c) == good { NotReproduced } else { Reproduced }, None);
+        }
+        let mut n = runs_at_bad.lock().unwrap();
+        *n += 1;
+        match *n {
+            1 => trial(InfraError, None),
+            n if n % 2 == 0 => trial(Reproduced, None),
+            _ => trial(NotReproduced, None),
+        }
+    });
+    let ids = h.ids.clone();
+    let fake = fake.images(move |c| {
+        let r = rev(c);
+        let i = ids.iter().position(|x| *x == r).unwrap();
+        Some(match i {
+            10 | 11 => "bad end".to_string(),
+            0 | 1 => "good end".to_string(),
+            _ => format!("commit {i}"),
+        })
+    });
+    let mut rec = record(&h, 11);
+    rec.params.calibrate = 4;
+    rec.params.confirm = false;
+    let out = tempfile::tempdir().unwrap();
+    let (_, cancel) = watch::channel(false);
+    let (r, _) = drive(&fake, rec, out.path(), cancel).await;
+    let saved = Record::load(out.path()).unwrap();
+    let taken: Vec<&Attempt> = saved.steps.iter().filter(|s| s.same_as.is_some()).collect();
+    for s in &taken {
+        assert!(!matches!(s.outcome, Observation::Infra { .. }), "{s:?}");
+        let from = s.same_as.as_deref().unwrap();
+        assert_eq!(
+            saved.steps.iter().find(|x| x.commit == from).map(|x| &x.image),
+            Some(&s.image)
+        );
+    }
+    // Commit 10, if tested, took the bad end's first counted run (a reproduction) and never ran.
+    if let Some(t) = saved.steps.iter().find(|s| s.commit == h.ids[10].to_string()) {
+        assert_eq!(t.outcome, Observation::Reproduced, "{t:?}");
+        assert_eq!(t.same_as.as_deref(), Some(bad.to_string().as_str()));
+        assert_eq!(runs_of(&fake, h.ids[10]), 0);
+    }
+    // Commit 1 needs several clean runs (the bug is flaky); it took them from the good end, one
+    // per test, in the order they ran, and never ran itself.
+    let one: Vec<&Attempt> = saved
+        .steps
+        .iter()
+        .filter(|s| s.commit == h.ids[1].to_string())
+        .collect();
+    let good_runs: Vec<&Attempt> = saved.steps.iter().filter(|s| s.commit == good.to_string()).collect();
+    assert!(one.len() > 1 && one.len() <= good_runs.len(), "{one:?}");
+    for (took, ran) in one.iter().zip(&good_runs) {
+        assert_eq!(took.same_as.as_deref(), Some(good.to_string().as_str()));
+        assert_eq!((&took.outcome, &took.run_dir), (&ran.outcome, &ran.run_dir));
+    }
+    assert_eq!(runs_of(&fake, h.ids[1]), 0);
+    let line = r.commits.iter().find(|c| c.id == h.ids[1].to_string()).unwrap();
+    assert_eq!(
+        (line.verdict, line.tally.same_kernel_clean as usize),
+        ("good", one.len())
+    );
+    assert_eq!(
+        r.commit.as_ref().map(|c| c.id.clone()),
+        Some(h.ids[2].to_string()),
+        "{r:?}"
+    );
 }
