@@ -107,6 +107,21 @@ fn network(scenario: &Scenario, node: usize) -> Option<String> {
     Some(sc)
 }
 
+/// nfsd's client tracking daemon, started as a distro's nfs-server unit does, before nfsd. Without
+/// it, nfsd waits a second for it at every start, then runs `nfsdcltrack` once per client, with
+/// a 90-second grace period. It must be watching for its pipe before nfsd makes it.
+const NFSDCLD: &str = r#"if command -v nfsdcld >/dev/null; then
+    mkdir -p /var/lib/nfs/rpc_pipefs
+    mountpoint -q /var/lib/nfs/rpc_pipefs || mount -t rpc_pipefs sunrpc /var/lib/nfs/rpc_pipefs
+    nfsdcld -F </dev/null >/run/repro/nfsdcld.log 2>&1 &
+    cld=$! i=0
+    until grep -qs '^inotify' /proc/$cld/fdinfo/*; do
+        [ -d /proc/$cld ] && [ $i -lt 100 ] || { echo "repro: nfsdcld is not ready; nfsd will do without it"; break; }
+        i=$((i + 1)); sleep 0.05
+    done
+fi
+"#;
+
 fn nfs_server(srv: &NfsServer) -> String {
     let e = &srv.export;
     let mut sc = String::from("set -e\nmodprobe nfsd 2>/dev/null || true\n");
@@ -144,6 +159,7 @@ fn nfs_server(srv: &NfsServer) -> String {
     } else {
         sc.push_str("rpc.mountd -N 2 -N 3\n");
     }
+    sc.push_str(NFSDCLD);
     let mut flags = Vec::new();
     for v in ["3", "4.0", "4.1", "4.2"] {
         if !srv.versions.iter().any(|x| x == v) {
@@ -423,6 +439,12 @@ mod tests {
             st[0].script
         );
         assert!(st[0].script.contains("repro-nfsd 8\n"), "{}", st[0].script);
+        let (cld, nfsd) = (st[0].script.find("nfsdcld -F"), st[0].script.find("repro-nfsd 8"));
+        assert!(
+            cld.is_some() && cld < nfsd,
+            "nfsdcld starts before nfsd:\n{}",
+            st[0].script
+        );
         assert!(st[1]
             .script
             .contains("mount -t nfs -o vers=4.1,soft 127.0.0.1:/ /mnt/nfs"));

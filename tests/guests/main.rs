@@ -493,6 +493,13 @@ fn nfs_loopback_exports_mounts_and_reads_back() {
     let setup = read(dir.path(), "setup.log");
     assert!(setup.contains("nfs-server /srv/nfs on guest: exit 0"), "{setup}");
     assert!(setup.contains("nfs-client /mnt/nfs on guest: exit 0"), "{setup}");
+    // nfsd found its tracking daemon: no second of waiting for it, no 90 s grace period.
+    let console = read(dir.path(), "console.log");
+    assert!(
+        console.contains("NFSD: Using nfsdcld client tracking operations"),
+        "{console}"
+    );
+    assert!(!setup.contains("nfsdcld is not ready"), "{setup}");
     let out = read(dir.path(), "workload.stdout");
     let sums: Vec<&str> = out
         .lines()
@@ -535,6 +542,11 @@ fn nfs_two_nodes_over_a_unix_socket_link() {
     assert!(pos("storage on server: exit 0") < pos("nfs-server /srv/nfs on server: exit 0"));
     assert!(pos("nfs-server /srv/nfs on server: exit 0") < pos("nfs-client /mnt/nfs on client: exit 0"));
     assert!(server_cmd.contains(",serial=export"), "{server_cmd}");
+    let console = read(&dir.path().join("server"), "console.log");
+    assert!(
+        console.contains("NFSD: Using nfsdcld client tracking operations"),
+        "{console}"
+    );
 }
 
 #[test]
