@@ -69,12 +69,12 @@ pub fn prepare_node(
         path: dir.to_path_buf(),
         source,
     })?;
-    // The accelerator probe boots QEMU (about 0.1 s here): it runs while the disks and the
-    // initrd are made.
-    let arch = node.arch;
-    let probe = std::thread::spawn(move || accel::choose(arch));
     let kdef = node_kernel(roots, scenario, node)?;
     let cached = artifacts(roots, scenario, node, &kdef, progress)?;
+    // The accelerator probe boots the kernel under KVM (a fraction of a second where KVM works,
+    // at most its deadline where it does not): it runs while the disks and the initrd are made.
+    let (arch, kernel) = (node.arch, cached.kernel.image.clone());
+    let probe = std::thread::spawn(move || accel::choose(arch, &kernel));
     let (disks, pmem) = disks(scenario, me, dir, &cached)?;
     let initrd = dir.join("initrd.img");
     let layer = RunLayer {
@@ -88,7 +88,9 @@ pub fn prepare_node(
             .collect(),
     };
     image::run_initrd(&cached.boot, &layer, &initrd).map_err(Error::from)?;
-    let choice = probe.join().unwrap_or_else(|_| accel::choose(arch));
+    let choice = probe
+        .join()
+        .unwrap_or_else(|_| accel::choose(arch, &cached.kernel.image));
     let layers = Layers { initrd, disks, pmem };
     let config = vm_config(scenario, me, dir, &kdef, &cached, choice.accel, layers)?;
     Ok(Prepared {

@@ -1,12 +1,17 @@
-//! Choosing the accelerator: KVM only when it really runs a vCPU here, TCG otherwise.
+//! Choosing the accelerator: KVM only when it really runs a Linux kernel here, TCG otherwise.
 //!
-//! `/dev/kvm` existing is not enough: on some hosts (nested setups) QEMU aborts while loading
-//! the vCPU's MSRs, or the vCPU stops with "KVM internal error". So the probe runs QEMU itself,
-//! with the machine and CPU model repro would use, on a three-instruction firmware.
+//! `/dev/kvm` existing is not enough, nor is a vCPU that runs a few instructions: on some hosts
+//! (nested setups) QEMU aborts while loading the vCPU's MSRs or the vCPU stops with "KVM internal
+//! error", and on others (a nested PVM host) real-mode firmware runs but the kernel's
+//! decompressor crawls for minutes and then stops. So the probe boots the guest's own kernel
+//! under KVM, with the machine and CPU model repro would use, and wants the kernel's first
+//! console line within [`PROBE_DEADLINE`].
 
 pub use super::table::Accel;
 use crate::arch::Arch;
 use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
 
 /// The decision and why it was made.
 #[derive(Debug, Clone, Serialize)]
@@ -15,9 +20,12 @@ pub struct Choice {
     pub reason: String,
 }
 
-/// Picks the accelerator for a guest of `arch`. `REPRO_ACCEL=tcg|kvm` overrides the probe.
-pub fn choose(arch: Arch) -> Choice {
-    decide(arch, Arch::host(), std::env::var("REPRO_ACCEL").ok().as_deref(), probe)
+/// Picks the accelerator for a guest of `arch` that boots `kernel`. `REPRO_ACCEL=tcg|kvm`
+/// overrides the probe.
+pub fn choose(arch: Arch, kernel: &Path) -> Choice {
+    decide(arch, Arch::host(), std::env::var("REPRO_ACCEL").ok().as_deref(), || {
+        probe(kernel)
+    })
 }
 
 /// The pure decision: an explicit override wins, a foreign guest always gets TCG, and KVM needs
@@ -52,7 +60,7 @@ fn decide(
     match probe() {
         Ok(()) => Choice {
             accel: Accel::Kvm,
-            reason: "KVM ran a test vCPU".into(),
+            reason: "KVM ran the guest's kernel to its first console line".into(),
         },
         Err(why) => Choice {
             accel: Accel::Tcg,
@@ -61,28 +69,89 @@ fn decide(
     }
 }
 
-/// Caches the probe for the life of the process.
-fn probe() -> Result<(), String> {
+/// Whether KVM works is the host's property until it reboots, so the first kernel probed
+/// decides for the rest: for the life of the process, and in the cache for the host's boot
+/// (where KVM does not work the probe costs its whole deadline, and every run would pay it).
+fn probe(kernel: &Path) -> Result<(), String> {
     static RESULT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    RESULT.get_or_init(probe_uncached).clone()
+    RESULT.get_or_init(|| remembered(kernel)).clone()
 }
 
-/// Boots QEMU itself with KVM, the CPU model repro uses, and a 64 KiB firmware whose reset
-/// vector writes 0x42 to an `isa-debug-exit` port: QEMU then exits with (0x42 << 1) | 1 = 133.
-/// Anything else (an abort while setting MSRs, a "KVM internal error" pause, a hang) means KVM is
-/// unusable here.
-fn probe_uncached() -> Result<(), String> {
+fn remembered(kernel: &Path) -> Result<(), String> {
     if Arch::host() != Some(Arch::X86_64) {
         return Err("the KVM probe is only implemented for x86_64 hosts".into());
     }
     if let Err(e) = std::fs::File::options().read(true).write(true).open("/dev/kvm") {
         return Err(format!("cannot open /dev/kvm: {e}"));
     }
-    let mut image = vec![0xf4u8; 0x10000]; // hlt everywhere
-    let code = [0xb0, 0x42, 0xe6, 0xf4, 0xf4, 0xeb, 0xfe]; // mov al,0x42; out 0xf4,al; hlt; jmp $
-    image[0x10000 - 16..0x10000 - 16 + code.len()].copy_from_slice(&code);
-    let dir = write_private(PROBE_FILE, &image).map_err(|e| format!("cannot write the KVM probe's firmware: {e}"))?;
-    let bios = dir.path().join(PROBE_FILE);
+    let Some(entry) = this_boots_entry() else {
+        return probe_uncached(kernel);
+    };
+    // Ten runs started at once probe once: the others wait here and read the result.
+    let _lock = crate::cache::lock(&entry);
+    if let Ok(text) = std::fs::read_to_string(&entry) {
+        if let Some(r) = decode(&text) {
+            return r.map_err(|why| {
+                format!(
+                    "{why} (this host boot's probe, kept in {}; remove it to probe again)",
+                    entry.display()
+                )
+            });
+        }
+    }
+    let result = probe_uncached(kernel);
+    let tmp = entry.with_extension("tmp");
+    if std::fs::write(&tmp, encode(&result)).is_ok() {
+        let _ = std::fs::rename(&tmp, &entry);
+    }
+    result
+}
+
+/// The cache file that holds this host boot's probe result, if the cache and the boot id exist.
+fn this_boots_entry() -> Option<std::path::PathBuf> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let dir = crate::cache::dir("accel").ok()?;
+    Some(dir.join(format!("kvm-{}", crate::cache::key(&[boot.trim().as_bytes()]))))
+}
+
+/// A probe result as the cache keeps it: `ok`, or `unusable: WHY`.
+fn encode(r: &Result<(), String>) -> String {
+    match r {
+        Ok(()) => "ok\n".into(),
+        Err(why) => format!("unusable: {why}\n"),
+    }
+}
+
+fn decode(text: &str) -> Option<Result<(), String>> {
+    let text = text.trim_end();
+    if text == "ok" {
+        return Some(Ok(()));
+    }
+    text.strip_prefix("unusable: ").map(|why| Err(why.to_string()))
+}
+
+/// How long a KVM guest may take from QEMU's start to the kernel's first console line. Under
+/// KVM that is a fraction of a second; TCG gets there in about one second on a 2-core host, so
+/// a KVM slower than this is worse than no KVM.
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The kernel's first line on an early console (`start_kernel` prints it right after the
+/// decompressor hands over).
+const FIRST_LINE: &str = "Linux version";
+
+/// Boots `kernel` under KVM with the CPU model repro uses, no disks and no initrd, its early
+/// console on a file, until the kernel's first line is in the file ([`FIRST_LINE`]). QEMU
+/// exiting first (an abort while setting MSRs, a KVM internal error) or the deadline passing (a
+/// vCPU that crawls or stopped) means KVM is unusable here.
+fn probe_uncached(kernel: &Path) -> Result<(), String> {
+    first_line_under(Accel::Kvm, kernel, PROBE_DEADLINE)
+}
+
+/// The probe's boot under either accelerator (TCG lets tests check on any host that a real
+/// kernel's first line is what the probe sees).
+pub fn first_line_under(accel: Accel, kernel: &Path, deadline: Duration) -> Result<(), String> {
+    let dir = private_dir().map_err(|e| format!("cannot make the KVM probe's directory: {e}"))?;
+    let console = dir.path().join(PROBE_CONSOLE);
     let spec = super::table::spec(Arch::X86_64);
     let mut cmd = std::process::Command::new(spec.qemu);
     cmd.args([
@@ -93,84 +162,97 @@ fn probe_uncached() -> Result<(), String> {
         "-machine",
         spec.machine,
         "-accel",
-        "kvm",
+        &accel.to_string(),
         "-cpu",
-        spec.kvm_cpu,
+        spec.cpu(accel),
         "-m",
-        "16",
-        "-bios",
+        "256",
+        "-no-reboot",
+        "-kernel",
     ])
-    .arg(&bios)
-    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+    .arg(kernel)
+    .args(["-append", "earlyprintk=serial,ttyS0 console=ttyS0 panic=-1", "-serial"])
+    .arg(format!("file:{}", super::argv::opt_path(&console)))
     .stdin(std::process::Stdio::null())
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::piped());
-    let result = run_with_deadline(cmd, std::time::Duration::from_secs(10));
-    drop(dir);
-    let (code, stderr) = result?;
-    if code == Some(133) {
-        Ok(())
-    } else {
-        let why = stderr
-            .lines()
-            .find(|l| !l.contains("warning"))
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        Err(format!(
-            "a KVM test guest ended with {} ({why})",
-            code.map_or("a signal or a hang".to_string(), |c| format!("exit code {c}"))
-        ))
+    let seen = || std::fs::read(&console).is_ok_and(|c| contains(&c, FIRST_LINE.as_bytes()));
+    let accel = match accel {
+        Accel::Kvm => "KVM",
+        Accel::Tcg => "TCG",
+    };
+    match run_until(cmd, deadline, seen)? {
+        Ended::Seen => Ok(()),
+        Ended::Exited(code, stderr) => {
+            let why = stderr
+                .lines()
+                .find(|l| !l.contains("warning"))
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            Err(format!(
+                "a {accel} test guest ended with {} before the kernel's first line ({why})",
+                code.map_or("a signal".to_string(), |c| format!("exit code {c}"))
+            ))
+        }
+        Ended::TimedOut => Err(format!(
+            "a {accel} test guest did not reach the kernel's first line within {:.0} s",
+            deadline.as_secs_f64()
+        )),
     }
 }
 
-const PROBE_FILE: &str = "probe.bin";
-
-/// Writes `bytes` as `name` in a new private directory (random name, 0700, the file created
-/// exclusively): repro often runs as root, and a predictable path in /tmp would let any local
-/// user point it at a file of their choosing. The directory goes when the guard is dropped.
-fn write_private(name: &str, bytes: &[u8]) -> std::io::Result<tempfile::TempDir> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::Builder::new()
-        .prefix("repro-kvm-probe-")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()?;
-    let mut f = std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .open(dir.path().join(name))?;
-    f.write_all(bytes)?;
-    Ok(dir)
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Runs a guarded child, killing it after `deadline`; returns its exit code and stderr.
-fn run_with_deadline(
-    cmd: std::process::Command,
-    deadline: std::time::Duration,
-) -> Result<(Option<i32>, String), String> {
+const PROBE_CONSOLE: &str = "console";
+
+/// A new private directory (random name, 0700) for the probe's console: repro often runs as
+/// root, and a predictable path in /tmp would let any local user point it at a file of their
+/// choosing. The directory goes when the guard is dropped.
+fn private_dir() -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix("repro-kvm-probe-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+}
+
+/// How a probe ended.
+enum Ended {
+    /// What it waited for was seen; the child was killed.
+    Seen,
+    /// The child exited first, with its exit code and stderr.
+    Exited(Option<i32>, String),
+    /// Neither within the deadline; the child was killed.
+    TimedOut,
+}
+
+/// Runs a guarded child until `seen()` holds, it exits, or `deadline` passes.
+fn run_until(cmd: std::process::Command, deadline: Duration, seen: impl Fn() -> bool) -> Result<Ended, String> {
     use std::io::Read;
     let mut child = crate::process::spawn_guarded(cmd).map_err(|e| format!("cannot start the KVM probe: {e}"))?;
     let start = std::time::Instant::now();
-    let status = loop {
+    let ended = loop {
         match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if start.elapsed() > deadline => break None,
-            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Ok(Some(s)) => {
+                crate::process::forget(child.id());
+                let mut stderr = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut stderr);
+                }
+                return Ok(Ended::Exited(s.code(), stderr));
+            }
+            Ok(None) if seen() => break Ended::Seen,
+            Ok(None) if start.elapsed() > deadline => break Ended::TimedOut,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => return Err(format!("waiting for the KVM probe: {e}")),
         }
     };
-    if status.is_none() {
-        crate::process::kill_group(child.id());
-        let _ = child.wait();
-    } else {
-        crate::process::forget(child.id());
-    }
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    Ok((status.and_then(|s| s.code()), stderr))
+    crate::process::kill_group(child.id());
+    let _ = child.wait();
+    Ok(ended)
 }
 
 #[cfg(test)]
@@ -186,16 +268,57 @@ mod tests {
         let planted = std::env::temp_dir().join(format!("repro-kvm-probe-{}", std::process::id()));
         let _ = std::fs::remove_file(&planted);
         std::os::unix::fs::symlink(victim.path(), &planted).unwrap();
-        let dir = write_private(PROBE_FILE, b"firmware").unwrap();
+        let dir = private_dir().unwrap();
         let _ = std::fs::remove_file(&planted);
-        assert!(
-            !victim.path().join(PROBE_FILE).exists(),
-            "wrote through the planted symlink"
-        );
         assert_ne!(dir.path(), planted);
-        assert_eq!(std::fs::read(dir.path().join(PROBE_FILE)).unwrap(), b"firmware");
-        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
+        let meta = std::fs::symlink_metadata(dir.path()).unwrap();
+        assert!(meta.is_dir(), "the probe's directory is a symlink");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::read_dir(victim.path()).unwrap().count(), 0);
+    }
+
+    fn sh(script: &str) -> std::process::Command {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", script]).stderr(std::process::Stdio::piped());
+        c
+    }
+
+    #[test]
+    fn the_probe_ends_on_what_it_waits_for_on_exit_or_at_its_deadline() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("console");
+        let seen = || std::fs::read(&f).is_ok_and(|c| contains(&c, FIRST_LINE.as_bytes()));
+        let printing = format!("echo 'Linux version 6.1' > {}; exec sleep 60", f.display());
+        assert!(matches!(
+            run_until(sh(&printing), Duration::from_secs(30), seen),
+            Ok(Ended::Seen)
+        ));
+        std::fs::remove_file(&f).unwrap();
+        match run_until(
+            sh("echo 'KVM internal error' >&2; exit 1"),
+            Duration::from_secs(30),
+            seen,
+        ) {
+            Ok(Ended::Exited(code, stderr)) => {
+                assert_eq!(code, Some(1));
+                assert_eq!(stderr.trim(), "KVM internal error");
+            }
+            _ => panic!("an exit before the line is not a pass"),
+        }
+        let crawling = format!("echo 'Probing EDD' > {}; exec sleep 60", f.display());
+        assert!(matches!(
+            run_until(sh(&crawling), Duration::from_millis(300), seen),
+            Ok(Ended::TimedOut)
+        ));
+    }
+
+    #[test]
+    fn a_kept_probe_result_reads_back_as_it_was_and_anything_else_probes_again() {
+        for r in [Ok(()), Err("a KVM test guest ended with exit code 1 (x)".to_string())] {
+            assert_eq!(decode(&encode(&r)), Some(r));
+        }
+        assert_eq!(decode(""), None, "a file cut short probes again");
+        assert_eq!(decode("o"), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Pure builders for the QEMU command line. Nothing here touches the system.
 
-use super::accel::Accel;
 use super::table::spec;
+use super::table::Accel;
 use crate::arch::Arch;
 use std::path::{Path, PathBuf};
 

@@ -110,6 +110,32 @@ fn smoke_boot_aarch64() {
     smoke_boot("aarch64");
 }
 
+/// The KVM probe's boot, run under TCG so any host can check it: a real kernel's first line
+/// reaches the probe's console file, so a working KVM passes; a kernel QEMU cannot load, or one
+/// that never prints, does not.
+#[test]
+fn the_accelerator_probe_sees_a_real_kernels_first_line() {
+    let out = repro()
+        .args(["kernel", "fetch", "debian-6.1-cloud", "--arch", "x86_64"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let image = text
+        .lines()
+        .find_map(|l| l.strip_prefix("image: "))
+        .unwrap_or_else(|| panic!("no image in {text}"));
+    let deadline = Duration::from_secs(60);
+    repro::vm::accel::first_line_under(repro::vm::Accel::Tcg, Path::new(image), deadline).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let missing = t.path().join("vmlinuz");
+    let err = repro::vm::accel::first_line_under(repro::vm::Accel::Tcg, &missing, deadline).unwrap_err();
+    assert!(err.starts_with("a TCG test guest ended with exit code 1"), "{err}");
+    // Zeros load as a raw image that never prints: the deadline ends it.
+    std::fs::write(&missing, vec![0u8; 4096]).unwrap();
+    let err = repro::vm::accel::first_line_under(repro::vm::Accel::Tcg, &missing, Duration::from_secs(3)).unwrap_err();
+    assert_eq!(err, "a TCG test guest did not reach the kernel's first line within 3 s");
+}
+
 #[test]
 fn smoke_oops_x86_64() {
     smoke_oops("x86_64");
