@@ -56,7 +56,15 @@ fn smoke_boot(arch: &str) {
         read(dir.path(), "workload.stdout")
     );
     assert!(read(dir.path(), "workload.stdout").contains(arch));
-    assert!(read(dir.path(), "console.log").contains("repro-guest: up 6.1.0"));
+    let console = read(dir.path(), "console.log");
+    assert!(console.contains("repro-guest: up 6.1.0"));
+    // The boot scripts went through without a complaint (a shell's `/init: line N: ...: not
+    // found`, or init's own `repro-init: ...`), not just far enough for SSH.
+    let complaints: Vec<&str> = console
+        .lines()
+        .filter(|l| l.starts_with("/init:") || l.starts_with("/etc/repro/") || l.starts_with("repro-init:"))
+        .collect();
+    assert!(complaints.is_empty(), "{complaints:#?}");
     assert!(read(dir.path(), "qemu.cmdline").starts_with(&format!("qemu-system-{arch} ")));
     assert!(read(dir.path(), "qmp.log").contains("\"execute\":\"cont\""));
     for phase in ["image", "boot_to_ssh", "workload", "total"] {
