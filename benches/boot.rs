@@ -13,7 +13,7 @@
 //! 3. Fast repeats: a snapshot restore against a cold boot.
 //!
 //! Figures are printed, never asserted: this is a benchmark, not a test. `REPRO_BENCH_RUNS`
-//! sets the number of rounds (5 by default).
+//! sets the number of rounds (5 by default); `REPRO_BENCH_ONLY` picks boot rows ([`wanted`]).
 
 use repro::arch::Arch;
 use repro::catalog::Catalog;
@@ -29,6 +29,22 @@ use std::time::{Duration, Instant};
 /// The kernels the boot bench compares on: Debian's cloud kernel, and the tinyconfig source
 /// kernel (built on first use: about 8 minutes per arch, cached after).
 const KERNELS: [&str; 2] = ["debian-6.1-cloud", "linux-6.1"];
+
+/// `REPRO_BENCH_ONLY=WORD,...` keeps the boot bench's rows whose arch or kernel is one of the
+/// words (`x86_64`, `debian-6.1-cloud`): a row's first linux-6.1 build takes minutes.
+fn wanted(arch: Arch, kernel: &str) -> bool {
+    let Ok(only) = std::env::var("REPRO_BENCH_ONLY") else {
+        return true;
+    };
+    let words: Vec<&str> = only.split(',').map(str::trim).collect();
+    let arches: Vec<&str> = words
+        .iter()
+        .copied()
+        .filter(|w| Arch::ALL.iter().any(|a| a.as_str() == *w))
+        .collect();
+    let kernels: Vec<&str> = words.iter().copied().filter(|w| KERNELS.contains(w)).collect();
+    (arches.is_empty() || arches.contains(&arch.as_str())) && (kernels.is_empty() || kernels.contains(&kernel))
+}
 
 fn rounds() -> usize {
     std::env::var("REPRO_BENCH_RUNS")
@@ -153,6 +169,9 @@ fn boot_bench() {
     );
     for kernel in KERNELS {
         for arch in Arch::ALL {
+            if !wanted(arch, kernel) {
+                continue;
+            }
             let mut s = catalog.scenario("smoke-boot").expect("smoke-boot");
             s.apply(&Overrides {
                 arch: Some(arch),
