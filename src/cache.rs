@@ -249,7 +249,16 @@ pub fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut f = File::open(path)?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h)?;
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(h))
+}
+
+/// The SHA-256 of some bytes, in hex.
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    hex(Sha256::new_with_prefix(bytes))
+}
+
+fn hex(h: Sha256) -> String {
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The SHA-256 of a directory's regular files: each one's path under `root` and its bytes, in
@@ -264,7 +273,7 @@ pub fn hash_tree(root: &Path) -> std::io::Result<String> {
         h.update(name.as_bytes());
         h.update(hash_file(&root.join(&rel))?.as_bytes());
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(h))
 }
 
 fn flush_and_hash(path: &Path) -> std::io::Result<(u64, String)> {

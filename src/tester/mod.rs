@@ -270,11 +270,7 @@ fn kernel_identity(kernel: &crate::kernel::Artifacts) -> Option<String> {
 fn identity(kernels: &[String]) -> String {
     match kernels {
         [one] if !one.contains(' ') => one.clone(),
-        _ => {
-            use sha2::{Digest, Sha256};
-            let h = Sha256::digest(kernels.join("\n").as_bytes());
-            h.iter().map(|b| format!("{b:02x}")).collect()
-        }
+        _ => crate::cache::hash_bytes(kernels.join("\n").as_bytes()),
     }
 }
 
