@@ -89,20 +89,18 @@ fn remembered(kernel: &Path) -> Result<(), String> {
     };
     // Ten runs started at once probe once: the others wait here and read the result.
     let _lock = crate::cache::lock(&entry);
-    if let Ok(text) = std::fs::read_to_string(&entry) {
-        if let Some(r) = decode(&text) {
-            return r.map_err(|why| {
-                format!(
-                    "{why} (this host boot's probe, kept in {}; remove it to probe again)",
-                    entry.display()
-                )
-            });
-        }
+    if let Some(r) = kept(&entry) {
+        return r.map_err(|why| {
+            format!(
+                "{why} (this host boot's probe, kept in {}; remove it to probe again)",
+                entry.display()
+            )
+        });
     }
     let result = probe_uncached(kernel);
     let tmp = entry.with_extension("tmp");
     if std::fs::write(&tmp, encode(&result)).is_ok() {
-        let _ = std::fs::rename(&tmp, &entry);
+        let _ = crate::cache::install_file(&tmp, &entry);
     }
     result
 }
@@ -112,6 +110,14 @@ fn this_boots_entry() -> Option<std::path::PathBuf> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let dir = crate::cache::dir("accel").ok()?;
     Some(dir.join(format!("kvm-{}", crate::cache::key(&[boot.trim().as_bytes()]))))
+}
+
+/// The result kept in `entry`, if it is there whole (as its seal says) and reads as one.
+fn kept(entry: &Path) -> Option<Result<(), String>> {
+    if !crate::cache::file_is_intact(entry) {
+        return None;
+    }
+    decode(&std::fs::read_to_string(entry).ok()?)
 }
 
 /// A probe result as the cache keeps it: `ok`, or `unusable: WHY`.
