@@ -69,40 +69,74 @@ fn decide(
     }
 }
 
-/// Whether KVM works is the host's property until it reboots, so the first kernel probed
-/// decides for the rest: for the life of the process, and in the cache for the host's boot
-/// (where KVM does not work the probe costs its whole deadline, and every run would pay it).
+/// Whether KVM works is the host's property until it reboots, so a probe that says so decides
+/// for the rest: for the life of the process, and in the cache for the host's boot (where KVM
+/// does not work the probe costs its whole deadline, and every run would pay it). A probe that
+/// failed because of its kernel (one that does not start under TCG either: a bisect's broken
+/// commit) says nothing about the host and is not kept.
 fn probe(kernel: &Path) -> Result<(), String> {
-    static RESULT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    RESULT.get_or_init(|| remembered(kernel)).clone()
-}
-
-fn remembered(kernel: &Path) -> Result<(), String> {
-    if Arch::host() != Some(Arch::X86_64) {
-        return Err("the KVM probe is only implemented for x86_64 hosts".into());
+    static KEPT: std::sync::Mutex<Option<Result<(), String>>> = std::sync::Mutex::new(None);
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = kept.as_ref() {
+        return r.clone();
     }
-    if let Err(e) = std::fs::File::options().read(true).write(true).open("/dev/kvm") {
-        return Err(format!("cannot open /dev/kvm: {e}"));
-    }
-    let Some(entry) = this_boots_entry() else {
-        return probe_uncached(kernel);
-    };
-    // Ten runs started at once probe once: the others wait here and read the result.
-    let _lock = crate::cache::lock(&entry);
-    if let Some(r) = kept(&entry) {
-        return r.map_err(|why| {
-            format!(
-                "{why} (this host boot's probe, kept in {}; remove it to probe again)",
-                entry.display()
-            )
-        });
-    }
-    let result = probe_uncached(kernel);
-    let tmp = entry.with_extension("tmp");
-    if std::fs::write(&tmp, encode(&result)).is_ok() {
-        let _ = crate::cache::install_file(&tmp, &entry);
+    let (result, about_the_host) = remembered(kernel);
+    if about_the_host {
+        *kept = Some(result.clone());
     }
     result
+}
+
+/// The probe's result, and whether it is about the host (and so kept).
+fn remembered(kernel: &Path) -> (Result<(), String>, bool) {
+    if Arch::host() != Some(Arch::X86_64) {
+        return (Err("the KVM probe is only implemented for x86_64 hosts".into()), true);
+    }
+    if let Err(e) = std::fs::File::options().read(true).write(true).open("/dev/kvm") {
+        return (Err(format!("cannot open /dev/kvm: {e}")), true);
+    }
+    let entry = this_boots_entry();
+    // Ten runs started at once probe once: the others wait here and read the result.
+    let _lock = entry.as_deref().map(crate::cache::lock);
+    if let Some(r) = entry.as_deref().and_then(kept) {
+        let r = r.map_err(|why| {
+            format!(
+                "{why} (this host boot's probe, kept in {}; remove it to probe again)",
+                entry.as_deref().unwrap_or(Path::new("")).display()
+            )
+        });
+        return (r, true);
+    }
+    let (result, about_the_host) = blame(probe_uncached(kernel), || {
+        first_line_under(Accel::Tcg, kernel, TCG_DEADLINE).is_ok()
+    });
+    if let (Some(entry), true) = (&entry, about_the_host) {
+        let tmp = entry.with_extension("tmp");
+        if std::fs::write(&tmp, encode(&result)).is_ok() {
+            let _ = crate::cache::install_file(&tmp, entry);
+        }
+    }
+    (result, about_the_host)
+}
+
+/// How long the same kernel may take under TCG when KVM failed, to tell the host's fault from
+/// the kernel's.
+const TCG_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Whose fault a KVM probe's result is: a pass, or a failure of a kernel that reaches its first
+/// line under TCG (`starts_under_tcg`, asked only then), is the host's; a failure of a kernel
+/// that does not start under TCG either is the kernel's.
+fn blame(kvm: Result<(), String>, starts_under_tcg: impl FnOnce() -> bool) -> (Result<(), String>, bool) {
+    match kvm {
+        Ok(()) => (Ok(()), true),
+        Err(why) if starts_under_tcg() => (Err(why), true),
+        Err(why) => (
+            Err(format!(
+                "{why}; not kept for this host: the kernel does not reach its first line under TCG either"
+            )),
+            false,
+        ),
+    }
 }
 
 /// The cache file that holds this host boot's probe result, if the cache and the boot id exist.
@@ -325,6 +359,19 @@ mod tests {
         }
         assert_eq!(decode(""), None, "a file cut short probes again");
         assert_eq!(decode("o"), None);
+    }
+
+    #[test]
+    fn only_a_probe_that_says_something_about_the_host_is_kept() {
+        assert_eq!(blame(Ok(()), || panic!("a pass needs no TCG check")), (Ok(()), true));
+        let why = "a KVM test guest did not reach the kernel's first line within 5 s".to_string();
+        assert_eq!(blame(Err(why.clone()), || true), (Err(why.clone()), true));
+        let (r, kept) = blame(Err(why.clone()), || false);
+        assert!(!kept);
+        assert_eq!(
+            r.unwrap_err(),
+            format!("{why}; not kept for this host: the kernel does not reach its first line under TCG either")
+        );
     }
 
     #[test]
