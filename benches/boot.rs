@@ -6,7 +6,7 @@
 //!    - `hand`: the QEMU line a kernel engineer writes by hand ([`hand_written`]), to the
 //!      guest's init printing `repro-guest: up`;
 //!    - `line`: repro's own QEMU line without QMP, to the same line;
-//!    - `run`: the whole `repro run smoke-boot` (boot, SSH, `uname -a`, teardown, report).
+//!    - `run`: the whole `repro run smoke-boot` (boot, the guest agent, `uname -a`, teardown, report).
 //!
 //!    The ratio is `run / hand`: the target is at most 1.0.
 //! 2. The oops parser's throughput on a large log with many reports.
@@ -164,7 +164,7 @@ fn boot_bench() {
     println!("## boot: a hand-written QEMU line and repro's own line to init, against `repro run smoke-boot`");
     println!("## (alternating, median of {n}, seconds; ratio = run / hand, the target is <= 1.00)");
     println!(
-        "{:<8} {:<17} {:<5} {:>6} {:>6} {:>6} {:>6} | run's phases: image boot-to-ssh workload teardown",
+        "{:<8} {:<17} {:<5} {:>6} {:>6} {:>6} {:>6} | run's phases: image boot-to-answer workload teardown",
         "arch", "kernel", "accel", "hand", "line", "run", "ratio"
     );
     for kernel in KERNELS {
@@ -260,8 +260,9 @@ fn parser_bench() {
     );
 }
 
-/// Fast repeats: an iteration on the guest restored to its post-setup snapshot (loadvm, a new
-/// SSH session, the run, its output), against a cold boot to SSH, from smoke-snapshot's report
+/// Fast repeats: an iteration on the guest restored to its post-setup snapshot (loadvm, the
+/// run over the agent's channel, its output), against a cold boot until the guest answers, from
+/// smoke-snapshot's report
 /// (3 iterations, so 2 restores per run). The target is 0.5 s on x86_64.
 fn restore_bench() {
     let n = rounds();
@@ -290,7 +291,7 @@ fn restore_bench() {
             iters.extend(all("restored_iterations"));
         }
         println!(
-            "## {arch}: a restored iteration {:.2} s (of which loadvm {:.2} s); a cold boot to SSH {:.2} s (medians of {} iterations and {n} boots)",
+            "## {arch}: a restored iteration {:.2} s (of which loadvm {:.2} s); a cold boot until the guest answers {:.2} s (medians of {} iterations and {n} boots)",
             median(iters.clone()),
             median(loads),
             median(boots),

@@ -14,7 +14,8 @@ use std::process::Command;
 const INIT: &str = include_str!("guest/init.sh");
 
 /// Modules the boot initramfs loads (with their dependencies) when the kernel has them as
-/// modules; built-in or absent ones are skipped. `qemu_fw_cfg` publishes the kernel's
+/// modules; built-in or absent ones are skipped. `virtio_console` gives the guest agent its
+/// port (`guest::agent`). `qemu_fw_cfg` publishes the kernel's
 /// VMCOREINFO to QEMU's `vmcoreinfo` device as it probes, so that a memory dump carries it.
 fn boot_modules(arch: Arch) -> &'static [&'static str] {
     match arch {
@@ -22,6 +23,7 @@ fn boot_modules(arch: Arch) -> &'static [&'static str] {
             "virtio_pci",
             "virtio_blk",
             "virtio_net",
+            "virtio_console",
             "ext4",
             "pvpanic_mmio",
             "qemu_fw_cfg",
@@ -30,6 +32,7 @@ fn boot_modules(arch: Arch) -> &'static [&'static str] {
             "virtio_pci",
             "virtio_blk",
             "virtio_net",
+            "virtio_console",
             "ext4",
             "pvpanic_pci",
             "qemu_fw_cfg",

@@ -49,6 +49,8 @@ const GUEST_FILES: &[(&str, u32, &str)] = &[
     ("etc/exports", 0o644, ""),
 ];
 const MKROOTFS: &str = include_str!("guest/mkrootfs.sh");
+/// Where the guest agent lives in the image (started by init: `guest/inittab`).
+const AGENT: &str = "usr/lib/repro/agent";
 /// Bump when the build procedure changes in a way the inputs do not show.
 const BUILDER_VERSION: &str = "1";
 
@@ -84,6 +86,7 @@ impl Definition {
             arch.as_str().as_bytes(),
             BUILDER_VERSION.as_bytes(),
             MKROOTFS.as_bytes(),
+            crate::guest::agent::SOURCE.as_bytes(),
         ];
         for (p, _, c) in GUEST_FILES {
             parts.push(p.as_bytes());
@@ -161,6 +164,7 @@ pub fn build(def: &Definition, arch: Arch, log: &dyn Fn(&str)) -> Result<Built, 
         std::fs::write(&p, content).map_err(io_err(&p))?;
         set_mode(&p, *perm)?;
     }
+    build_agent(arch, &overlay.join(AGENT), &tmp, &build_log)?;
     let root_home = overlay.join("root");
     std::fs::create_dir_all(&root_home).map_err(io_err(&root_home))?;
     set_mode(&root_home, 0o700)?;
@@ -201,6 +205,17 @@ pub fn build(def: &Definition, arch: Arch, log: &dyn Fn(&str)) -> Result<Built, 
     remove_tree(&entry)?;
     std::fs::rename(&tmp, &entry).map_err(io_err(&entry))?;
     Ok(built)
+}
+
+/// Compiles the guest agent for `arch`, static (it needs nothing from the image), to `out`.
+fn build_agent(arch: Arch, out: &Path, tmp: &Path, log: &Path) -> Result<(), Error> {
+    let src = tmp.join("agent.c");
+    std::fs::write(&src, crate::guest::agent::SOURCE).map_err(io_err(&src))?;
+    std::fs::create_dir_all(out.parent().unwrap_or(tmp)).map_err(io_err(out))?;
+    let mut cc = Command::new(format!("{}gcc", crate::kernel::build::cross_compile(arch)));
+    cc.args(["-static", "-O2", "-s", "-Wall", "-o"]).arg(out).arg(&src);
+    run_logged(&mut cc, log)?;
+    set_mode(out, 0o755)
 }
 
 fn set_mode(p: &Path, mode: u32) -> Result<(), Error> {

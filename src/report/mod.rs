@@ -111,6 +111,9 @@ pub struct NodeInfo {
     pub cpus: u32,
     pub memory_mib: u64,
     pub qemu_command: Option<String>,
+    /// How repro's commands reached the node: `agent` (repro's agent on a virtio-serial port)
+    /// or `ssh` (a guest without the agent's port); null if it never answered.
+    pub link: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -128,7 +131,8 @@ pub struct WorkloadInfo {
 pub struct Timings {
     /// Kernel fetch, image build (both cached), and the per-run layers.
     pub image: Option<f64>,
-    /// QEMU start to an authenticated SSH session on every node.
+    /// QEMU start to every node answering: its agent's hello, or an authenticated SSH session
+    /// (the name is from when SSH was the only way in).
     pub boot_to_ssh: Option<f64>,
     /// The setup steps (storage, links, NFS), when the scenario has any.
     #[serde(skip_serializing_if = "Option::is_none")]

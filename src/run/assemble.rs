@@ -13,6 +13,8 @@ pub struct NodeFacts {
     pub accel: Option<Accel>,
     pub accel_reason: Option<String>,
     pub qemu_command: Option<String>,
+    /// How repro's commands reached the node (`agent` or `ssh`), once it was up.
+    pub link: Option<&'static str>,
 }
 
 /// Everything the report is made of.
@@ -51,6 +53,7 @@ pub fn report(facts: Facts<'_>) -> RunReport {
             cpus: n.cpus,
             memory_mib: n.memory_mib,
             qemu_command: f.qemu_command.clone(),
+            link: f.link,
         })
         .collect();
     RunReport {

@@ -1,5 +1,5 @@
 //! The run's one event stream: what each node's console, QMP and QEMU process report, and what
-//! the run's own background work (SSH waiters, setup, the workload, the power cut's check)
+//! the run's own background work (waiters for the guest to answer, setup, the workload, the power cut's check)
 //! reports back.
 
 use super::infra::{InfraError, StepError};
@@ -7,7 +7,7 @@ use super::observer::Seen;
 use super::outcome::WorkloadOutcome;
 use super::workload::Snapshot;
 use crate::console::ConsoleEvent;
-use crate::guest::Session;
+use crate::guest::{Link, Session};
 use crate::vm::{qmp, Instance};
 use std::process::ExitStatus;
 use tokio::sync::mpsc;
@@ -15,8 +15,9 @@ use tokio::sync::mpsc;
 pub enum Event {
     /// From node N's console, QMP or process.
     Node(usize, NodeEvent),
-    /// Node N's SSH waiter: a session, or why there is none.
-    SshReady(usize, Result<Session, String>),
+    /// Node N's waiter: a session on its agent or SSH, and the link it came by; or why there
+    /// is none.
+    Up(usize, Result<(Session, Link), String>),
     /// The setup steps ended.
     SetupDone(Result<(), StepError>),
     /// A workload output line holds a fault's or the power cut's marker.
@@ -26,8 +27,9 @@ pub enum Event {
     /// The workload asks for a snapshot save or restore; the reply is the seconds it took.
     Snapshot(Snapshot, std::sync::mpsc::Sender<Result<f64, String>>),
     WorkloadDone(WorkloadOutcome),
-    /// After a power cut: SSH is back, this many seconds after the reset.
-    CheckSsh(f64),
+    /// After a power cut: the node answers again (agent or SSH), this many seconds after the
+    /// reset.
+    CheckUp(f64),
     /// After a power cut: the storage is back and the check ran (its outcome and seconds).
     CheckDone(Result<(WorkloadOutcome, f64), InfraError>),
     /// `--gdb`: node N's debugging session ended (or its relay failed: why).

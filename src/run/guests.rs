@@ -3,10 +3,12 @@
 
 use super::infra::Source;
 use super::workload::Snapshot;
+use crate::guest::agent::Conn;
 use crate::scenario::FaultAction;
 use crate::vm::Instance;
 use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The internal snapshot `restore = "snapshot"` saves after setup.
@@ -26,6 +28,8 @@ pub trait Guests: Send + Sync {
     fn reboot_action(&self, node: usize, reset: bool) -> BoxFuture<'_, Result<(), Source>>;
     /// The host port forwarded to `node`'s sshd.
     fn ssh_port(&self, node: usize) -> Option<u16>;
+    /// The channel to `node`'s guest agent.
+    fn agent(&self, node: usize) -> Option<Arc<Conn>>;
     /// Each node's QEMU command line, `None` where it did not start.
     fn command_lines(&self) -> Vec<Option<String>>;
     /// Saves `node`'s memory as a kdump-compressed `vmcore` in `dir`.
@@ -55,6 +59,9 @@ impl Guests for NoGuests {
         Box::pin(async { Err(no_guest()) })
     }
     fn ssh_port(&self, _: usize) -> Option<u16> {
+        None
+    }
+    fn agent(&self, _: usize) -> Option<Arc<Conn>> {
         None
     }
     fn command_lines(&self) -> Vec<Option<String>> {
@@ -127,6 +134,10 @@ impl Guests for Live {
 
     fn ssh_port(&self, node: usize) -> Option<u16> {
         self.get(node).ok().map(|i| i.config.ssh_port)
+    }
+
+    fn agent(&self, node: usize) -> Option<Arc<Conn>> {
+        self.get(node).ok().map(|i| i.agent.clone())
     }
 
     fn command_lines(&self) -> Vec<Option<String>> {

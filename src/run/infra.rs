@@ -48,8 +48,8 @@ pub enum InfraError {
         stderr: String,
         console: String,
     },
-    #[error("SSH to node `{node}` never came up: {why}\nconsole tail:\n{console}")]
-    SshNeverUp { node: String, why: String, console: String },
+    #[error("node `{node}` never answered (repro's agent or SSH): {why}\nconsole tail:\n{console}")]
+    NeverUp { node: String, why: String, console: String },
     /// A phase's deadline passed.
     #[error(transparent)]
     Timeout(#[from] Timeout),
@@ -67,8 +67,8 @@ pub enum InfraError {
     },
     #[error("the workload finished without printing the power-cut marker `{marker}`")]
     PowerCutMarkerMissing { marker: String },
-    #[error("SSH did not come back after the power cut")]
-    SshNotBack {
+    #[error("the node did not answer again after the power cut (repro's agent or SSH)")]
+    NotBack {
         node: String,
         #[source]
         source: Source,

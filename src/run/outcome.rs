@@ -13,7 +13,7 @@ pub enum WorkloadOutcome {
     },
     /// The workload could not be started (upload or exec failed).
     CouldNotStart { why: String },
-    /// The SSH connection broke mid-workload.
+    /// The connection to the guest (its agent or SSH) broke mid-workload.
     Lost { why: String },
     /// The workload outlived its timeout.
     TimedOut { after_secs: u64 },
@@ -39,7 +39,9 @@ impl WorkloadOutcome {
                 tail(stderr_tail)
             ),
             WorkloadOutcome::CouldNotStart { why } => format!("the workload could not start: {why}"),
-            WorkloadOutcome::Lost { why } => format!("lost the SSH connection with no crash on the console: {why}"),
+            WorkloadOutcome::Lost { why } => {
+                format!("lost the connection to the guest with no crash on the console: {why}")
+            }
             WorkloadOutcome::TimedOut { after_secs } => {
                 format!("the workload did not finish within {after_secs}s and the console shows no crash (hung guest?)")
             }
@@ -58,7 +60,9 @@ impl WorkloadOutcome {
                 status, stderr_tail, ..
             } => format!("exited with status {status} and no crash was seen{}", tail(stderr_tail)),
             WorkloadOutcome::CouldNotStart { why } => format!("could not start: {why}"),
-            WorkloadOutcome::Lost { why } => format!("lost its SSH connection with no crash on the console: {why}"),
+            WorkloadOutcome::Lost { why } => {
+                format!("lost its connection to the guest with no crash on the console: {why}")
+            }
             WorkloadOutcome::TimedOut { after_secs } => {
                 format!("did not finish within {after_secs}s and the console shows no crash (hung guest?)")
             }

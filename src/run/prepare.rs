@@ -309,6 +309,7 @@ fn vm_config(
         pmem,
         firmware,
         gdb_socket: None,
+        agent_socket: None,
     })
 }
 

@@ -9,7 +9,7 @@ use super::progress::Progress;
 use super::verdict::PowerCutObserved;
 use super::watch::Watch;
 use crate::def::load::Roots;
-use crate::guest::Session;
+use crate::guest::{Link, Reach, Session};
 use crate::report::Timings;
 use crate::rundir::RunDir;
 use crate::scenario::Scenario;
@@ -58,8 +58,10 @@ pub struct RunState {
     pub key: PathBuf,
     pub prepared: Vec<Option<Prepared>>,
     pub guests: Box<dyn Guests>,
-    /// The session that proved each node's SSH up, until the workload takes it.
+    /// The session that proved each node up, until the workload takes it.
     pub sessions: Vec<Option<Session>>,
+    /// How each node's commands reach it (its agent, or SSH), once it is up.
+    pub links: Vec<Option<Link>>,
     pub watch: Watch,
     /// Flags that tell the run's blocking threads (SSH waiters, the workload, background
     /// steps, the power cut's check) to stop: each phase sets its own when it ends, teardown
@@ -92,6 +94,7 @@ impl RunState {
             key: options.run_dir.join("id_ed25519"),
             prepared: (0..nodes).map(|_| None).collect(),
             sessions: (0..nodes).map(|_| None).collect(),
+            links: (0..nodes).map(|_| None).collect(),
             scenario,
             roots: options.roots,
             run_dir: options.run_dir.path().to_path_buf(),
@@ -136,6 +139,24 @@ impl RunState {
         for flag in &self.halts {
             flag.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// Where node `i` may answer as it boots: its agent's channel and its SSH port.
+    pub fn reach(&self, i: usize) -> Reach {
+        Reach {
+            agent: self.guests.agent(i),
+            port: self.guests.ssh_port(i).unwrap_or(0),
+            key: self.key.clone(),
+        }
+    }
+
+    /// How node `i`'s commands reach it; before it is up, SSH to its port (which then fails
+    /// as a connection would).
+    pub fn link(&self, i: usize) -> Link {
+        self.links.get(i).cloned().flatten().unwrap_or_else(|| Link::Ssh {
+            port: self.guests.ssh_port(i).unwrap_or(0),
+            key: self.key.clone(),
+        })
     }
 
     /// Node `i`'s name.

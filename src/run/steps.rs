@@ -1,8 +1,9 @@
-//! Setup and background steps over SSH. Blocking; runs on plain threads.
+//! Setup and background steps, over each node's link (its agent or SSH). Blocking; runs on
+//! plain threads.
 
 use super::infra::StepError;
 use super::setup::SetupStep;
-use crate::guest::Session;
+use crate::guest::{Link, Session};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,19 +12,13 @@ use std::time::Duration;
 /// How long connecting for one step may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs the setup steps in order, each in a fresh SSH session to its node, logging to `log`.
+/// Runs the setup steps in order, each in a session of its own to its node, logging to `log`.
 /// A step that exits non-zero stops the sequence.
-pub fn run_setup(
-    steps: &[SetupStep],
-    ports: &[u16],
-    names: &[String],
-    key: &Path,
-    log: &Path,
-) -> Result<(), StepError> {
+pub fn run_setup(steps: &[SetupStep], links: &[Link], names: &[String], log: &Path) -> Result<(), StepError> {
     let mut file = create_log(log)?;
     for (n, step) in steps.iter().enumerate() {
         let node = &names[step.node];
-        let session = Session::connect(ports[step.node], key, CONNECT_TIMEOUT).map_err(|e| StepError::Ssh {
+        let session = links[step.node].connect(CONNECT_TIMEOUT).map_err(|e| StepError::Ssh {
             step: step.label.clone(),
             node: node.clone(),
             source: Box::new(e),
@@ -34,8 +29,8 @@ pub fn run_setup(
 }
 
 /// Runs the steps in order on one `session` (to node `node`), logging to `log`: the session
-/// that proved SSH up after a power cut, so a guest that has just booted sees no second
-/// handshake.
+/// that proved the node up after a power cut, so a guest that has just booted sees no second
+/// SSH handshake.
 pub fn run_on_session(session: &Session, steps: &[SetupStep], node: &str, log: &Path) -> Result<(), StepError> {
     let mut file = create_log(log)?;
     steps
@@ -61,7 +56,7 @@ fn run_step(
     log: &mut std::fs::File,
 ) -> Result<(), StepError> {
     // The script's output goes to a file that `cat` returns, so a daemon it starts never
-    // holds the SSH channel open.
+    // holds an SSH channel open.
     let stem = format!("/run/repro/setup-{n}");
     let cmd = format!(
         "mkdir -p /run/repro && cat > {stem}.sh && bash {stem}.sh < /dev/null > {stem}.log 2>&1; rc=$?; cat {stem}.log; \
@@ -108,12 +103,12 @@ fn last_words(stdout: &[u8]) -> String {
 
 /// Background step `index`: runs until it ends or the run stops (the guest goes away). Its output is
 /// appended live to `background-N.log` in `dir`.
-pub fn run_background(index: usize, port: u16, key: &Path, script: &str, dir: &Path, halt: &AtomicBool) {
+pub fn run_background(index: usize, link: &Link, script: &str, dir: &Path, halt: &AtomicBool) {
     let log_path = dir.join(format!("background-{index}.log"));
     let Ok(mut log) = std::fs::File::create(&log_path) else {
         return;
     };
-    let session = match Session::connect(port, key, CONNECT_TIMEOUT) {
+    let session = match link.connect(CONNECT_TIMEOUT) {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(log, "repro: cannot connect: {}", crate::errors::chain(&e));

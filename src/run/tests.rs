@@ -70,6 +70,9 @@ impl Guests for Fake {
     fn ssh_port(&self, _: usize) -> Option<u16> {
         None
     }
+    fn agent(&self, _: usize) -> Option<std::sync::Arc<crate::guest::agent::Conn>> {
+        None
+    }
     fn command_lines(&self) -> Vec<Option<String>> {
         vec![Some("qemu-system-x86_64 (fake)".into())]
     }
@@ -177,10 +180,10 @@ async fn a_crash_during_boot_beats_the_ssh_timeout() {
     let mut h = Harness::new(&format!("{MINIMAL}[workload]\nscript = \"true\"\n"));
     let at = Instant::now();
     h.console(0, ConsoleEvent::CrashStarted { at });
-    h.send(Event::SshReady(0, Err("timed out after 120s".into())));
-    let stopped = h.state.await_ssh(&listening(), &waiting(Phase::Boot, 120)).await;
+    h.send(Event::Up(0, Err("timed out after 120s".into())));
+    let stopped = h.state.await_up(&listening(), &waiting(Phase::Boot, 120)).await;
     assert!(
-        matches!(stopped, Err(Stop::Infra(InfraError::SshNeverUp { .. }))),
+        matches!(stopped, Err(Stop::Infra(InfraError::NeverUp { .. }))),
         "{stopped:?}"
     );
     // The report completes while the run drains.
@@ -204,18 +207,18 @@ async fn a_crash_during_boot_beats_the_ssh_timeout() {
 #[tokio::test(start_paused = true)]
 async fn ssh_that_never_comes_up_without_a_crash_is_infra_naming_the_node() {
     let mut h = Harness::new(&format!("{MINIMAL}[workload]\nscript = \"true\"\n"));
-    h.send(Event::SshReady(0, Err("connection refused".into())));
-    let stopped = h.state.await_ssh(&listening(), &waiting(Phase::Boot, 120)).await;
+    h.send(Event::Up(0, Err("connection refused".into())));
+    let stopped = h.state.await_up(&listening(), &waiting(Phase::Boot, 120)).await;
     let (report, _) = h.finish(stopped).await;
     assert_eq!(report.verdict, Verdict::InfraError);
     assert!(
         report
             .reason
-            .starts_with("SSH to node `guest` never came up: connection refused"),
+            .starts_with("node `guest` never answered (repro's agent or SSH): connection refused"),
         "{}",
         report.reason
     );
-    assert!(matches!(report.infra.as_deref(), Some(InfraError::SshNeverUp { .. })));
+    assert!(matches!(report.infra.as_deref(), Some(InfraError::NeverUp { .. })));
 }
 
 #[tokio::test(start_paused = true)]
@@ -315,7 +318,7 @@ async fn the_power_cut_marker_ends_the_workload_and_the_node_boots_again_for_the
     assert!(h.state.cut_at_marker);
     h.state.workload = WorkloadOutcome::Interrupted;
     h.send(Event::Node(0, NodeEvent::Qmp(qmp::Event::Reset)));
-    h.send(Event::CheckSsh(1.5));
+    h.send(Event::CheckUp(1.5));
     h.send(Event::CheckDone(Ok((WorkloadOutcome::Passed { iterations: 1 }, 0.5))));
     let cut = h.state.power_cut().await;
     h.state.halt_all();
@@ -369,7 +372,7 @@ async fn interrupted_in(phase: Phase) {
     h.cancel.send(true).unwrap();
     let wait = waiting(phase, 300);
     let stopped = match phase {
-        Phase::Boot => h.state.await_ssh(&listening(), &wait).await,
+        Phase::Boot => h.state.await_up(&listening(), &wait).await,
         Phase::Setup => h.state.await_setup(&wait).await,
         Phase::Workload => h.state.watch_workload(&wait, Instant::now()).await.map(|_| ()),
         _ => {

@@ -1,15 +1,15 @@
-//! Running the workload over SSH: upload the script once, then run its iterations on
-//! `parallel` sessions. Blocking; runs on plain threads that a crash may leave stuck (they end
+//! Running the workload over the node's link (its agent or SSH): upload the script once, then
+//! run its iterations on `parallel` sessions. Blocking; runs on plain threads that a crash may leave stuck (they end
 //! when QEMU goes away and the connection drops).
 
 use super::outcome::WorkloadOutcome;
-use crate::guest::{self, Session};
+use crate::guest::{self, Link, Session};
 use crate::scenario::Workload;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const SCRIPT: &str = "/run/repro/workload.sh";
 /// The workload's output files are `workload.stdout` and `workload.stderr` in the run directory.
@@ -18,40 +18,6 @@ pub const STEM: &str = "workload";
 pub const STREAMED: &str = "workload-until-power-cut.stdout";
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-const RETRY: Duration = Duration::from_millis(150);
-
-/// Without a `Server listening` line on the console (an image whose sshd logs elsewhere),
-/// connection attempts start anyway after this long.
-const BLIND_AFTER: Duration = Duration::from_secs(20);
-
-/// Retries SSH until it authenticates, `deadline` passes, or `stop` is set.
-///
-/// Attempts wait for `listening` (sshd said so on the console): a connection made before the
-/// guest's network is up is held by user-mode networking through TCP SYN retransmits, which
-/// costs seconds; one made after it succeeds at once.
-pub fn wait_ssh(
-    port: u16,
-    key: &Path,
-    deadline: Instant,
-    stop: &AtomicBool,
-    listening: &AtomicBool,
-) -> Result<Session, Box<guest::Error>> {
-    let start = Instant::now();
-    while !listening.load(Ordering::SeqCst) && start.elapsed() < BLIND_AFTER && Instant::now() < deadline {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match Session::connect(port, key, ATTEMPT_TIMEOUT.min(left.max(Duration::from_millis(100)))) {
-            Ok(s) => return Ok(s),
-            Err(e) if Instant::now() >= deadline || stop.load(Ordering::SeqCst) => return Err(Box::new(e)),
-            Err(_) => std::thread::sleep(RETRY),
-        }
-    }
-}
 
 /// A callback for live workload output.
 pub type OutputHook = Arc<dyn Fn(&[u8]) + Send + Sync>;
@@ -87,13 +53,13 @@ pub fn line_hook(f: impl Fn(&str) + Send + Sync + 'static) -> OutputHook {
 }
 
 pub struct Job {
-    pub port: u16,
-    pub key: PathBuf,
+    pub link: Link,
     pub workload: Workload,
     pub run_dir: PathBuf,
     pub stop: Arc<AtomicBool>,
     completed: Arc<AtomicU32>,
-    /// The session that proved SSH was up, reused so the workload starts without a new handshake.
+    /// The session that proved the node up, reused so the workload starts without a new SSH
+    /// handshake.
     first: Option<Session>,
     /// Sees workload stdout as it arrives (for marker-triggered faults).
     pub on_stdout: Option<OutputHook>,
@@ -116,16 +82,14 @@ pub type RestoreHook = Arc<dyn Fn(Snapshot) -> Result<f64, String> + Send + Sync
 
 impl Job {
     pub fn new(
-        port: u16,
-        key: PathBuf,
+        link: Link,
         workload: Workload,
         run_dir: PathBuf,
         stop: Arc<AtomicBool>,
         first: Option<Session>,
     ) -> Self {
         Job {
-            port,
-            key,
+            link,
             workload,
             run_dir,
             stop,
@@ -160,7 +124,7 @@ impl Job {
         }
         let mut sessions = vec![first];
         for _ in 1..self.workload.parallel {
-            match Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT) {
+            match self.link.connect(ATTEMPT_TIMEOUT) {
                 Ok(s) => sessions.push(s),
                 Err(e) => {
                     return WorkloadOutcome::CouldNotStart {
@@ -172,11 +136,11 @@ impl Job {
         self.run_parallel(sessions, rides_along)
     }
 
-    /// The session that proved SSH up, or a new one.
+    /// The session that proved the node up, or a new one.
     fn first_session(&mut self) -> Result<Session, String> {
         match self.first.take() {
             Some(session) => Ok(session),
-            None => Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT).map_err(|e| crate::errors::chain(&e)),
+            None => self.link.connect(ATTEMPT_TIMEOUT).map_err(|e| crate::errors::chain(&e)),
         }
     }
 
@@ -238,7 +202,8 @@ impl Job {
 
 impl Job {
     /// Iterations one at a time, each after the first on the guest restored to the snapshot
-    /// taken before the first (a new SSH connection each time: the old one does not survive).
+    /// taken before the first. The agent's channel survives a restore; an SSH connection does
+    /// not, so over SSH each iteration connects again.
     fn run_restoring(&self, first: Session, hook: &RestoreHook) -> WorkloadOutcome {
         match self.restoring(first, hook) {
             Ok(()) => WorkloadOutcome::Passed {
@@ -262,10 +227,9 @@ impl Job {
                 hook(Snapshot::Load).map_err(|why| WorkloadOutcome::Lost {
                     why: format!("restoring the snapshot before iteration {i}: {why}"),
                 })?;
-                session =
-                    Session::connect(self.port, &self.key, ATTEMPT_TIMEOUT).map_err(|e| WorkloadOutcome::Lost {
-                        why: format!("SSH after restoring the snapshot: {}", crate::errors::chain(&e)),
-                    })?;
+                session = self.link.connect(ATTEMPT_TIMEOUT).map_err(|e| WorkloadOutcome::Lost {
+                    why: format!("connecting after restoring the snapshot: {}", crate::errors::chain(&e)),
+                })?;
             }
             let mut parts = out.parts(i);
             let step = Step { i, upload: false };

@@ -50,6 +50,8 @@ pub struct Config {
     pub firmware: Option<PathBuf>,
     /// Where QEMU serves its gdbstub (a unix socket; `repro run --gdb`).
     pub gdb_socket: Option<PathBuf>,
+    /// The unix socket repro listens on for the guest agent's virtio-serial port.
+    pub agent_socket: Option<PathBuf>,
 }
 
 /// One end of a private link: a virtio NIC on a `-netdev stream` over a unix socket. The
@@ -126,6 +128,23 @@ pub fn socket_path(workdir: &Path, socket: &Path) -> PathBuf {
 pub fn qmp_args(workdir: &Path, socket: &Path) -> Vec<String> {
     let socket = socket_path(workdir, socket);
     vec!["-qmp".into(), format!("unix:{},server=on,wait=off", opt_path(&socket))]
+}
+
+/// The guest agent's port: a virtio-serial port named [`crate::guest::agent::PORT_NAME`] whose
+/// host end connects to `socket`, where repro listens before QEMU starts.
+pub fn agent_args(workdir: &Path, socket: &Path) -> Vec<String> {
+    let socket = socket_path(workdir, socket);
+    vec![
+        "-chardev".into(),
+        format!("socket,id=agent,path={}", opt_path(&socket)),
+        "-device".into(),
+        "virtio-serial-pci,id=agentbus".into(),
+        "-device".into(),
+        format!(
+            "virtserialport,bus=agentbus.0,chardev=agent,name={}",
+            crate::guest::agent::PORT_NAME
+        ),
+    ]
 }
 
 /// QEMU's gdbstub on a unix socket: never a TCP port.
@@ -239,6 +258,9 @@ pub fn argv(c: &Config) -> Vec<String> {
     if let Some(g) = &c.gdb_socket {
         v.extend(gdb_args(&c.workdir, g));
     }
+    if let Some(a) = &c.agent_socket {
+        v.extend(agent_args(&c.workdir, a));
+    }
     v.extend(disk_args(&c.disks));
     v.extend(net_args(c.ssh_port));
     v.extend(link_args(&c.workdir, &c.links));
@@ -334,6 +356,7 @@ mod tests {
             pmem: vec![],
             firmware: None,
             gdb_socket: None,
+            agent_socket: None,
         }
     }
 

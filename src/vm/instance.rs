@@ -39,6 +39,12 @@ pub enum Error {
         #[source]
         source: qmp::Error,
     },
+    #[error("QEMU did not connect to the guest agent's socket within {}s\ncommand: {command}\nstderr:\n{stderr}", waited.as_secs())]
+    AgentSocket {
+        waited: Duration,
+        command: String,
+        stderr: String,
+    },
     #[error("cannot write {}", path.display())]
     Io {
         path: PathBuf,
@@ -54,6 +60,10 @@ pub const QEMU_STDERR: &str = "qemu.stderr";
 pub const QEMU_PID: &str = "qemu.pid";
 pub const QMP_LOG: &str = "qmp.log";
 const QMP_SOCKET: &str = "qmp.sock";
+const AGENT_SOCKET: &str = "agent.sock";
+/// QEMU connects its chardevs before it serves QMP: once QMP is up, the agent's connection is
+/// at most this far away.
+const AGENT_ACCEPT: Duration = Duration::from_secs(5);
 
 pub struct Instance {
     pub node: String,
@@ -69,6 +79,8 @@ pub struct Instance {
     /// Tells the console capture that the guest stopped (a report in progress is complete) or
     /// is about to be reset (its next boot is expected).
     pub console_control: console::Control,
+    /// The guest agent's channel (its hello comes once the guest has booted).
+    pub agent: Arc<crate::guest::agent::Conn>,
     stderr_tail: Arc<Mutex<Tail>>,
     console_tail: Arc<Mutex<Tail>>,
 }
@@ -77,6 +89,7 @@ impl Instance {
     /// Starts QEMU stopped, connects QMP, and lets the guest run.
     pub async fn launch(node: &str, mut config: Config, dir: &Path) -> Result<Instance, Error> {
         config.qmp_socket = dir.join(QMP_SOCKET);
+        config.agent_socket = Some(dir.join(AGENT_SOCKET));
         config.workdir = dir.to_path_buf();
         // QEMU runs in `dir`: every file it is given must not depend on repro's working directory.
         absolutize(&mut config).map_err(|source| Error::Io {
@@ -84,6 +97,12 @@ impl Instance {
             source,
         })?;
         let _ = std::fs::remove_file(&config.qmp_socket);
+        let agent_socket = dir.join(AGENT_SOCKET);
+        let _ = std::fs::remove_file(&agent_socket);
+        let agent_listener = super::unix::bind(&agent_socket).map_err(|source| Error::Io {
+            path: agent_socket.clone(),
+            source,
+        })?;
         let argv = argv::argv(&config);
         let line = argv::shell_line(&argv);
         let io = |path: PathBuf| move |source| Error::Io { path, source };
@@ -129,6 +148,7 @@ impl Instance {
             line: line.clone(),
         };
         let (qmp, qmp_events) = partial.connect_qmp(&config.qmp_socket, &dir.join(QMP_LOG)).await?;
+        let agent = partial.accept_agent(&agent_listener, node).await?;
         qmp.cont().await.map_err(|source| Error::Qmp {
             command: line.clone(),
             stderr: partial.stderr(),
@@ -145,6 +165,7 @@ impl Instance {
             console: Some(console),
             exit,
             console_control,
+            agent,
             stderr_tail,
             console_tail,
         })
@@ -294,6 +315,32 @@ impl Partial {
                 stderr: self.stderr(),
             }),
         }
+    }
+}
+
+impl Partial {
+    /// QEMU's connection to the agent's socket, served from then on.
+    async fn accept_agent(
+        &self,
+        listener: &tokio::net::UnixListener,
+        node: &str,
+    ) -> Result<Arc<crate::guest::agent::Conn>, Error> {
+        let timed_out = || Error::AgentSocket {
+            waited: AGENT_ACCEPT,
+            command: self.line.clone(),
+            stderr: self.stderr(),
+        };
+        let (stream, _) = tokio::time::timeout(AGENT_ACCEPT, listener.accept())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|_| timed_out())?;
+        let io = |source| Error::Io {
+            path: PathBuf::from(AGENT_SOCKET),
+            source,
+        };
+        let stream = stream.into_std().map_err(io)?;
+        stream.set_nonblocking(false).map_err(io)?;
+        crate::guest::agent::Conn::new(stream, node).map_err(io)
     }
 }
 

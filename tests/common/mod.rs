@@ -33,15 +33,15 @@ pub fn assert_gone(pid: u32, what: &str) {
     }
 }
 
-/// A guest whose sshd is kept down: it boots, and the run can never test the kernel.
-pub const NO_SSH: &str = r#"summary = "a guest whose sshd is kept down"
+/// A guest whose agent and sshd are kept down: it boots, and the run can never test the kernel.
+pub const UNREACHABLE: &str = r#"summary = "a guest whose agent and sshd are kept down"
 kernel = "debian-6.1-cloud"
 arch = "x86_64"
 image = "debian-bookworm"
 
 [vm]
 boot_timeout = "25s"
-cmdline = ["repro.nossh"]
+cmdline = ["repro.nossh", "repro.noagent"]
 
 [workload]
 script = "true"

@@ -10,7 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use common::{alive, assert_gone, read, repo, NO_SSH};
+use common::{alive, assert_gone, read, repo, UNREACHABLE};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -141,7 +141,7 @@ fn run_directories_are_private_whatever_the_umask() {
     let s = scenario_file(
         tmp.path(),
         "no-qemu",
-        &NO_SSH.replace("boot_timeout = \"25s\"", "memory = \"1000G\""),
+        &UNREACHABLE.replace("boot_timeout = \"25s\"", "memory = \"1000G\""),
     );
     let d = tmp.path().join("run");
     let mut c = repro();
@@ -168,7 +168,7 @@ fn a_duration_that_would_overflow_the_clock_is_refused_at_parse_time() {
     let s = scenario_file(
         tmp.path(),
         "huge-timeout",
-        &NO_SSH.replace("\"25s\"", "\"9223372036854775807s\""),
+        &UNREACHABLE.replace("\"25s\"", "\"9223372036854775807s\""),
     );
     for verb in ["check", "run"] {
         let out = output_within(

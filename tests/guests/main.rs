@@ -4,7 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use common::{alive, assert_gone, read, repo, NO_SSH};
+use common::{alive, assert_gone, read, repo, UNREACHABLE};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -56,7 +56,10 @@ fn smoke_boot(arch: &str) {
         read(dir.path(), "workload.stdout")
     );
     assert!(read(dir.path(), "workload.stdout").contains(arch));
+    // The guest agent carried the commands (sshd was never started).
+    assert_eq!(r["nodes"][0]["link"], "agent", "{r:#}");
     let console = read(dir.path(), "console.log");
+    assert!(!console.contains("Server listening"), "sshd started beside the agent");
     assert!(console.contains("repro-guest: up 6.1.0"));
     // The boot scripts went through without a complaint (a shell's `/init: line N: ...: not
     // found`, or init's own `repro-init: ...`), not just far enough for SSH.
@@ -116,6 +119,25 @@ fn smoke_boot_x86_64() {
 #[test]
 fn smoke_boot_aarch64() {
     smoke_boot("aarch64");
+}
+
+/// A guest whose agent is kept down (as in a kernel without virtio_console) starts sshd, and
+/// the run reaches it over SSH instead: same verdict, same output.
+#[test]
+fn a_guest_without_the_agent_is_reached_over_ssh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("ssh-only.toml");
+    let text = std::fs::read_to_string(repo().join("scenarios/smoke-boot.toml")).unwrap();
+    std::fs::write(
+        &scenario,
+        text.replace("[vm]\n", "[vm]\ncmdline = [\"repro.noagent\"]\n"),
+    )
+    .unwrap();
+    let (code, r, dir) = run(scenario.to_str().unwrap(), &[]);
+    assert_eq!((code, &r["verdict"]), (0, &Value::from("not-reproduced")), "{r:#}");
+    assert_eq!(r["nodes"][0]["link"], "ssh", "{r:#}");
+    assert!(read(dir.path(), "workload.stdout").contains("Linux guest 6.1.0"));
+    assert!(read(dir.path(), "console.log").contains("Server listening"));
 }
 
 /// The KVM probe's boot, run under TCG so any host can check it: a real kernel's first line
@@ -419,12 +441,12 @@ fn a_panic_at_the_first_userland_instruction_is_caught_aarch64() {
 fn ssh_that_never_comes_up_is_infra_error_not_not_reproduced() {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = tmp.path().join("no-ssh.toml");
-    std::fs::write(&scenario, NO_SSH).unwrap();
+    std::fs::write(&scenario, UNREACHABLE).unwrap();
     let (code, r, dir) = run(scenario.to_str().unwrap(), &[]);
     assert_eq!(r["verdict"], "infra-error", "{r:#}");
     assert_eq!(code, 125);
     assert!(r["reason"].as_str().unwrap().contains("SSH"), "{r:#}");
-    // The guest itself booted fine: this is SSH, not the kernel.
+    // The guest itself booted fine: this is the way in (agent and SSH kept down), not the kernel.
     assert!(read(dir.path(), "console.log").contains("repro-guest: up"));
 }
 
@@ -501,7 +523,7 @@ fn qemu_that_cannot_start_is_infra_error_with_its_stderr() {
     // More memory than this machine can give: QEMU fails at startup.
     std::fs::write(
         &scenario,
-        NO_SSH.replace("boot_timeout = \"25s\"", "memory = \"1000G\""),
+        UNREACHABLE.replace("boot_timeout = \"25s\"", "memory = \"1000G\""),
     )
     .unwrap();
     let (code, r, _dir) = run(scenario.to_str().unwrap(), &[]);
@@ -1436,6 +1458,8 @@ fn snapshot_restore_resets_the_guest_between_iterations_on_both_arches() {
         let counts: Vec<&str> = out.lines().filter(|l| l.starts_with("count ")).collect();
         assert_eq!(counts, vec!["count 1"; 3], "{arch}: {out}");
         assert_eq!(r["timings"]["restores"].as_array().map(Vec::len), Some(2), "{r:#}");
+        // Over the agent, whose channel outlives a restore: no reconnect after loadvm.
+        assert_eq!(r["nodes"][0]["link"], "agent", "{arch}: {r:#}");
         assert!(read(dir.path(), "qmp.log").contains("loadvm repro-setup"));
     }
 }

@@ -1,5 +1,6 @@
 //! Boot: start every node's QEMU (a node that others link to first), forward its events, and
-//! wait for an authenticated SSH session on each.
+//! wait for each guest to answer: its agent's hello, or an authenticated SSH session where the
+//! guest has no agent port.
 
 use crate::console::ConsoleEvent;
 use crate::run::event::{forward, Event, NodeEvent};
@@ -8,14 +9,13 @@ use crate::run::infra::{InfraError, Source, Stop};
 use crate::run::progress::{Phase, Progress};
 use crate::run::state::RunState;
 use crate::run::watch::Waiting;
-use crate::run::workload::wait_ssh;
 use crate::vm::Instance;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How long past the boot timeout the run waits for the SSH waiters to report.
+/// How long past the boot timeout the run waits for the waiters to report.
 const SSH_GRACE: Duration = Duration::from_secs(5);
 
 impl RunState {
@@ -43,12 +43,16 @@ impl RunState {
     }
 
     async fn boot_nodes(&mut self) -> Result<(), Stop> {
-        let waiting = Waiting::new(Phase::Boot, "SSH on every node", self.scenario.boot_timeout + SSH_GRACE);
+        let waiting = Waiting::new(
+            Phase::Boot,
+            "every node's agent or SSH",
+            self.scenario.boot_timeout + SSH_GRACE,
+        );
         self.launch().await?;
         crate::failpoint::panic_here("run.boot", &self.scenario.name);
         let halt = self.halt_flag();
-        let listening = self.start_ssh_waiters(&halt);
-        let ready = self.await_ssh(&listening, &waiting).await;
+        let listening = self.start_waiters(&halt);
+        let ready = self.await_up(&listening, &waiting).await;
         halt.store(true, Ordering::SeqCst);
         ready
     }
@@ -97,21 +101,24 @@ impl RunState {
         failed.map_or(Ok(()), |e| Err(e.into()))
     }
 
-    /// One thread per node retries SSH until it authenticates; each reports an
-    /// [`Event::SshReady`]. The flags say when sshd has said on the console that it listens.
-    fn start_ssh_waiters(&self, halt: &Arc<AtomicBool>) -> Vec<Arc<AtomicBool>> {
+    /// One thread per node waits for its guest to answer ([`crate::guest::Reach::wait_up`]);
+    /// each reports an [`Event::Up`]. The flags say when sshd has said on the console that it
+    /// listens.
+    fn start_waiters(&self, halt: &Arc<AtomicBool>) -> Vec<Arc<AtomicBool>> {
         let deadline = std::time::Instant::now() + self.scenario.boot_timeout;
         (0..self.scenario.nodes.len())
             .map(|i| {
                 let listening = Arc::new(AtomicBool::new(false));
-                let (port, key, halt) = (self.guests.ssh_port(i), self.key.clone(), halt.clone());
+                let (running, reach, halt) = (self.guests.ssh_port(i).is_some(), self.reach(i), halt.clone());
                 let (tx, up) = (self.watch.sender(), listening.clone());
                 std::thread::spawn(move || {
-                    let session = match port {
-                        Some(port) => wait_ssh(port, &key, deadline, &halt, &up).map_err(|e| crate::errors::chain(&*e)),
-                        None => Err("QEMU is not running".to_string()),
+                    let session = match running {
+                        true => reach
+                            .wait_up(0, deadline, &halt, &up)
+                            .map_err(|e| crate::errors::chain(&e)),
+                        false => Err("QEMU is not running".to_string()),
                     };
-                    let _ = tx.send(Event::SshReady(i, session));
+                    let _ = tx.send(Event::Up(i, session));
                 });
                 listening
             })
@@ -119,7 +126,7 @@ impl RunState {
     }
 
     /// Waits for a session on every node.
-    pub async fn await_ssh(&mut self, listening: &[Arc<AtomicBool>], waiting: &Waiting) -> Result<(), Stop> {
+    pub async fn await_up(&mut self, listening: &[Arc<AtomicBool>], waiting: &Waiting) -> Result<(), Stop> {
         let mut ready = 0;
         while ready < listening.len() {
             match self.watch.next(waiting).await? {
@@ -128,13 +135,14 @@ impl RunState {
                         flag.store(true, Ordering::SeqCst);
                     }
                 }
-                Event::SshReady(i, Ok(session)) => {
+                Event::Up(i, Ok((session, link))) => {
                     ready += 1;
                     self.sessions[i] = Some(session);
+                    self.links[i] = Some(link);
                 }
-                Event::SshReady(i, Err(why)) => {
+                Event::Up(i, Err(why)) => {
                     let console = self.watch.console_tail(i);
-                    return Err(InfraError::SshNeverUp {
+                    return Err(InfraError::NeverUp {
                         node: self.name(i),
                         why,
                         console,

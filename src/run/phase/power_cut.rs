@@ -12,7 +12,7 @@ use crate::run::state::RunState;
 use crate::run::steps::run_on_session;
 use crate::run::verdict::PowerCutObserved;
 use crate::run::watch::Waiting;
-use crate::run::workload::{line_hook, wait_ssh, Job};
+use crate::run::workload::{line_hook, Job};
 use crate::scenario::PowerCut;
 use crate::vm::qmp;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,6 +76,8 @@ impl RunState {
             ),
         });
         let started = Instant::now();
+        // The guest's agent says hello again once the node has booted after the cut.
+        let hellos = self.reach(node).hellos();
         self.guests.power_cut(node).await.map_err(|source| InfraError::Qmp {
             doing: "cutting the power",
             node: self.name(node),
@@ -88,7 +90,7 @@ impl RunState {
         .await?;
         let check_marker = Arc::new(Mutex::new(None));
         let halt = self.halt_flag();
-        let listening = self.start_check(&cut, check_marker.clone(), halt.clone());
+        let listening = self.start_check(&cut, check_marker.clone(), halt.clone(), hellos);
         let timeout = self.scenario.boot_timeout + super::setup::SETUP_TIMEOUT + cut.check.timeout;
         let mut waiting = Waiting::new(
             Phase::PowerCut,
@@ -115,18 +117,19 @@ impl RunState {
         }
     }
 
-    /// The blocking half, on a thread: SSH, the storage again, then the check. It reports
-    /// [`Event::CheckSsh`] and [`Event::CheckDone`].
+    /// The blocking half, on a thread: the node answering again (its agent's hello after the
+    /// `hellos` it had said, or SSH), the storage again, then the check. It reports
+    /// [`Event::CheckUp`] and [`Event::CheckDone`].
     fn start_check(
         &self,
         cut: &PowerCut,
         marker: Arc<Mutex<Option<String>>>,
         halt: Arc<AtomicBool>,
+        hellos: u64,
     ) -> Arc<AtomicBool> {
         let node = cut.check.node;
         let listening = Arc::new(AtomicBool::new(false));
-        let port = self.guests.ssh_port(node).unwrap_or(0);
-        let (key, dir, up) = (self.key.clone(), self.run_dir.clone(), listening.clone());
+        let (reach, dir, up) = (self.reach(node), self.run_dir.clone(), listening.clone());
         let steps = setup::after_power_cut(&self.scenario, node);
         let (name, check, tx) = (self.name(node), cut.check.clone(), self.watch.sender());
         let hook = self
@@ -138,22 +141,25 @@ impl RunState {
         let ssh_by = std::time::Instant::now() + self.scenario.boot_timeout;
         std::thread::spawn(move || {
             let since = std::time::Instant::now();
-            let session = match wait_ssh(port, &key, ssh_by, &halt, &up) {
-                Ok(session) => session,
+            let (session, link) = match reach.wait_up(hellos, ssh_by, &halt, &up) {
+                Ok(up) => up,
                 Err(e) => {
-                    let _ = tx.send(Event::CheckDone(Err(InfraError::SshNotBack { node: name, source: e })));
+                    let _ = tx.send(Event::CheckDone(Err(InfraError::NotBack {
+                        node: name,
+                        source: Box::new(e),
+                    })));
                     return;
                 }
             };
-            let _ = tx.send(Event::CheckSsh(since.elapsed().as_secs_f64()));
+            let _ = tx.send(Event::CheckUp(since.elapsed().as_secs_f64()));
             let since = std::time::Instant::now();
-            // The steps run on the session that proved SSH is back: no second handshake with a
-            // guest that has just booted.
+            // The steps run on the session that proved the node back: no second SSH handshake
+            // with a guest that has just booted.
             if let Err(e) = run_on_session(&session, &steps, &name, &dir.join(SETUP_LOG)) {
                 let _ = tx.send(Event::CheckDone(Err(InfraError::StorageAfterPowerCut(e))));
                 return;
             }
-            let mut job = Job::new(port, key, check, dir, halt, Some(session));
+            let mut job = Job::new(link, check, dir, halt, Some(session));
             job.on_stdout = hook;
             job.stem = CHECK_STEM;
             let outcome = job.run();
@@ -176,7 +182,7 @@ impl RunState {
                 Event::Node(i, NodeEvent::Console(ConsoleEvent::SshdListening)) if i == node => {
                     listening.store(true, Ordering::SeqCst)
                 }
-                Event::CheckSsh(secs) => {
+                Event::CheckUp(secs) => {
                     self.timings.power_cut_to_ssh = Some(secs);
                     self.guests
                         .reboot_action(node, false)

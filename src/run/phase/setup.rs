@@ -28,11 +28,11 @@ impl RunState {
             detail: format!("{} step(s)", steps.len()),
         });
         let nodes = self.scenario.nodes.len();
-        let ports: Vec<u16> = (0..nodes).map(|i| self.guests.ssh_port(i).unwrap_or(0)).collect();
+        let links: Vec<_> = (0..nodes).map(|i| self.link(i)).collect();
         let names: Vec<String> = (0..nodes).map(|i| self.name(i)).collect();
-        let (key, log, tx) = (self.key.clone(), self.run_dir.join(SETUP_LOG), self.watch.sender());
+        let (log, tx) = (self.run_dir.join(SETUP_LOG), self.watch.sender());
         std::thread::spawn(move || {
-            let done = run_setup(&steps, &ports, &names, &key, &log);
+            let done = run_setup(&steps, &links, &names, &log);
             let _ = tx.send(Event::SetupDone(done));
         });
         let result = self

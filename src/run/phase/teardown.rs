@@ -171,6 +171,7 @@ impl RunState {
                     accel: prepared.map(|p| p.accel.accel),
                     accel_reason: prepared.map(|p| p.accel.reason.clone()),
                     qemu_command: self.qemu_commands.get(i).cloned().flatten(),
+                    link: self.links.get(i).and_then(|l| l.as_ref()).map(|l| l.kind()),
                 }
             })
             .collect();

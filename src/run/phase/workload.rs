@@ -102,27 +102,25 @@ impl RunState {
 
     fn start_background(&self, halt: &Arc<AtomicBool>) {
         for (i, step) in self.scenario.background.iter().enumerate() {
-            let Some(port) = self.guests.ssh_port(step.node) else {
+            if self.guests.ssh_port(step.node).is_none() {
                 continue;
-            };
-            let (key, halt, dir, script) = (
-                self.key.clone(),
+            }
+            let (link, halt, dir, script) = (
+                self.link(step.node),
                 halt.clone(),
                 self.run_dir.clone(),
                 step.script.clone(),
             );
-            std::thread::spawn(move || run_background(i, port, &key, &script, &dir, &halt));
+            std::thread::spawn(move || run_background(i, &link, &script, &dir, &halt));
         }
     }
 
     /// Starts the workload on its own thread; gives its count of completed iterations.
     fn start_job(&mut self, halt: &Arc<AtomicBool>) -> Arc<AtomicU32> {
         let workload = self.scenario.workload.clone();
-        let port = self.guests.ssh_port(workload.node).unwrap_or(0);
         let first = self.sessions[workload.node].take();
         let mut job = Job::new(
-            port,
-            self.key.clone(),
+            self.link(workload.node),
             workload.clone(),
             self.run_dir.clone(),
             halt.clone(),
