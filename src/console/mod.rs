@@ -20,6 +20,9 @@ pub enum ConsoleEvent {
     GuestUp { release: String },
     /// sshd printed that it listens.
     SshdListening,
+    /// The kernel printed the line repro wrote to `/dev/kmsg` ([`SETTLED`] and its token):
+    /// everything the kernel logged before it is on the console.
+    Settled { token: String },
     /// A crash report has begun; it is not complete yet.
     CrashStarted { at: Instant },
     /// A complete crash report.
@@ -34,7 +37,11 @@ const REPORT_QUIET_FLUSH: Duration = Duration::from_secs(3);
 /// tail (the register dump after the end marker) comes right behind it.
 const TAIL_QUIET_FLUSH: Duration = Duration::from_millis(300);
 
-/// Markers printed by the guest's init scripts, matched on whole lines.
+/// What repro writes to the guest's `/dev/kmsg`, followed by the run's token, to know that the
+/// console has caught up with the kernel's log.
+pub const SETTLED: &str = "repro: console settled ";
+
+/// Markers printed by the guest's init scripts and kernel, matched on whole lines.
 fn marker(line: &str) -> Option<ConsoleEvent> {
     let line = line.trim_end_matches(['\r', '\n']);
     if let Some(rel) = line.strip_prefix("repro-guest: up ") {
@@ -44,6 +51,11 @@ fn marker(line: &str) -> Option<ConsoleEvent> {
     }
     if line.contains("Server listening on 0.0.0.0 port 22") {
         return Some(ConsoleEvent::SshdListening);
+    }
+    if let Some((_, token)) = line.split_once(SETTLED) {
+        return Some(ConsoleEvent::Settled {
+            token: token.trim().to_string(),
+        });
     }
     None
 }
@@ -195,5 +207,9 @@ mod tests {
             Some(ConsoleEvent::SshdListening)
         ));
         assert!(marker("[    1.0] random kernel line").is_none());
+        assert!(matches!(
+            marker("[    3.141592] repro: console settled 5f3a\r\n"),
+            Some(ConsoleEvent::Settled { token }) if token == "5f3a"
+        ));
     }
 }

@@ -56,6 +56,8 @@ pub struct RunState {
     pub started_at: u64,
     /// The run's SSH key.
     pub key: PathBuf,
+    /// Unique to the run: marks the line it writes to each guest's `/dev/kmsg` at the end.
+    pub token: String,
     pub prepared: Vec<Option<Prepared>>,
     pub guests: Box<dyn Guests>,
     /// The session that proved each node up, until the workload takes it.
@@ -82,6 +84,14 @@ pub struct RunState {
     pub qemu_commands: Vec<Option<String>>,
 }
 
+/// A token unique to the run: the time and the process.
+fn run_token() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}.{:x}", std::process::id())
+}
+
 impl RunState {
     pub fn new(options: Options) -> Self {
         let scenario = options.scenario.with_vars_exported();
@@ -92,6 +102,7 @@ impl RunState {
         let nodes = scenario.nodes.len();
         RunState {
             key: options.run_dir.join("id_ed25519"),
+            token: run_token(),
             prepared: (0..nodes).map(|_| None).collect(),
             sessions: (0..nodes).map(|_| None).collect(),
             links: (0..nodes).map(|_| None).collect(),

@@ -568,3 +568,31 @@ fn a_stall_on_an_overloaded_host_is_suspect_and_a_null_deref_is_a_crash_regardle
     assert!(matches!(o.on(0, seen(&null)), Some(Happened::Crash { .. })));
     assert_eq!(o.crashes.len(), 1);
 }
+
+/// After a workload that passed, the drain ends as soon as the console shows the line the run
+/// wrote to the guest's /dev/kmsg with its token, not after the whole settle time; a line with
+/// another token (a workload printing the words) does not count.
+async fn drain_with_settle_line(token_of_the_run: bool) -> Duration {
+    let mut h = Harness::new(&format!("{MINIMAL}[workload]\nscript = \"true\"\n"));
+    h.state.workload = WorkloadOutcome::Passed { iterations: 1 };
+    // Nothing listens on port 1: the thread that writes the line fails, as a dead guest would.
+    h.state.links[0] = Some(crate::guest::Link::Ssh {
+        port: 1,
+        key: h.state.key.clone(),
+    });
+    let token = match token_of_the_run {
+        true => h.state.token.clone(),
+        false => "0.0".to_string(),
+    };
+    h.console(0, ConsoleEvent::Settled { token });
+    let started = Instant::now();
+    let (report, _) = h.finish(Ok(())).await;
+    assert_eq!(report.verdict, Verdict::NotReproduced, "{}", report.reason);
+    started.elapsed()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_runs_own_settle_line_on_the_console_ends_the_drain_early() {
+    assert!(drain_with_settle_line(true).await < crate::run::phase::teardown::SETTLE);
+    assert!(drain_with_settle_line(false).await >= crate::run::phase::teardown::SETTLE);
+}

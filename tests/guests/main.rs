@@ -56,10 +56,15 @@ fn smoke_boot(arch: &str) {
         read(dir.path(), "workload.stdout")
     );
     assert!(read(dir.path(), "workload.stdout").contains(arch));
-    // The guest agent carried the commands (sshd was never started).
+    // The guest agent carried the commands (sshd was never started), and the console caught up
+    // with the line written to /dev/kmsg after the workload.
     assert_eq!(r["nodes"][0]["link"], "agent", "{r:#}");
     let console = read(dir.path(), "console.log");
     assert!(!console.contains("Server listening"), "sshd started beside the agent");
+    assert!(
+        console.contains("repro: console settled "),
+        "no settle line on the console"
+    );
     assert!(console.contains("repro-guest: up 6.1.0"));
     // The boot scripts went through without a complaint (a shell's `/init: line N: ...: not
     // found`, or init's own `repro-init: ...`), not just far enough for SSH.

@@ -6,5 +6,5 @@ pub mod debug;
 mod power_cut;
 mod prepare;
 mod setup;
-mod teardown;
+pub(crate) mod teardown;
 mod workload;

@@ -1,8 +1,10 @@
 //! After the phases: drain (late console output and a report in progress), teardown (vmcores,
 //! QEMU, disk images), symbolization, and the facts the report is made of.
 
+use crate::console::{ConsoleEvent, SETTLED};
 use crate::report::{KernelInfo, ModuleInfo};
 use crate::run::assemble::{Facts, NodeFacts};
+use crate::run::event::{Event, NodeEvent};
 use crate::run::guests::NoGuests;
 use crate::run::infra::Stop;
 use crate::run::phase::power_cut::CHECK_STEM;
@@ -18,8 +20,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// After a run that did not end on a crash, console output this late still counts (a crash
-/// printed as the workload ended).
-const SETTLE: Duration = Duration::from_millis(200);
+/// printed as the workload ended), unless every node's console has shown the line repro wrote
+/// to its `/dev/kmsg` after the workload ([`RunState::mark_consoles`]) before then.
+pub(crate) const SETTLE: Duration = Duration::from_millis(200);
+/// How long the line written to `/dev/kmsg` may take to be written.
+const MARK_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl RunState {
     /// Lets late console output in and waits (at most [`REPORT_GRACE`]) for a crash report in
@@ -30,13 +35,20 @@ impl RunState {
             Some(Stop::Crash) => Duration::ZERO,
             _ => SETTLE,
         };
+        let mut unmarked = if settle.is_zero() {
+            Vec::new()
+        } else {
+            self.mark_consoles()
+        };
+        let marked = !unmarked.is_empty();
         let quiet_from = Instant::now() + settle;
         let waiting = Waiting::new(Phase::Detection, "the console to settle", REPORT_GRACE);
         loop {
             let now = Instant::now();
             let observer = &self.watch.observer;
             let busy = observer.in_report() || !observer.consoles_closed();
-            if (now >= quiet_from && !busy) || now >= waiting.deadline {
+            let settled = (marked && unmarked.is_empty()) || now >= quiet_from;
+            if (settled && !busy) || now >= waiting.deadline {
                 return false;
             }
             let mut step = waiting.clone();
@@ -44,10 +56,29 @@ impl RunState {
                 // Wake at the end of the settle time, unless something comes first.
                 step.deadline = quiet_from;
             }
-            if let Err(Stop::Interrupted) = self.watch.next(&step).await {
-                return true;
+            match self.watch.next(&step).await {
+                Err(Stop::Interrupted) => return true,
+                Ok(Event::Node(i, NodeEvent::Console(ConsoleEvent::Settled { token }))) if token == self.token => {
+                    unmarked.retain(|&n| n != i);
+                }
+                _ => {}
             }
         }
+    }
+
+    /// Writes a line with the run's token to `/dev/kmsg` on every node that answers, each on a
+    /// thread of its own; gives those nodes. Once a node's console shows the line, the kernel
+    /// has printed everything it logged before it: the run need not wait out [`SETTLE`]. A
+    /// node whose line never comes (its guest went away) is waited for that long, no longer.
+    fn mark_consoles(&self) -> Vec<usize> {
+        let line = format!("<0>{SETTLED}{}", self.token);
+        (0..self.scenario.nodes.len())
+            .filter(|&i| self.links.get(i).is_some_and(Option::is_some))
+            .inspect(|&i| {
+                let (link, cmd) = (self.link(i), format!("echo '{line}' > /dev/kmsg"));
+                std::thread::spawn(move || link.connect(MARK_TIMEOUT).map(|s| s.exec(&cmd, b"")));
+            })
+            .collect()
     }
 
     /// Saves vmcores of crashed guests (unless interrupted), stops every QEMU and deletes the
