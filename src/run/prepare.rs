@@ -35,6 +35,8 @@ pub enum Error {
     Tool { command: String, stderr: String },
     #[error("{0}")]
     PatchSet(String),
+    #[error("{0}")]
+    Setting(String),
     #[error(transparent)]
     Module(#[from] crate::module::Error),
 }
@@ -302,6 +304,7 @@ fn vm_config(
         initrd,
         cmdline: argv::cmdline(node.arch, &extra),
         disks,
+        aio: vm::aio::choose().map_err(Error::Setting)?,
         qmp_socket: dir.join("qmp.sock"),
         workdir: dir.to_path_buf(),
         ssh_port,

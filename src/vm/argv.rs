@@ -34,6 +34,8 @@ pub struct Config {
     pub cmdline: String,
     /// In order: vda, vdb, ...
     pub disks: Vec<Disk>,
+    /// How QEMU reads and writes them.
+    pub aio: super::aio::Aio,
     pub qmp_socket: PathBuf,
     /// QEMU's working directory (the node's run directory). Sockets are named relative to it:
     /// a unix socket's path holds at most 107 bytes, and a run directory may be deeper.
@@ -153,12 +155,12 @@ pub fn gdb_args(workdir: &Path, socket: &Path) -> Vec<String> {
     vec!["-gdb".into(), format!("unix:{},server=on,wait=off", opt_path(&socket))]
 }
 
-pub fn disk_args(disks: &[Disk]) -> Vec<String> {
+pub fn disk_args(disks: &[Disk], aio: super::aio::Aio) -> Vec<String> {
     let mut v = Vec::new();
     for (i, d) in disks.iter().enumerate() {
         v.push("-drive".into());
         v.push(format!(
-            "file={},if=none,id=disk{i},format={},cache=unsafe{}",
+            "file={},if=none,id=disk{i},format={},cache=unsafe,aio={aio}{}",
             opt_path(&d.path),
             d.format,
             if d.readonly { ",readonly=on" } else { "" }
@@ -261,7 +263,7 @@ pub fn argv(c: &Config) -> Vec<String> {
     if let Some(a) = &c.agent_socket {
         v.extend(agent_args(&c.workdir, a));
     }
-    v.extend(disk_args(&c.disks));
+    v.extend(disk_args(&c.disks, c.aio));
     v.extend(net_args(c.ssh_port));
     v.extend(link_args(&c.workdir, &c.links));
     v.extend(["-device".into(), s.pvpanic.into()]);
@@ -289,6 +291,7 @@ pub fn shell_line(argv: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::aio::Aio;
     use super::*;
 
     #[test]
@@ -299,10 +302,10 @@ mod tests {
             readonly: false,
             serial: None,
         };
-        let a = disk_args(&[d]);
+        let a = disk_args(&[d], Aio::Threads);
         assert_eq!(
             a[1],
-            "file=/runs/a,,b/disk-x.img,,format=raw,if=none,id=disk0,format=qcow2,cache=unsafe"
+            "file=/runs/a,,b/disk-x.img,,format=raw,if=none,id=disk0,format=qcow2,cache=unsafe,aio=threads"
         );
     }
 
@@ -349,6 +352,7 @@ mod tests {
                     serial: None,
                 },
             ],
+            aio: Aio::IoUring,
             qmp_socket: "/r/qmp.sock".into(),
             workdir: "/r".into(),
             ssh_port: 40022,
@@ -369,8 +373,8 @@ mod tests {
 -cpu max -smp 2 -m 1024M -kernel /k/vmlinuz -initrd /r/initrd.img \
 -append 'console=ttyS0 rdinit=/init panic=-1 printk.time=1 net.ifnames=0 random.trust_cpu=on cryptomgr.notests quiet' \
 -chardev stdio,id=con0,signal=off -serial chardev:con0 -qmp unix:qmp.sock,server=on,wait=off \
--drive file=/r/root.qcow2,if=none,id=disk0,format=qcow2,cache=unsafe -device virtio-blk-pci,drive=disk0 \
--drive file=/c/mods.ext4,if=none,id=disk1,format=raw,cache=unsafe,readonly=on -device virtio-blk-pci,drive=disk1 \
+-drive file=/r/root.qcow2,if=none,id=disk0,format=qcow2,cache=unsafe,aio=io_uring -device virtio-blk-pci,drive=disk0 \
+-drive file=/c/mods.ext4,if=none,id=disk1,format=raw,cache=unsafe,aio=io_uring,readonly=on -device virtio-blk-pci,drive=disk1 \
 -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22 -device virtio-net-pci,netdev=net0 \
 -device pvpanic -device vmcoreinfo -action panic=pause -no-reboot -S"
         );

@@ -2,6 +2,7 @@
 //! client, and [`Instance`], an owned guest that is killed (with its process group) on drop.
 
 pub mod accel;
+pub mod aio;
 pub mod argv;
 pub mod dump;
 pub mod gdb;
