@@ -1,12 +1,16 @@
 //! Command lines shown to the user, quoted so that they can be pasted into a POSIX shell.
 
-/// `arg` as one shell word: as it is when that is safe, else in single quotes.
-pub fn quote(arg: &str) -> String {
-    if !arg.is_empty()
+/// Whether `arg` means the same to a shell as it is: no quoting, expansion or operator in it.
+pub fn is_plain(arg: &str) -> bool {
+    !arg.is_empty()
         && arg
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c))
-    {
+}
+
+/// `arg` as one shell word: as it is when that is safe, else in single quotes.
+pub fn quote(arg: &str) -> String {
+    if is_plain(arg) {
         arg.to_string()
     } else {
         format!("'{}'", arg.replace('\'', "'\\''"))

@@ -6,7 +6,7 @@
 //! Frames, both ways: kind (1 byte), id (u32 LE), length (u32 LE), payload; the kinds are in
 //! agent.c's header.
 
-use super::command::{keep_tail, Error, Output};
+use super::command::{keep_tail, Error, Output, Run};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -35,15 +35,19 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
-/// The request that runs `command` with `stdin` as command number `id`.
-pub fn request(id: u32, command: &str, stdin: &[u8]) -> Vec<u8> {
-    let len = 4 + command.len() + stdin.len();
+/// The request that starts `run` with `stdin` as command number `id`.
+pub fn request(id: u32, run: &Run, stdin: &[u8]) -> Vec<u8> {
+    let (kind, head) = match run {
+        Run::Shell(line) => (b'X', line.as_bytes().to_vec()),
+        Run::Program(p) => (b'A', p.words()),
+    };
+    let len = 4 + head.len() + stdin.len();
     let mut v = Vec::with_capacity(HEADER + len);
-    v.push(b'X');
+    v.push(kind);
     v.extend_from_slice(&id.to_le_bytes());
     v.extend_from_slice(&(len as u32).to_le_bytes());
-    v.extend_from_slice(&(command.len() as u32).to_le_bytes());
-    v.extend_from_slice(command.as_bytes());
+    v.extend_from_slice(&(head.len() as u32).to_le_bytes());
+    v.extend_from_slice(&head);
     v.extend_from_slice(stdin);
     v
 }
@@ -127,11 +131,11 @@ impl Conn {
         lock(&self.shared).hellos
     }
 
-    /// Runs `command` in the guest (see [`super::Session::exec_with`]).
-    pub fn exec_with(&self, command: &str, stdin: &[u8], live: &mut dyn FnMut(u8, &[u8])) -> Result<Output, Error> {
+    /// Runs `run` in the guest (see [`super::Session::exec_with`]).
+    pub fn exec_with(&self, run: &Run, stdin: &[u8], live: &mut dyn FnMut(u8, &[u8])) -> Result<Output, Error> {
         let start = Instant::now();
         let gone = |why: String| Error::AgentGone {
-            command: command.to_string(),
+            command: run.shell_line(),
             why,
         };
         let id = self.next.fetch_add(1, Ordering::SeqCst);
@@ -147,7 +151,7 @@ impl Conn {
             .writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .write_all(&request(id, command, stdin));
+            .write_all(&request(id, run, stdin));
         if let Err(e) = sent {
             lock(&self.shared).calls.remove(&id);
             return Err(gone(format!("writing the request: {e}")));
@@ -169,7 +173,7 @@ impl Conn {
                 }
                 Ok(Reply::Refused(why)) => {
                     return Err(Error::AgentRefused {
-                        command: command.to_string(),
+                        command: run.shell_line(),
                         why,
                     })
                 }
@@ -256,6 +260,7 @@ fn dispatch(frame: Frame, shared: &Mutex<Shared>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::command::Program;
     use super::*;
 
     fn frame(kind: u8, id: u32, payload: &[u8]) -> Vec<u8> {
@@ -268,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_request_holds_its_command_then_its_stdin() {
-        let r = request(7, "cat", b"in");
+        let r = request(7, &Run::Shell("cat".into()), b"in");
         assert_eq!(r[0], b'X');
         assert_eq!(r[1..5], 7u32.to_le_bytes());
         assert_eq!(r[5..9], 9u32.to_le_bytes());
@@ -352,7 +357,7 @@ mod tests {
         fn run(&self, command: &str, stdin: &[u8]) -> Option<Result<Output, Error>> {
             let (conn, command, stdin) = (self.conn.clone(), command.to_string(), stdin.to_vec());
             let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || tx.send(conn.exec_with(&command, &stdin, &mut |_, _| {})));
+            std::thread::spawn(move || tx.send(conn.exec_with(&Run::Shell(command), &stdin, &mut |_, _| {})));
             rx.recv_timeout(std::time::Duration::from_secs(60)).ok()
         }
     }
@@ -377,6 +382,31 @@ mod tests {
     }
 
     #[test]
+    fn a_program_runs_with_its_words_as_they_are_and_its_variables_added() {
+        let agent = Agent::start();
+        let program = |env: &[(&str, &str)], argv: &[&str]| {
+            Run::Program(Program {
+                env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                argv: argv.iter().map(|a| a.to_string()).collect(),
+            })
+        };
+        // No shell in between: nothing is split, expanded or unquoted.
+        let words = program(&[], &["printf", "%s|", "a b", "$HOME", "'q'", "*"]);
+        let o = agent.conn.exec_with(&words, b"", &mut |_, _| {}).unwrap();
+        assert_eq!((o.status, o.stdout.as_slice()), (0, &b"a b|$HOME|'q'|*|"[..]), "{o:?}");
+        let env = program(&[("REPRO_X", "1 2")], &["sh", "-c", "echo \"$REPRO_X\"; cat"]);
+        let o = agent.conn.exec_with(&env, b"in\n", &mut |_, _| {}).unwrap();
+        assert_eq!(o.stdout, b"1 2\nin\n", "{o:?}");
+        let missing = program(&[], &["no-such-program-here"]);
+        let o = agent.conn.exec_with(&missing, b"", &mut |_, _| {}).unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status == 127 && stderr.contains("cannot run no-such-program-here"),
+            "{o:?}"
+        );
+    }
+
+    #[test]
     fn a_daemon_a_command_leaves_behind_does_not_hold_it_open() {
         let agent = Agent::start();
         let o = agent
@@ -391,7 +421,7 @@ mod tests {
         let fifo = agent._dir.path().join("fifo");
         let f = fifo.display();
         let (conn, reader) = (agent.conn.clone(), format!("mkfifo {f} && read x < {f} && echo got $x"));
-        let waiting = std::thread::spawn(move || conn.exec_with(&reader, b"", &mut |_, _| {}));
+        let waiting = std::thread::spawn(move || conn.exec_with(&Run::Shell(reader), b"", &mut |_, _| {}));
         while !fifo.exists() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
@@ -408,7 +438,7 @@ mod tests {
         let agent = Agent::start();
         let (conn, mut seen) = (agent.conn.clone(), Vec::new());
         let o = conn
-            .exec_with("seq 1 400000", b"", &mut |stream, data| {
+            .exec_with(&Run::Shell("seq 1 400000".into()), b"", &mut |stream, data| {
                 assert_eq!(stream, 0);
                 seen.extend_from_slice(data);
             })
@@ -423,7 +453,7 @@ mod tests {
     fn an_agent_that_goes_away_ends_the_commands_in_flight() {
         let mut agent = Agent::start();
         let (conn, pid) = (agent.conn.clone(), agent.child.id());
-        let running = std::thread::spawn(move || conn.exec_with("sleep 600", b"", &mut |_, _| {}));
+        let running = std::thread::spawn(move || conn.exec_with(&Run::Shell("sleep 600".into()), b"", &mut |_, _| {}));
         std::thread::sleep(std::time::Duration::from_millis(200));
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
@@ -441,7 +471,7 @@ mod tests {
         let (ours, mut guest) = UnixStream::pair().unwrap();
         let conn = Conn::new(ours, "test").unwrap();
         let (c, (tx, rx)) = (conn.clone(), mpsc::channel());
-        std::thread::spawn(move || tx.send(c.exec_with("sleep 600", b"", &mut |_, _| {})));
+        std::thread::spawn(move || tx.send(c.exec_with(&Run::Shell("sleep 600".into()), b"", &mut |_, _| {})));
         let mut d = Decoder::default();
         let mut buf = [0u8; 256];
         while d.buf.len() < HEADER {

@@ -50,6 +50,57 @@ pub enum Error {
     KeygenFailed(String),
 }
 
+/// What to run in the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Run {
+    /// A line for `/bin/sh -c`.
+    Shell(String),
+    /// A program, without a shell.
+    Program(Program),
+}
+
+impl Run {
+    /// As a line for a POSIX shell: what SSH runs, and what an error names.
+    pub fn shell_line(&self) -> String {
+        match self {
+            Run::Shell(line) => line.clone(),
+            Run::Program(p) => p.shell_line(),
+        }
+    }
+}
+
+/// A program and its arguments, run without a shell in between (one process fewer, which under
+/// emulation is tens of milliseconds), with `env` added to the environment it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    pub env: Vec<(String, String)>,
+    pub argv: Vec<String>,
+}
+
+impl Program {
+    /// The same as a line for a POSIX shell, each word quoted where it needs it: what SSH runs,
+    /// and what an error names.
+    pub fn shell_line(&self) -> String {
+        let env = self.env.iter().map(|(k, v)| format!("{k}={} ", crate::shell::quote(v)));
+        format!("{}exec {}", env.collect::<String>(), crate::shell::line(&self.argv))
+    }
+
+    /// The words the agent takes: `NAME=VALUE` ones first, then the program and its arguments,
+    /// each ended by a NUL.
+    pub fn words(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        for (k, val) in &self.env {
+            v.extend_from_slice(format!("{k}={val}").as_bytes());
+            v.push(0);
+        }
+        for w in &self.argv {
+            v.extend_from_slice(w.as_bytes());
+            v.push(0);
+        }
+        v
+    }
+}
+
 /// What a command left behind.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -73,6 +124,18 @@ pub(super) fn keep_tail(buf: &mut Vec<u8>, data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use super::Program;
+
+    #[test]
+    fn a_program_is_the_same_as_its_quoted_shell_line() {
+        let p = Program {
+            env: vec![("REPRO_ITERATION".into(), "3".into())],
+            argv: vec!["/bin/bash".into(), "it's $HOME".into()],
+        };
+        assert_eq!(p.shell_line(), r#"REPRO_ITERATION=3 exec /bin/bash 'it'\''s $HOME'"#);
+        assert_eq!(p.words(), b"REPRO_ITERATION=3\0/bin/bash\0it's $HOME\0");
+    }
+
     #[test]
     fn output_kept_in_memory_is_bounded_and_is_its_end() {
         let mut buf = Vec::new();

@@ -7,7 +7,7 @@ pub mod agent;
 mod command;
 mod ssh;
 
-pub use command::{Error, Output, KEPT_OUTPUT};
+pub use command::{Error, Output, Program, Run, KEPT_OUTPUT};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,9 +145,15 @@ impl Session {
     /// [`Session::exec`], also handing each chunk of output to `live` as it arrives
     /// (`stream` 0 is stdout, 1 is stderr).
     pub fn exec_with(&self, command: &str, stdin: &[u8], live: &mut dyn FnMut(u8, &[u8])) -> Result<Output, Error> {
+        self.run_with(&Run::Shell(command.to_string()), stdin, live)
+    }
+
+    /// [`Session::exec_with`] for a shell line or a program: the agent starts a program itself,
+    /// without a shell; SSH runs the equivalent shell line.
+    pub fn run_with(&self, run: &Run, stdin: &[u8], live: &mut dyn FnMut(u8, &[u8])) -> Result<Output, Error> {
         match self {
-            Session::Agent(conn) => conn.exec_with(command, stdin, live),
-            Session::Ssh(s) => s.exec_with(command, stdin, live),
+            Session::Agent(conn) => conn.exec_with(run, stdin, live),
+            Session::Ssh(s) => s.exec_with(&run.shell_line(), stdin, live),
         }
     }
 }

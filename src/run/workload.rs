@@ -3,7 +3,7 @@
 //! when QEMU goes away and the connection drops).
 
 use super::outcome::WorkloadOutcome;
-use crate::guest::{self, Link, Session};
+use crate::guest::{self, Link, Run, Session};
 use crate::scenario::Workload;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -274,19 +274,28 @@ struct Step {
     upload: bool,
 }
 
-/// The command and stdin of `step`: the script, run by the workload's shell, which replaces
-/// the login shell (one process fewer).
-fn command<'a>(w: &'a Workload, step: Step, path: &str) -> (String, &'a [u8]) {
-    let run = format!("REPRO_ITERATION={} exec {} {path}", step.i, w.shell);
+/// The command and stdin of `step`: the script, run by the workload's shell. The agent starts
+/// that shell itself when its words need no shell to split them (one process fewer); otherwise,
+/// and when the step also writes the script, a shell line whose shell the workload's replaces.
+fn command<'a>(w: &'a Workload, step: Step, path: &str) -> (Run, &'a [u8]) {
+    let env = ("REPRO_ITERATION".to_string(), step.i.to_string());
+    let words: Vec<&str> = w.shell.split_whitespace().collect();
+    let direct = words.iter().all(|word| crate::shell::is_plain(word))
+        && words.first().is_some_and(|first| !first.contains('='));
+    if !step.upload && direct {
+        let argv = words.iter().copied().chain([path]).map(String::from).collect();
+        return (Run::Program(guest::Program { env: vec![env], argv }), b"");
+    }
+    let run = format!("{}={} exec {} {path}", env.0, env.1, w.shell);
     if !step.upload {
-        return (run, b"");
+        return (Run::Shell(run), b"");
     }
     let (status, why) = UPLOAD_FAILED;
     let cmd = format!(
         "{} && {run} || {{ echo '{why}' >&2; exit {status}; }}",
         upload_line(path)
     );
-    (cmd, w.script.as_bytes())
+    (Run::Shell(cmd), w.script.as_bytes())
 }
 
 /// Runs `step` of `w` on `session`, streaming its stdout to `hook`, and hands the output to
@@ -308,7 +317,7 @@ fn iteration(
             f(data)
         }
     };
-    let o = match session.exec_with(&cmd, stdin, &mut live) {
+    let o = match session.run_with(&cmd, stdin, &mut live) {
         Ok(o) => o,
         Err(e) => {
             // The session died under the iteration (a crash, QEMU gone): what it printed so far
@@ -534,12 +543,24 @@ mod tests {
         }
     }
 
-    /// Runs `step`'s command under the host's `sh`, as the guest's login shell would.
+    /// Runs `step`'s command on the host as the guest's agent would: a shell line under `sh`,
+    /// a program started directly.
     fn run_step(w: &Workload, step: Step, path: &Path) -> guest::Output {
         use std::io::Write as _;
         let (cmd, stdin) = command(w, step, path.to_str().unwrap());
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", &cmd])
+        let mut child = match &cmd {
+            Run::Shell(line) => {
+                let mut c = std::process::Command::new("sh");
+                c.args(["-c", line]);
+                c
+            }
+            Run::Program(p) => {
+                let mut c = std::process::Command::new(&p.argv[0]);
+                c.args(&p.argv[1..]).envs(p.env.iter().map(|(k, v)| (k, v)));
+                c
+            }
+        };
+        let mut child = child
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -576,6 +597,28 @@ mod tests {
             (3, &b"iteration 1\n"[..]),
             "{again:?}"
         );
+    }
+
+    #[test]
+    fn the_agent_starts_the_workloads_shell_itself_when_its_words_need_no_shell() {
+        let mut w = workload("true\n");
+        let later = Step { i: 4, upload: false };
+        let program = |argv: &[&str]| {
+            Run::Program(guest::Program {
+                env: vec![("REPRO_ITERATION".into(), "4".into())],
+                argv: argv.iter().map(|a| a.to_string()).collect(),
+            })
+        };
+        w.shell = "/bin/bash -e".into();
+        assert_eq!(command(&w, later, "/s.sh").0, program(&["/bin/bash", "-e", "/s.sh"]));
+        for shell in ["FOO=1 bash", "bash -c 'set -x; . \"$0\"'", "bash $OPTS"] {
+            w.shell = shell.into();
+            let line = format!("REPRO_ITERATION=4 exec {shell} /s.sh");
+            assert_eq!(command(&w, later, "/s.sh").0, Run::Shell(line), "{shell}");
+        }
+        w.shell = "bash".into();
+        let (first, stdin) = command(&w, Step { i: 0, upload: true }, "/s.sh");
+        assert!(matches!(first, Run::Shell(_)) && stdin == b"true\n", "{first:?}");
     }
 
     #[test]

@@ -7,6 +7,9 @@
  *
  * Frames, both ways: kind (1 byte), id (u32, little-endian), length (u32), payload.
  *   host -> guest  'X' run: u32 command length, the command, then its stdin
+ *                  'A' run without a shell: u32 length, NUL-ended words, then its stdin; the
+ *                      leading NAME=VALUE words join the environment, the next word is the
+ *                      program (looked up in PATH), the rest its arguments
  *   guest -> host  'H' hello (id 0; payload: a version line), sent when the agent starts
  *                  'O' stdout, 'E' stderr: a chunk of the command's output
  *                  'S' status (i32: the exit code, or 128 + the signal that ended it)
@@ -149,8 +152,35 @@ static int open_port(void)
     return -1;
 }
 
-/* Starts `command` with `input` on its stdin; its slot, or a refusal sent to the host. */
-static void start(uint32_t id, const unsigned char *p, uint32_t len)
+/* In the child: runs the words of an 'A' request (see the header). */
+static void exec_words(char *words, size_t len)
+{
+    size_t n = 0;
+    for (size_t at = 0; at < len; at += strlen(words + at) + 1)
+        n++;
+    char **argv = calloc(n + 1, sizeof *argv);
+    if (!argv)
+        _exit(126);
+    size_t argc = 0;
+    for (size_t at = 0; at < len; at += strlen(words + at) + 1) {
+        char *w = words + at;
+        if (argc == 0 && w[0] != '=' && strchr(w, '='))
+            putenv(w);
+        else
+            argv[argc++] = w;
+    }
+    if (argc == 0) {
+        fputs("repro-agent: no program in the request\n", stderr);
+        _exit(127);
+    }
+    execvp(argv[0], argv);
+    fprintf(stderr, "repro-agent: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+}
+
+/* Starts `command` (a shell line, or with `direct` an 'A' request's words) with `input` on its
+ * stdin; its slot, or a refusal sent to the host. */
+static void start(uint32_t id, const unsigned char *p, uint32_t len, int direct)
 {
     errno = 0;
     if (len < 4 || get32(p) > len - 4) {
@@ -158,7 +188,10 @@ static void start(uint32_t id, const unsigned char *p, uint32_t len)
         return;
     }
     uint32_t clen = get32(p);
-    char *command = strndup((const char *)p + 4, clen);
+    /* Ended by a NUL past its length: the last word of an 'A' request needs none of its own. */
+    char *command = calloc(1, (size_t)clen + 1);
+    if (command)
+        memcpy(command, p + 4, clen);
     const unsigned char *input = p + 4 + clen;
     size_t ilen = len - 4 - clen;
     struct child *k = NULL;
@@ -211,6 +244,8 @@ static void start(uint32_t id, const unsigned char *p, uint32_t len)
         setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
         if (chdir("/root") < 0 && chdir("/") < 0)
             _exit(126);
+        if (direct)
+            exec_words(command, clen);
         execl("/bin/sh", "sh", "-c", command, (char *)NULL);
         _exit(127);
     }
@@ -293,8 +328,10 @@ static size_t requests(unsigned char *buf, size_t have)
         }
         if (have - used < HEADER + (size_t)len)
             break;
-        if (h[0] == 'X')
-            start(get32(h + 1), h + HEADER, len);
+        if (h[0] == 'X' || h[0] == 'A')
+            start(get32(h + 1), h + HEADER, len, h[0] == 'A');
+        else
+            refuse(get32(h + 1), "not a kind of request this agent knows");
         used += HEADER + len;
     }
     return used;
