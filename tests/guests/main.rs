@@ -135,13 +135,17 @@ fn a_guest_without_the_agent_is_reached_over_ssh() {
     let text = std::fs::read_to_string(repo().join("scenarios/smoke-boot.toml")).unwrap();
     std::fs::write(
         &scenario,
-        text.replace("[vm]\n", "[vm]\ncmdline = [\"repro.noagent\"]\n"),
+        text.replace("[vm]\n", "[vm]\ncmdline = [\"repro.noagent\"]\n")
+            .replace("[workload]\n", "[workload]\niterations = 2\n"),
     )
     .unwrap();
     let (code, r, dir) = run(scenario.to_str().unwrap(), &[]);
     assert_eq!((code, &r["verdict"]), (0, &Value::from("not-reproduced")), "{r:#}");
     assert_eq!(r["nodes"][0]["link"], "ssh", "{r:#}");
-    assert!(read(dir.path(), "workload.stdout").contains("Linux guest 6.1.0"));
+    // The second iteration runs the workload's shell as a program: over SSH, its shell line.
+    let stdout = read(dir.path(), "workload.stdout");
+    assert_eq!(stdout.matches("Linux guest 6.1.0").count(), 2, "{stdout}");
+    assert!(stdout.contains("=== iteration 1: exit 0"), "{stdout}");
     assert!(read(dir.path(), "console.log").contains("Server listening"));
 }
 
@@ -452,7 +456,13 @@ fn ssh_that_never_comes_up_is_infra_error_not_not_reproduced() {
     assert_eq!(code, 125);
     assert!(r["reason"].as_str().unwrap().contains("SSH"), "{r:#}");
     // The guest itself booted fine: this is the way in (agent and SSH kept down), not the kernel.
-    assert!(read(dir.path(), "console.log").contains("repro-guest: up"));
+    let console = read(dir.path(), "console.log");
+    let tail: Vec<&str> = console.lines().rev().take(30).collect();
+    assert!(
+        console.contains("repro-guest: up"),
+        "{r:#}\nthe console ends:\n{}",
+        tail.join("\n")
+    );
 }
 
 const SLEEPER: &str = r#"summary = "a workload that sleeps, to be killed"
