@@ -149,6 +149,52 @@ fn a_guest_without_the_agent_is_reached_over_ssh() {
     assert!(read(dir.path(), "console.log").contains("Server listening"));
 }
 
+/// What repro trims at boot (`boot_trims` in src/run/prepare.rs), and what a scenario's own
+/// command line keeps. Under TCG the guest's userland runs without address randomization (each
+/// new process reuses the code QEMU translated for the libraries of the ones before); the boot
+/// prints no info lines, but from the first command on the console shows level 7 (an info line
+/// written then reaches console.log). A scenario's `sysctl.kernel.randomize_va_space=2` and
+/// `loglevel=8` win over both.
+#[test]
+fn boot_trims_hold_unless_the_scenario_sets_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("scenarios/smoke-boot.toml")).unwrap();
+    let script = "script = \"\"\"\ncut -f1 /proc/sys/kernel/printk\n\
+                  cat /proc/sys/kernel/randomize_va_space\n\
+                  grep -m1 libc /proc/self/maps\ngrep -m1 libc /proc/self/maps\n\
+                  echo '<6>repro-test: an info line' > /dev/kmsg\n\"\"\"\n";
+    let body = text.split("[workload]\n").next().unwrap();
+    let own = "\"sysctl.kernel.randomize_va_space=2\", \"loglevel=8\"";
+    for (name, cmdline) in [("trimmed", ""), ("own", own)] {
+        let scenario = tmp.path().join(format!("{name}.toml"));
+        let vm = format!("[vm]\ncmdline = [{cmdline}]\n");
+        std::fs::write(
+            &scenario,
+            format!("{}[workload]\n{script}", body.replace("[vm]\n", &vm)),
+        )
+        .unwrap();
+        let (code, r, dir) = run(scenario.to_str().unwrap(), &[]);
+        assert_eq!((code, &r["verdict"]), (0, &Value::from("not-reproduced")), "{r:#}");
+        let stdout = read(dir.path(), "workload.stdout");
+        let lines: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("===")).collect();
+        assert_eq!(lines.len(), 4, "{stdout}");
+        let trimmed = name == "trimmed";
+        let fixed = trimmed && r["accel"] == "tcg";
+        assert_eq!(lines[0], if trimmed { "7" } else { "8" }, "{name}: {stdout}");
+        assert_eq!(lines[1], if fixed { "0" } else { "2" }, "{name}: {stdout}");
+        assert_eq!(lines[2] == lines[3], fixed, "{name}: libc mapped at\n{stdout}");
+        let console = read(dir.path(), "console.log");
+        let (boot, _) = console.split_once("repro-guest: up").expect("no up line");
+        assert!(console.contains("repro-test: an info line"), "{name}: {console}");
+        assert!(boot.contains("Linux version"), "{name}: {console}");
+        assert_eq!(
+            boot.contains("Run /init as init process"),
+            !trimmed,
+            "{name}: {console}"
+        );
+    }
+}
+
 /// The KVM probe's boot, run under TCG so any host can check it: a real kernel's first line
 /// reaches the probe's console file, so a working KVM passes; a kernel QEMU cannot load, or one
 /// that never prints, does not.

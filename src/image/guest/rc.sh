@@ -22,4 +22,13 @@ mkdir -p -m 700 /root/.ssh
 cp /etc/repro/run/authorized_keys /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
 mkdir -p -m 755 /run/sshd /run/repro
+# repro boots at `loglevel=6` (no drivers' info lines on the console) and names the level the
+# guest runs at in `repro.loglevel=N`: from here on the console shows what the kernel prints at
+# that level. `read` and `case` are the shell's own: nothing is exec'd.
+read -r cmdline < /proc/cmdline
+for word in $cmdline; do
+    case "$word" in
+    repro.loglevel=*) echo "${word#repro.loglevel=}" > /proc/sys/kernel/printk ;;
+    esac
+done
 echo "repro-guest: up $(uname -r)"
