@@ -53,6 +53,19 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// QEMU could not bind the SSH forward's host port: someone else holds it.
+    fn is_port_taken(&self) -> bool {
+        matches!(self, Error::EarlyExit { stderr, .. } if stderr.contains("Could not set up host forwarding rule"))
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
 /// Files an instance writes into its directory.
 pub const CONSOLE_LOG: &str = "console.log";
 pub const QEMU_CMDLINE: &str = "qemu.cmdline";
@@ -85,9 +98,29 @@ pub struct Instance {
     console_tail: Arc<Mutex<Tail>>,
 }
 
+/// How many ports a launch tries for the SSH forward before it gives up.
+const PORT_TRIES: usize = 5;
+
 impl Instance {
-    /// Starts QEMU stopped, connects QMP, and lets the guest run.
+    /// Starts QEMU stopped, connects QMP, and lets the guest run. The SSH port was free when it
+    /// was chosen, but another process (ten runs at once, or any client's ephemeral port) may
+    /// take it before QEMU binds it: QEMU then exits at once, and the launch tries a new port.
     pub async fn launch(node: &str, mut config: Config, dir: &Path) -> Result<Instance, Error> {
+        for _ in 1..PORT_TRIES {
+            match Self::launch_once(node, config.clone(), dir).await {
+                Err(e) if e.is_port_taken() => {
+                    config.ssh_port = free_port().map_err(|source| Error::Io {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?
+                }
+                launched => return launched,
+            }
+        }
+        Self::launch_once(node, config, dir).await
+    }
+
+    async fn launch_once(node: &str, mut config: Config, dir: &Path) -> Result<Instance, Error> {
         config.qmp_socket = dir.join(QMP_SOCKET);
         config.agent_socket = Some(dir.join(AGENT_SOCKET));
         config.workdir = dir.to_path_buf();

@@ -13,4 +13,4 @@ pub mod unix;
 
 pub use accel::{Accel, Choice};
 pub use argv::{Config, Disk, Pmem};
-pub use instance::{Error, Instance, Tails, CONSOLE_LOG};
+pub use instance::{free_port, Error, Instance, Tails, CONSOLE_LOG};

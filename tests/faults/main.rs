@@ -713,6 +713,50 @@ fn a_truncated_initramfs_in_the_cache_is_rebuilt_not_booted() {
 
 // Overload: ten runs at once on a small host end with ten honest verdicts.
 
+/// The SSH port is chosen free, but someone may take it before QEMU binds it (in CI, one of ten
+/// runs at once ended an infra error: "Could not set up host forwarding rule"). A launch whose
+/// port is taken tries another. The guest here is an aarch64 QEMU held at its first
+/// instruction (a junk kernel: it never runs far enough to matter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_whose_ssh_port_was_taken_meanwhile_takes_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, vec![0u8; 4096]).unwrap();
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().port();
+    let config = repro::vm::Config {
+        arch: repro::arch::Arch::Aarch64,
+        accel: repro::vm::Accel::Tcg,
+        cpus: 1,
+        memory_mib: 256,
+        kernel: junk.clone(),
+        initrd: junk,
+        cmdline: String::new(),
+        disks: vec![],
+        aio: repro::vm::aio::Aio::Threads,
+        qmp_socket: PathBuf::new(),
+        workdir: PathBuf::new(),
+        ssh_port: taken,
+        links: vec![],
+        pmem: vec![],
+        firmware: None,
+        gdb_socket: None,
+        agent_socket: None,
+    };
+    let mut guest = repro::vm::Instance::launch("guest", config, dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = guest.config.ssh_port;
+    assert_ne!(port, taken, "the launch kept the taken port");
+    let cmdline = read(dir.path(), "qemu.cmdline");
+    assert!(
+        cmdline.contains(&format!("hostfwd=tcp:127.0.0.1:{port}-:22")),
+        "{cmdline}"
+    );
+    guest.shutdown(Duration::from_secs(5)).await;
+    drop(holder);
+}
+
 #[test]
 fn ten_runs_at_once_end_with_ten_verdicts_in_ten_directories() {
     let cwd = tempfile::tempdir().unwrap();
