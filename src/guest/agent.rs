@@ -40,6 +40,12 @@ pub fn request(id: u32, run: &Run, stdin: &[u8]) -> Vec<u8> {
     let (kind, head) = match run {
         Run::Shell(line) => (b'X', line.as_bytes().to_vec()),
         Run::Program(p) => (b'A', p.words()),
+        Run::WriteThen { path, then } => {
+            let mut words = path.as_bytes().to_vec();
+            words.push(0);
+            words.extend(then.words());
+            (b'W', words)
+        }
     };
     let len = 4 + head.len() + stdin.len();
     let mut v = Vec::with_capacity(HEADER + len);
@@ -404,6 +410,38 @@ mod tests {
             o.status == 127 && stderr.contains("cannot run no-such-program-here"),
             "{o:?}"
         );
+    }
+
+    #[test]
+    fn a_written_file_runs_in_the_same_request_and_a_write_that_fails_says_so() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let agent = Agent::start();
+        let dir = tempfile::tempdir().unwrap();
+        let write_then = |path: &std::path::Path, argv: &[&str]| Run::WriteThen {
+            path: path.to_str().unwrap().to_string(),
+            then: Program {
+                env: vec![("REPRO_X".into(), "7".into())],
+                argv: argv.iter().map(|a| a.to_string()).collect(),
+            },
+        };
+        // The directory is made; the program gets an empty stdin, not the file's text.
+        let script = dir.path().join("new/s.sh");
+        let run = write_then(&script, &["sh", "-c", "sh \"$0\"; cat", script.to_str().unwrap()]);
+        let o = agent
+            .conn
+            .exec_with(&run, b"echo \"ran $REPRO_X\"\n", &mut |_, _| {})
+            .unwrap();
+        assert_eq!((o.status, o.stdout.as_slice()), (0, &b"ran 7\n"[..]), "{o:?}");
+        assert_eq!(std::fs::read(&script).unwrap(), b"echo \"ran $REPRO_X\"\n");
+        assert_eq!(std::fs::metadata(&script).unwrap().permissions().mode() & 0o777, 0o755);
+        // Under a regular file nothing can be written: the command says so, and nothing ran.
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let blocked = write_then(&dir.path().join("file/s.sh"), &["echo", "ran"]);
+        let o = agent.conn.exec_with(&blocked, b"true\n", &mut |_, _| {}).unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let (status, why) = super::super::command::WRITE_FAILED;
+        assert_eq!((o.status, stderr.lines().last()), (status, Some(why)), "{o:?}");
+        assert!(stderr.contains("cannot write") && o.stdout.is_empty(), "{o:?}");
     }
 
     #[test]

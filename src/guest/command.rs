@@ -57,7 +57,16 @@ pub enum Run {
     Shell(String),
     /// A program, without a shell.
     Program(Program),
+    /// Writes the command's stdin to the file `path` (mode 755; its directory is made if
+    /// missing), then runs `then` with an empty stdin: a script and its first run in one round
+    /// trip, with no process in the guest but the program. A file that cannot be written ends
+    /// the command with [`WRITE_FAILED`].
+    WriteThen { path: String, then: Program },
 }
+
+/// The status, and the last line of stderr, of a [`Run::WriteThen`] whose file could not be
+/// written (the agent writes the reason on the line before).
+pub const WRITE_FAILED: (i32, &str) = (97, "repro: cannot write the file to run");
 
 impl Run {
     /// As a line for a POSIX shell: what SSH runs, and what an error names.
@@ -65,8 +74,25 @@ impl Run {
         match self {
             Run::Shell(line) => line.clone(),
             Run::Program(p) => p.shell_line(),
+            Run::WriteThen { path, then } => {
+                let (status, why) = WRITE_FAILED;
+                format!(
+                    "{{ {} || {{ echo '{why}' >&2; exit {status}; }}; }} && {} </dev/null",
+                    write_line(path),
+                    then.shell_line()
+                )
+            }
         }
     }
+}
+
+/// The shell line that writes its stdin to `path`, mode 755. The directory is made by the
+/// guest's bring-up in the common case, so this execs one tool. The guest's devtmpfs has no
+/// `/dev/stdin` link (no udev made it); `/proc/self/fd/0` is the same.
+pub fn write_line(path: &str) -> String {
+    let dir = path.rsplit_once('/').map_or(".", |(d, _)| d);
+    let (dir, path) = (crate::shell::quote(dir), crate::shell::quote(path));
+    format!("{{ [ -d {dir} ] || mkdir -p {dir}; }} && install -m 755 /proc/self/fd/0 {path}")
 }
 
 /// A program and its arguments, run without a shell in between (one process fewer, which under

@@ -7,7 +7,7 @@ pub mod agent;
 mod command;
 mod ssh;
 
-pub use command::{Error, Output, Program, Run, KEPT_OUTPUT};
+pub use command::{write_line, Error, Output, Program, Run, KEPT_OUTPUT, WRITE_FAILED};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -243,12 +243,13 @@ impl Job {
 }
 
 /// The status, and the last line of stderr, of a first iteration that could not write its
-/// script: the guest's failure to start the workload, not the workload's.
-const UPLOAD_FAILED: (i32, &str) = (97, "repro: cannot write the workload script");
+/// script: the guest's failure to start the workload, not the workload's. The same as the
+/// agent's for a [`Run::WriteThen`].
+const UPLOAD_FAILED: (i32, &str) = guest::WRITE_FAILED;
 
 /// Writes `script` to [`SCRIPT`] on its own round trip.
 fn upload(session: &Session, script: &str) -> Result<(), String> {
-    match session.exec(&upload_line(SCRIPT), script.as_bytes()) {
+    match session.exec(&guest::write_line(SCRIPT), script.as_bytes()) {
         Ok(o) if o.status == 0 => Ok(()),
         Ok(o) => Err(format!(
             "uploading the script exited {}: {}",
@@ -259,14 +260,6 @@ fn upload(session: &Session, script: &str) -> Result<(), String> {
     }
 }
 
-/// The shell line that writes the script (its text on stdin) to `path` ([`SCRIPT`]): its
-/// directory is made by the guest's bring-up, so in the common case this execs one tool. The
-/// guest's devtmpfs has no `/dev/stdin` link (no udev made it); `/proc/self/fd/0` is the same.
-fn upload_line(path: &str) -> String {
-    let dir = path.rsplit_once('/').map_or(".", |(d, _)| d);
-    format!("{{ [ -d {dir} ] || mkdir -p {dir}; }} && install -m 755 /proc/self/fd/0 {path}")
-}
-
 /// Which iteration to run, and whether it writes the script first.
 #[derive(Debug, Clone, Copy)]
 struct Step {
@@ -275,16 +268,24 @@ struct Step {
 }
 
 /// The command and stdin of `step`: the script, run by the workload's shell. The agent starts
-/// that shell itself when its words need no shell to split them (one process fewer); otherwise,
-/// and when the step also writes the script, a shell line whose shell the workload's replaces.
+/// that shell itself when its words need no shell to split them (one process fewer, two for the
+/// step that also writes the script: the agent writes it); otherwise a shell line whose shell
+/// the workload's replaces.
 fn command<'a>(w: &'a Workload, step: Step, path: &str) -> (Run, &'a [u8]) {
     let env = ("REPRO_ITERATION".to_string(), step.i.to_string());
     let words: Vec<&str> = w.shell.split_whitespace().collect();
     let direct = words.iter().all(|word| crate::shell::is_plain(word))
         && words.first().is_some_and(|first| !first.contains('='));
-    if !step.upload && direct {
+    if direct {
         let argv = words.iter().copied().chain([path]).map(String::from).collect();
-        return (Run::Program(guest::Program { env: vec![env], argv }), b"");
+        let program = guest::Program { env: vec![env], argv };
+        return match step.upload {
+            false => (Run::Program(program), b""),
+            true => {
+                let path = path.to_string();
+                (Run::WriteThen { path, then: program }, w.script.as_bytes())
+            }
+        };
     }
     let run = format!("{}={} exec {} {path}", env.0, env.1, w.shell);
     if !step.upload {
@@ -293,7 +294,7 @@ fn command<'a>(w: &'a Workload, step: Step, path: &str) -> (Run, &'a [u8]) {
     let (status, why) = UPLOAD_FAILED;
     let cmd = format!(
         "{} && {run} || {{ echo '{why}' >&2; exit {status}; }}",
-        upload_line(path)
+        guest::write_line(path)
     );
     (Run::Shell(cmd), w.script.as_bytes())
 }
@@ -549,9 +550,9 @@ mod tests {
         use std::io::Write as _;
         let (cmd, stdin) = command(w, step, path.to_str().unwrap());
         let mut child = match &cmd {
-            Run::Shell(line) => {
+            Run::Shell(_) | Run::WriteThen { .. } => {
                 let mut c = std::process::Command::new("sh");
-                c.args(["-c", line]);
+                c.args(["-c", &cmd.shell_line()]);
                 c
             }
             Run::Program(p) => {
@@ -616,9 +617,17 @@ mod tests {
             let line = format!("REPRO_ITERATION=4 exec {shell} /s.sh");
             assert_eq!(command(&w, later, "/s.sh").0, Run::Shell(line), "{shell}");
         }
+        let first = Step { i: 0, upload: true };
+        let (run, stdin) = command(&w, first, "/s.sh");
+        assert!(matches!(run, Run::Shell(_)) && stdin == b"true\n", "{run:?}");
         w.shell = "bash".into();
-        let (first, stdin) = command(&w, Step { i: 0, upload: true }, "/s.sh");
-        assert!(matches!(first, Run::Shell(_)) && stdin == b"true\n", "{first:?}");
+        let (run, stdin) = command(&w, first, "/s.sh");
+        let then = guest::Program {
+            env: vec![("REPRO_ITERATION".into(), "0".into())],
+            argv: vec!["bash".into(), "/s.sh".into()],
+        };
+        let path = "/s.sh".to_string();
+        assert_eq!((run, stdin), (Run::WriteThen { path, then }, &b"true\n"[..]));
     }
 
     #[test]

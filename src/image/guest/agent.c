@@ -10,6 +10,11 @@
  *                  'A' run without a shell: u32 length, NUL-ended words, then its stdin; the
  *                      leading NAME=VALUE words join the environment, the next word is the
  *                      program (looked up in PATH), the rest its arguments
+ *                  'W' write, then run without a shell: as 'A', but the first word is a path;
+ *                      the stdin is written there (mode 755, its directory made if missing)
+ *                      and the rest of the words run with an empty stdin. A file that cannot
+ *                      be written ends the command with status 97, the last line of its stderr
+ *                      WRITE_FAILED (repro's guest::WRITE_FAILED)
  *   guest -> host  'H' hello (id 0; payload: a version line), sent when the agent starts
  *                  'O' stdout, 'E' stderr: a chunk of the command's output
  *                  'S' status (i32: the exit code, or 128 + the signal that ended it)
@@ -34,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +50,10 @@
 #define MAX_REQUEST (512u << 20)
 #define CHUNK 65536
 #define HEADER 9
+#define WRITE_FAILED "repro: cannot write the file to run"
+#define WRITE_FAILED_STATUS 97
+
+enum how { SHELL, WORDS, WRITE_THEN_WORDS };
 
 struct child {
     pid_t pid; /* 0: a free slot */
@@ -178,9 +188,62 @@ static void exec_words(char *words, size_t len)
     _exit(errno == ENOENT ? 127 : 126);
 }
 
-/* Starts `command` (a shell line, or with `direct` an 'A' request's words) with `input` on its
- * stdin; its slot, or a refusal sent to the host. */
-static void start(uint32_t id, const unsigned char *p, uint32_t len, int direct)
+/* Copies fd 0 to `path`, mode 755; 0 or an errno. */
+static int copy_stdin(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    if (fd < 0 && errno == ENOENT) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = 0;
+            mkdir(dir, 0755);
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+        }
+    }
+    if (fd < 0 || fchmod(fd, 0755) < 0)
+        return errno;
+    static char buf[CHUNK];
+    for (;;) {
+        ssize_t n = read(0, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            break;
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(fd, buf + done, (size_t)(n - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return w < 0 ? errno : EIO;
+            done += w;
+        }
+    }
+    return close(fd) < 0 ? errno : 0;
+}
+
+/* In the child: writes stdin to a 'W' request's path, then runs the rest of its words. */
+static void write_then_exec(char *words, size_t len)
+{
+    size_t plen = strnlen(words, len) + 1;
+    int err = plen > len ? EINVAL : copy_stdin(words);
+    if (err) {
+        fprintf(stderr, "repro-agent: cannot write %s: %s\n%s\n", words, strerror(err), WRITE_FAILED);
+        _exit(WRITE_FAILED_STATUS);
+    }
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0 || dup2(null, 0) < 0)
+        _exit(126);
+    close(null);
+    exec_words(words + plen, len - plen);
+}
+
+/* Starts `command` (a shell line, or a 'W' or 'A' request's words) with `input` on its stdin;
+ * its slot, or a refusal sent to the host. */
+static void start(uint32_t id, const unsigned char *p, uint32_t len, enum how how)
 {
     errno = 0;
     if (len < 4 || get32(p) > len - 4) {
@@ -244,7 +307,9 @@ static void start(uint32_t id, const unsigned char *p, uint32_t len, int direct)
         setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
         if (chdir("/root") < 0 && chdir("/") < 0)
             _exit(126);
-        if (direct)
+        if (how == WRITE_THEN_WORDS)
+            write_then_exec(command, clen);
+        if (how == WORDS)
             exec_words(command, clen);
         execl("/bin/sh", "sh", "-c", command, (char *)NULL);
         _exit(127);
@@ -328,8 +393,8 @@ static size_t requests(unsigned char *buf, size_t have)
         }
         if (have - used < HEADER + (size_t)len)
             break;
-        if (h[0] == 'X' || h[0] == 'A')
-            start(get32(h + 1), h + HEADER, len, h[0] == 'A');
+        if (h[0] == 'X' || h[0] == 'A' || h[0] == 'W')
+            start(get32(h + 1), h + HEADER, len, h[0] == 'X' ? SHELL : h[0] == 'A' ? WORDS : WRITE_THEN_WORDS);
         else
             refuse(get32(h + 1), "not a kind of request this agent knows");
         used += HEADER + len;
