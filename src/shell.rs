@@ -8,6 +8,14 @@ pub fn is_plain(arg: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c))
 }
 
+/// The words of `line` when a program can be started on them without a shell: every word plain
+/// and the first no variable assignment (`A=1 bash` needs a shell).
+pub fn plain_command(line: &str) -> Option<Vec<&str>> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let plain = words.iter().all(|w| is_plain(w)) && words.first().is_some_and(|w| !w.contains('='));
+    plain.then_some(words)
+}
+
 /// `arg` as one shell word: as it is when that is safe, else in single quotes.
 pub fn quote(arg: &str) -> String {
     if is_plain(arg) {
@@ -31,5 +39,17 @@ mod tests {
             "gdb -ex 'target remote /r/gdb.sock' 'it'\\''s'"
         );
         assert_eq!(super::quote(""), "''");
+    }
+
+    #[test]
+    fn a_command_is_plain_only_without_quotes_expansions_or_assignments() {
+        assert_eq!(
+            super::plain_command(" /bin/busybox  sh "),
+            Some(vec!["/bin/busybox", "sh"])
+        );
+        assert_eq!(super::plain_command("bash -x"), Some(vec!["bash", "-x"]));
+        for line in ["", "A=1 bash", "bash -c 'x'", "$SHELL", "bash;ls"] {
+            assert_eq!(super::plain_command(line), None, "{line:?}");
+        }
     }
 }

@@ -223,6 +223,9 @@ pub struct RunLayer {
     pub authorized_key: String,
     /// The device holding the modules disk inside the guest, if any.
     pub modules_dev: Option<String>,
+    /// The workload's shell, when its words are plain (see [`crate::shell::plain_command`]):
+    /// what the guest's bring-up starts once ahead of the workload under TCG.
+    pub shell: Option<String>,
     /// Extra files (name, host path), landing in `/etc/repro/run/<name>` in the guest.
     pub files: Vec<(String, std::path::PathBuf)>,
 }
@@ -236,10 +239,17 @@ pub fn run_initrd(boot: &Path, layer: &RunLayer, out: &Path) -> Result<(), Error
         source: e,
     };
     w.dir("repro").map_err(wr)?;
+    // Single quotes hold the node's name (checked by the scenario), a device path and plain
+    // words as they are.
+    let shell = layer
+        .shell
+        .as_deref()
+        .filter(|s| crate::shell::plain_command(s).is_some());
     let env = format!(
-        "REPRO_NODE='{}'\nREPRO_MODULES_DEV='{}'\n",
+        "REPRO_NODE='{}'\nREPRO_MODULES_DEV='{}'\nREPRO_SHELL='{}'\n",
         layer.node,
-        layer.modules_dev.as_deref().unwrap_or("")
+        layer.modules_dev.as_deref().unwrap_or(""),
+        shell.unwrap_or("")
     );
     w.file("repro/env", 0o644, env.as_bytes()).map_err(wr)?;
     w.file("repro/authorized_keys", 0o600, layer.authorized_key.as_bytes())

@@ -83,6 +83,7 @@ pub fn prepare_node(
         node: node.name.clone(),
         authorized_key: pubkey.to_string(),
         modules_dev: cached.modules_disk.as_ref().map(|_| "/dev/vdb".to_string()),
+        shell: Some(scenario.workload.shell.clone()),
         files: cached
             .modules
             .iter()
@@ -255,6 +256,10 @@ pub fn watchdogs(accel: vm::Accel, arch: crate::arch::Arch) -> Vec<String> {
 ///   instead of 1.6 s on x86_64. The kernel's own layout (KASLR) is not touched. A scenario that
 ///   needs userland randomized sets `sysctl.kernel.randomize_va_space=2` (5.8 and later; read
 ///   after this), or writes that sysctl in its workload. Under KVM nothing is translated.
+/// - `repro.warm`, under TCG: the guest's bring-up starts the workload's shell and dash once
+///   (`-c :`) in the background, so that the workload's first command finds their pages read
+///   and (with `norandmaps`) their code translated, while the bring-up goes on. The first
+///   `bash` of an aarch64 guest took 80 ms, the second 10.
 pub fn boot_trims(accel: vm::Accel, user: &[String]) -> Vec<String> {
     let mut v = vec!["pty.legacy_count=0".to_string()];
     let sets_level = |w: &str| w.starts_with("loglevel=") || ["quiet", "debug", "ignore_loglevel"].contains(&w);
@@ -262,7 +267,7 @@ pub fn boot_trims(accel: vm::Accel, user: &[String]) -> Vec<String> {
         v.extend(["loglevel=6".to_string(), "repro.loglevel=7".to_string()]);
     }
     if accel == vm::Accel::Tcg {
-        v.push("norandmaps".into());
+        v.extend(["norandmaps".to_string(), "repro.warm".to_string()]);
     }
     v
 }
@@ -378,7 +383,13 @@ mod tests {
         let all = boot_trims(vm::Accel::Tcg, &[]);
         assert_eq!(
             all,
-            words(&["pty.legacy_count=0", "loglevel=6", "repro.loglevel=7", "norandmaps"])
+            words(&[
+                "pty.legacy_count=0",
+                "loglevel=6",
+                "repro.loglevel=7",
+                "norandmaps",
+                "repro.warm"
+            ])
         );
         for user in [
             &["quiet"][..],
@@ -387,7 +398,11 @@ mod tests {
             &["ignore_loglevel"],
         ] {
             let v = boot_trims(vm::Accel::Tcg, &words(user));
-            assert_eq!(v, words(&["pty.legacy_count=0", "norandmaps"]), "{user:?}");
+            assert_eq!(
+                v,
+                words(&["pty.legacy_count=0", "norandmaps", "repro.warm"]),
+                "{user:?}"
+            );
         }
         // A word that only looks like one (`quiet` inside another) is not the user's level.
         let v = boot_trims(vm::Accel::Kvm, &words(&["xquiet", "foo.loglevel=3"]));

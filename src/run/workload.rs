@@ -273,10 +273,7 @@ struct Step {
 /// the workload's replaces.
 fn command<'a>(w: &'a Workload, step: Step, path: &str) -> (Run, &'a [u8]) {
     let env = ("REPRO_ITERATION".to_string(), step.i.to_string());
-    let words: Vec<&str> = w.shell.split_whitespace().collect();
-    let direct = words.iter().all(|word| crate::shell::is_plain(word))
-        && words.first().is_some_and(|first| !first.contains('='));
-    if direct {
+    if let Some(words) = crate::shell::plain_command(&w.shell) {
         let argv = words.iter().copied().chain([path]).map(String::from).collect();
         let program = guest::Program { env: vec![env], argv };
         return match step.upload {

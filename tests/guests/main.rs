@@ -195,6 +195,33 @@ fn boot_trims_hold_unless_the_scenario_sets_its_own() {
     }
 }
 
+/// Under TCG the guest's bring-up starts the workload's shell (when its words are plain) and dash
+/// once in the background, ahead of the workload; under KVM it starts neither. What started and
+/// exited 0 is in the guest's /run/repro/warmed, which the workload waits for (the warm-up may
+/// still run when the workload starts).
+#[test]
+fn under_tcg_the_bring_up_starts_the_workloads_shell_and_dash_ahead_of_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("scenarios/smoke-boot.toml")).unwrap();
+    let body = text.split("[workload]\n").next().unwrap();
+    let script = "script = \"\"\"\nfor i in $(seq 100); do [ -s /run/repro/warmed ] && break; sleep 0.1; done\n\
+                  cat /run/repro/warmed 2>/dev/null || echo none\n\"\"\"\n";
+    for (name, shell, warmed) in [
+        ("default", "", "/bin/bash, /bin/sh"),
+        ("busybox", "shell = \"/bin/busybox sh\"\n", "/bin/busybox sh, /bin/sh"),
+        ("quoted", "shell = \"'/bin/bash'\"\n", "/bin/sh"),
+    ] {
+        let scenario = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&scenario, format!("{body}[workload]\n{shell}{script}")).unwrap();
+        let (code, r, dir) = run(scenario.to_str().unwrap(), &[]);
+        assert_eq!((code, &r["verdict"]), (0, &Value::from("not-reproduced")), "{r:#}");
+        let stdout = read(dir.path(), "workload.stdout");
+        let got = stdout.lines().find(|l| !l.starts_with("===")).unwrap_or_default();
+        let want = if r["accel"] == "tcg" { warmed } else { "none" };
+        assert_eq!(got, want, "{name}: {stdout}");
+    }
+}
+
 /// The KVM probe's boot, run under TCG so any host can check it: a real kernel's first line
 /// reaches the probe's console file, so a working KVM passes; a kernel QEMU cannot load, or one
 /// that never prints, does not.

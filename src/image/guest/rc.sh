@@ -12,7 +12,32 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+mkdir -p -m 755 /run/sshd /run/repro
 . /etc/repro/run/env
+# The words repro put on the command line for the guest. `read` and `case` are the shell's
+# own: nothing is exec'd.
+read -r cmdline < /proc/cmdline
+for word in $cmdline; do
+    case "$word" in
+    repro.loglevel=*) level="${word#repro.loglevel=}" ;;
+    repro.warm) warm=1 ;;
+    esac
+done
+# Under TCG (`repro.warm`), the workload's shell and dash start once while the bring-up goes on,
+# on the CPU it leaves idle: the workload then finds their pages read and their code translated.
+# /run/repro/warmed names what started and exited 0.
+if [ -n "$warm" ]; then
+    {
+        ok=
+        if [ -z "$REPRO_SHELL" ] || $REPRO_SHELL -c : </dev/null >/dev/null 2>&1; then
+            ok="$REPRO_SHELL"
+        fi
+        if /bin/sh -c : </dev/null >/dev/null 2>&1; then
+            ok="${ok:+$ok, }/bin/sh"
+        fi
+        echo "$ok" > /run/repro/warmed
+    } &
+fi
 echo "$REPRO_NODE" > /proc/sys/kernel/hostname
 ip link set lo up
 ip link set eth0 up
@@ -21,14 +46,8 @@ ip route add default via 10.0.2.2
 mkdir -p -m 700 /root/.ssh
 cp /etc/repro/run/authorized_keys /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
-mkdir -p -m 755 /run/sshd /run/repro
 # repro boots at `loglevel=6` (no drivers' info lines on the console) and names the level the
 # guest runs at in `repro.loglevel=N`: from here on the console shows what the kernel prints at
-# that level. `read` and `case` are the shell's own: nothing is exec'd.
-read -r cmdline < /proc/cmdline
-for word in $cmdline; do
-    case "$word" in
-    repro.loglevel=*) echo "${word#repro.loglevel=}" > /proc/sys/kernel/printk ;;
-    esac
-done
+# that level.
+[ -z "$level" ] || echo "$level" > /proc/sys/kernel/printk
 echo "repro-guest: up $(uname -r)"
