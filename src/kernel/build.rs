@@ -250,20 +250,70 @@ fn image_target(arch: Arch) -> (&'static str, &'static str) {
 /// The first line of `gcc --version` and `ld --version` for the arch's toolchain.
 fn toolchain_id(arch: Arch) -> Result<String, Error> {
     let cross = cross_compile(arch);
+    let memo = cache::dir("toolchain").ok();
     let mut id = String::new();
     for tool in ["gcc", "ld"] {
         let cmd = format!("{cross}{tool}");
-        let out = Command::new(&cmd)
-            .arg("--version")
-            .output()
-            .map_err(|source| Error::Spawn {
-                command: cmd.clone(),
-                source,
-            })?;
-        id.push_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or(""));
+        id.push_str(&version_line(&cmd, memo.as_deref())?);
         id.push('\n');
     }
     Ok(id)
+}
+
+/// The first line of `tool --version`, remembered in `memo` under the identity of the binary
+/// `tool` resolves to (its real path, size, inode and times): asking gcc and ld took 20 ms of
+/// every run of a source kernel, and installing another version replaces the binary, which is
+/// then asked again. Without `memo`, or when `tool` is not found on `PATH`, it is asked.
+fn version_line(tool: &str, memo: Option<&Path>) -> Result<String, Error> {
+    let entry = memo
+        .zip(on_path(tool).as_deref().and_then(identity))
+        .map(|(dir, id)| dir.join(cache::key(&[id.as_bytes()])));
+    if let Some(line) = entry.as_ref().and_then(|e| std::fs::read_to_string(e).ok()) {
+        return Ok(line);
+    }
+    let out = Command::new(tool)
+        .arg("--version")
+        .output()
+        .map_err(|source| Error::Spawn {
+            command: tool.to_string(),
+            source,
+        })?;
+    let line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    if let Some(entry) = entry.filter(|_| out.status.success() && !line.is_empty()) {
+        // Best effort: a memo that cannot be written is asked again next time.
+        let tmp = entry.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, &line).is_ok() && std::fs::rename(&tmp, &entry).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(line)
+}
+
+/// Where `PATH` finds `tool`.
+fn on_path(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file())
+}
+
+/// What changes when the binary `path` leads to is replaced or rewritten.
+fn identity(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(path).ok()?;
+    let m = std::fs::metadata(&real).ok()?;
+    Some(format!(
+        "{}\0{}\0{}\0{}.{}\0{}.{}",
+        real.display(),
+        m.len(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
 }
 
 /// Applies the series and returns its result plus the artifact key, without building.
@@ -608,12 +658,38 @@ impl Make {
 }
 
 fn which(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+    on_path(tool).is_some()
 }
 
 #[cfg(test)]
 mod recipe_tests {
     use super::*;
+
+    /// A real script as the tool: asked once, then answered from the memo until it is rewritten.
+    #[test]
+    fn a_tools_version_is_asked_again_only_when_its_binary_changes() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let (tool, asked, memo) = (t.path().join("cc"), t.path().join("asked"), t.path().join("memo"));
+        std::fs::create_dir(&memo).unwrap();
+        let write = |version: &str| {
+            let script = format!(
+                "#!/bin/sh\necho x >> {}\necho 'cc {version}'\necho more\n",
+                asked.display()
+            );
+            std::fs::write(&tool, script).unwrap();
+            std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        let ask = || version_line(tool.to_str().unwrap(), Some(&memo)).unwrap();
+        let times = || std::fs::read_to_string(&asked).unwrap_or_default().lines().count();
+        write("1.0");
+        assert_eq!((ask(), ask(), times()), ("cc 1.0".to_string(), "cc 1.0".to_string(), 1));
+        write("12.0");
+        assert_eq!((ask(), times()), ("cc 12.0".to_string(), 2));
+        // Without a memo it is asked every time.
+        version_line(tool.to_str().unwrap(), None).unwrap();
+        assert_eq!(times(), 3);
+    }
 
     /// Real make, real gcc, real signals: which failures are the tree's.
     #[test]
