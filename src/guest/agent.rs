@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Instant;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// The name of the guest's port (`/sys/class/virtio-ports/*/name`).
 pub const PORT_NAME: &str = "org.repro.agent";
@@ -109,6 +109,8 @@ struct Shared {
 pub struct Conn {
     writer: Mutex<UnixStream>,
     shared: Arc<Mutex<Shared>>,
+    /// Notified when the agent says hello and when the channel ends.
+    said: Arc<Condvar>,
     next: AtomicU32,
 }
 
@@ -121,13 +123,15 @@ impl Conn {
     pub fn new(stream: UnixStream, node: &str) -> std::io::Result<Arc<Conn>> {
         let reader = stream.try_clone()?;
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let theirs = shared.clone();
+        let said = Arc::new(Condvar::new());
+        let (theirs, notify) = (shared.clone(), said.clone());
         std::thread::Builder::new()
             .name(format!("agent-{node}"))
-            .spawn(move || read_frames(reader, &theirs))?;
+            .spawn(move || read_frames(reader, &theirs, &notify))?;
         Ok(Arc::new(Conn {
             writer: Mutex::new(stream),
             shared,
+            said,
             next: AtomicU32::new(1),
         }))
     }
@@ -135,6 +139,15 @@ impl Conn {
     /// How many times the agent has started (said hello) so far.
     pub fn hellos(&self) -> u64 {
         lock(&self.shared).hellos
+    }
+
+    /// Waits at most `limit` for the agent to have said hello more than `seen` times (or for
+    /// the channel to end): a hello wakes the waiter at once, not at its next look.
+    pub fn await_hello(&self, seen: u64, limit: Duration) {
+        let s = lock(&self.shared);
+        let _unused = self
+            .said
+            .wait_timeout_while(s, limit, |s| s.hellos <= seen && s.closed.is_none());
     }
 
     /// Runs `run` in the guest (see [`super::Session::exec_with`]).
@@ -191,7 +204,7 @@ impl Conn {
 }
 
 /// The reader thread: hands frames to their callers until the channel ends.
-fn read_frames(mut stream: UnixStream, shared: &Mutex<Shared>) {
+fn read_frames(mut stream: UnixStream, shared: &Mutex<Shared>, said: &Condvar) {
     let mut decoder = Decoder::default();
     let mut buf = vec![0u8; 1 << 16];
     let why = 'read: loop {
@@ -203,7 +216,7 @@ fn read_frames(mut stream: UnixStream, shared: &Mutex<Shared>) {
         }
         loop {
             match decoder.next_frame() {
-                Ok(Some(frame)) => dispatch(frame, shared),
+                Ok(Some(frame)) => dispatch(frame, shared, said),
                 Ok(None) => break,
                 Err(why) => break 'read why,
             }
@@ -214,6 +227,7 @@ fn read_frames(mut stream: UnixStream, shared: &Mutex<Shared>) {
         s.closed = Some(why.clone());
         s.calls.drain().map(|(_, tx)| tx).collect()
     };
+    said.notify_all();
     for tx in calls {
         let _ = tx.send(Reply::Gone(why.clone()));
     }
@@ -221,7 +235,7 @@ fn read_frames(mut stream: UnixStream, shared: &Mutex<Shared>) {
 
 /// Hands one frame to its caller. A hello ends every command in flight: the guest started
 /// again (a reset), and what it ran before is gone with it.
-fn dispatch(frame: Frame, shared: &Mutex<Shared>) {
+fn dispatch(frame: Frame, shared: &Mutex<Shared>, said: &Condvar) {
     let (tx, reply) = {
         let mut s = lock(shared);
         match frame.kind {
@@ -229,6 +243,7 @@ fn dispatch(frame: Frame, shared: &Mutex<Shared>) {
                 s.hellos += 1;
                 let calls: Vec<_> = s.calls.drain().map(|(_, tx)| tx).collect();
                 drop(s);
+                said.notify_all();
                 for tx in calls {
                     let _ = tx.send(Reply::Gone(
                         "the guest's agent started again: the guest rebooted".into(),
@@ -316,6 +331,41 @@ mod tests {
         assert!(d.next_frame().unwrap_err().contains("67108864 bytes"));
     }
 
+    /// Whoever waits for a hello is woken by it, and by the channel's end, not at the end of
+    /// its limit (an hour here: a waiter that slept on would fail the minute's wait for it).
+    #[test]
+    fn a_hello_or_the_channels_end_wakes_whoever_waits_for_it() {
+        let waiter = |conn: &Arc<Conn>| {
+            let (conn, (tx, rx)) = (conn.clone(), mpsc::channel());
+            std::thread::spawn(move || {
+                conn.await_hello(0, Duration::from_secs(3600));
+                let _ = tx.send(conn.hellos());
+            });
+            rx
+        };
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let conn = Conn::new(ours, "test").unwrap();
+        let woken = waiter(&conn);
+        std::thread::sleep(Duration::from_millis(50)); // let it wait first
+        theirs.write_all(&frame(b'H', 0, b"repro-agent 1\n")).unwrap();
+        assert_eq!(
+            woken.recv_timeout(Duration::from_secs(60)),
+            Ok(1),
+            "slept on past the hello"
+        );
+
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let conn = Conn::new(ours, "test").unwrap();
+        let woken = waiter(&conn);
+        std::thread::sleep(Duration::from_millis(50));
+        drop(theirs);
+        assert_eq!(
+            woken.recv_timeout(Duration::from_secs(60)),
+            Ok(0),
+            "slept on past the end"
+        );
+    }
+
     /// The real agent, built from its source for this host, serving one end of a socket pair.
     struct Agent {
         conn: Arc<Conn>,
@@ -351,11 +401,8 @@ mod tests {
             let child = cmd.spawn().unwrap();
             drop(theirs);
             let conn = Conn::new(ours, "test").unwrap();
-            let waited = Instant::now();
-            while conn.hellos() == 0 {
-                assert!(waited.elapsed().as_secs() < 30, "no hello from the agent");
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
+            conn.await_hello(0, Duration::from_secs(30));
+            assert_eq!(conn.hellos(), 1, "no hello from the agent");
             Agent { conn, child, _dir: dir }
         }
 

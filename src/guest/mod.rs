@@ -111,7 +111,10 @@ impl Reach {
                 }));
             }
             if !listening.load(Ordering::SeqCst) && start.elapsed() < BLIND_AFTER {
-                std::thread::sleep(POLL);
+                match &self.agent {
+                    Some(agent) => agent.await_hello(hellos, POLL),
+                    None => std::thread::sleep(POLL),
+                }
                 continue;
             }
             let left = deadline.saturating_duration_since(Instant::now());
