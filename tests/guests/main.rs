@@ -222,6 +222,53 @@ fn under_tcg_the_bring_up_starts_the_workloads_shell_and_dash_ahead_of_it() {
     }
 }
 
+/// The agent that answers is the one the bring-up starts early (`agent hold`); the one init
+/// starts after the bring-up waits on its lock, and when the first ends it takes over and says
+/// hello (a second hello, as after a reboot: what the first was running is gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_the_bring_up_starts_answers_and_inits_takes_over_when_it_ends() {
+    use repro::guest::agent::Conn;
+    use std::sync::Arc;
+    let roots = repro::def::load::Roots::at(&repo());
+    let s = repro::catalog::Catalog::new(roots.clone())
+        .scenario("smoke-boot")
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let key = repro::guest::keygen(&tmp.path().join("id")).unwrap();
+    let p = repro::run::prepare_node(&roots, &s, &s.nodes[0], tmp.path(), &key, &|_| {}).unwrap();
+    let mut guest = repro::vm::Instance::launch("guest", p.config.clone(), tmp.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A command on a thread of its own; None if it has not returned within a minute.
+    let run = |agent: &Arc<Conn>, command: &str| {
+        let (agent, command, (tx, rx)) = (agent.clone(), command.to_string(), std::sync::mpsc::channel());
+        std::thread::spawn(move || {
+            let out = agent.exec_with(&repro::guest::Run::Shell(command), b"", &mut |_, _| {});
+            let _ = tx.send(out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()));
+        });
+        rx.recv_timeout(Duration::from_secs(60)).ok()
+    };
+    let agent = guest.agent.clone();
+    let parent = "tr '\\0' ' ' < /proc/$PPID/cmdline; flock -n /run/repro/agent.lock true || echo locked";
+    agent.await_hello(0, Duration::from_secs(120));
+    assert_eq!(agent.hellos(), 1, "no hello within two minutes");
+    let first = run(&agent, parent).expect("a hang").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first, "/usr/lib/repro/agent hold locked\n");
+    let standby = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done | grep -cx '/usr/lib/repro/agent '";
+    assert_eq!(
+        run(&agent, standby).expect("a hang").unwrap_or_else(|e| panic!("{e}")),
+        "1\n"
+    );
+    // The command ends with its agent: it is answered by the next hello, not by a status.
+    let killed = run(&agent, "kill $PPID; sleep 60").expect("a hang");
+    assert!(killed.is_err(), "{killed:?}");
+    agent.await_hello(1, Duration::from_secs(60));
+    assert_eq!(agent.hellos(), 2, "init's agent did not take over");
+    let second = run(&agent, parent).expect("a hang").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(second, "/usr/lib/repro/agent locked\n");
+    guest.shutdown(Duration::from_secs(5)).await;
+}
+
 /// The KVM probe's boot, run under TCG so any host can check it: a real kernel's first line
 /// reaches the probe's console file, so a working KVM passes; a kernel QEMU cannot load, or one
 /// that never prints, does not.

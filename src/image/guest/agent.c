@@ -27,6 +27,11 @@
  * Built static by repro for each image (gcc, or the arch's cross gcc). `agent FD` serves an
  * inherited descriptor instead of the port (repro's tests run it on the host that way).
  * `repro.noagent` on the kernel command line keeps it down (the guest then starts sshd).
+ *
+ * Two agents start in each boot. The bring-up (rc.sh) starts `agent hold` early, on the CPU it
+ * leaves idle: it opens the port and holds its hello until the bring-up has created UP_FILE.
+ * init starts the other once the bring-up is over, and respawns it; it waits on LOCK_FILE,
+ * which the agent serving the port holds, so it takes over only if the first one ends.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -38,6 +43,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -52,6 +59,9 @@
 #define HEADER 9
 #define WRITE_FAILED "repro: cannot write the file to run"
 #define WRITE_FAILED_STATUS 97
+#define LOCK_FILE "/run/repro/agent.lock"
+#define UP_DIR "/run/repro"
+#define UP_FILE UP_DIR "/up"
 
 enum how { SHELL, WORDS, WRITE_THEN_WORDS };
 
@@ -294,7 +304,10 @@ static void start(uint32_t id, const unsigned char *p, uint32_t len, enum how ho
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
+        /* As init leaves them: a shell's background job (`agent hold`) inherits SIGINT and
+         * SIGQUIT ignored, and the agent ignores SIGPIPE. */
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
         setsid();
         dup2(in, 0);
         dup2(out[1], 1);
@@ -420,20 +433,52 @@ static int on_cmdline(const char *word)
     return strstr(line, want) != NULL;
 }
 
+/* Waits until only this agent serves the port: the lock is free once any other has ended. */
+static void take_lock(void)
+{
+    int fd = open(LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    while (fd >= 0 && flock(fd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+}
+
+/* `agent hold`: until the bring-up has created UP_FILE. */
+static void await_bring_up(void)
+{
+    int in = inotify_init1(IN_CLOEXEC);
+    if (in >= 0 && inotify_add_watch(in, UP_DIR, IN_CREATE | IN_MOVED_TO) < 0) {
+        close(in);
+        in = -1;
+    }
+    while (access(UP_FILE, F_OK) != 0) {
+        char events[4096];
+        if (in < 0 || (read(in, events, sizeof events) < 0 && errno != EINTR))
+            usleep(10000); /* no inotify: look again */
+    }
+    if (in >= 0)
+        close(in);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 1) {
+    int hold = argc > 1 && strcmp(argv[1], "hold") == 0;
+    if (hold)
+        setsid(); /* the bring-up's session ends with it */
+    if (argc > 1 && !hold) {
         port = atoi(argv[1]);
         fcntl(port, F_SETFD, FD_CLOEXEC); /* the commands must not hold the channel */
-    } else if (!on_cmdline("repro.noagent"))
+    } else if (!on_cmdline("repro.noagent")) {
+        take_lock();
         port = open_port();
+    }
     if (port < 0) {
-        if (argc == 1 && !on_cmdline("repro.noagent"))
+        if ((argc == 1 || hold) && !on_cmdline("repro.noagent"))
             fprintf(stderr, "repro-agent: no virtio port named %s\n", PORT_NAME);
         for (;;)
             pause(); /* not respawned in a loop by init */
     }
     signal(SIGPIPE, SIG_IGN);
+    if (hold)
+        await_bring_up();
     send_frame('H', 0, VERSION, (uint32_t)strlen(VERSION));
     size_t cap = 1 << 16, have = 0;
     unsigned char *buf = malloc(cap);

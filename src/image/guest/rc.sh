@@ -21,8 +21,12 @@ for word in $cmdline; do
     case "$word" in
     repro.loglevel=*) level="${word#repro.loglevel=}" ;;
     repro.warm) warm=1 ;;
+    repro.noagent) noagent=1 ;;
     esac
 done
+# The guest agent starts now, beside the bring-up, and says hello once /run/repro/up exists; the
+# one init starts after the bring-up waits as its stand-in (agent.c's header).
+[ -n "$noagent" ] || /usr/lib/repro/agent hold &
 # Under TCG (`repro.warm`), the workload's shell and dash start once while the bring-up goes on,
 # on the CPU it leaves idle: the workload then finds their pages read and their code translated.
 # /run/repro/warmed names what started and exited 0.
@@ -51,3 +55,4 @@ chmod 600 /root/.ssh/authorized_keys
 # that level.
 [ -z "$level" ] || echo "$level" > /proc/sys/kernel/printk
 echo "repro-guest: up $(uname -r)"
+: > /run/repro/up
