@@ -11,6 +11,7 @@
 use super::artifacts::Artifacts;
 use super::config::{self, Entry};
 use super::git::{self, Origin, Store};
+use super::series_memo;
 use crate::arch::Arch;
 use crate::cache;
 use crate::def::patch::PatchStep;
@@ -316,33 +317,50 @@ fn identity(path: &Path) -> Option<String> {
     ))
 }
 
-/// Applies the series and returns its result plus the artifact key, without building.
-pub fn plan(req: &Request, log: &dyn Fn(&str)) -> Result<Plan, Error> {
-    let (entries, recipe_key) = req.recipe.load()?;
-    let (store, base) = Store::open(&cache::dir("git")?, req.origin, log)?;
+/// The plan the series' memo gives ([`super::series_memo`]), without opening the store.
+fn remembered(req: &Request) -> Result<Option<Plan>, Error> {
+    let memo = series_memo::path(&cache::dir("git")?, req.origin, req.steps)?;
+    match memo.as_deref().and_then(series_memo::read) {
+        Some(resolved) => keyed(req, resolved).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The plan, resolved in the store (which a build checks out from, at the commit also given);
+/// remembered for the next.
+fn resolve(req: &Request, log: &dyn Fn(&str)) -> Result<(Plan, Store, git2::Oid), Error> {
+    let git_dir = cache::dir("git")?;
+    let (store, base) = Store::open(&git_dir, req.origin, log)?;
     let applied = store.apply(base, req.steps, log)?;
+    let resolved = series_memo::Resolved::new(base, &applied);
+    if let Some(memo) = series_memo::path(&git_dir, req.origin, req.steps)? {
+        series_memo::write(&memo, &resolved);
+    }
+    Ok((keyed(req, resolved)?, store, applied.commit))
+}
+
+/// The plan for `resolved`: its config entries and its artifact cache key.
+fn keyed(req: &Request, resolved: series_memo::Resolved) -> Result<Plan, Error> {
+    let (entries, recipe_key) = req.recipe.load()?;
     let toolchain = toolchain_id(req.arch)?;
     let key = cache::key(&[
         b"kbuild-v2",
-        applied.tree.as_bytes(),
+        &resolved.tree_bytes(),
         recipe_key.as_bytes(),
         req.arch.as_str().as_bytes(),
         toolchain.as_bytes(),
     ]);
     Ok(Plan {
-        store,
-        base,
-        applied,
+        resolved,
         entries,
         recipe_key,
         key,
     })
 }
 
-pub struct Plan {
-    store: Store,
-    pub base: git2::Oid,
-    pub applied: git::Applied,
+struct Plan {
+    /// The base commit, and the commit and tree the series made of it.
+    pub resolved: series_memo::Resolved,
     entries: Vec<Entry>,
     recipe_key: String,
     /// The artifact cache key.
@@ -352,7 +370,12 @@ pub struct Plan {
 /// Builds (or finds in the cache) the kernel `req` describes.
 pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
     let log = |m: &str| on(Event::Stage(m));
-    let plan = plan(req, &log)?;
+    if let Some(plan) = remembered(req)? {
+        if let Some(found) = built(req, &plan)? {
+            return Ok(found);
+        }
+    }
+    let (plan, store, commit) = resolve(req, &log)?;
     let out = cache::dir("kernels/built")?.join(format!("{}-{}", req.arch, plan.key));
     let _lock = cache::lock(&out)?;
     if cache::is_complete(&out) {
@@ -368,10 +391,10 @@ pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
 
     on(Event::Stage(&format!(
         "checking out {} into {}",
-        short(plan.applied.tree),
+        short(&plan.resolved.tree),
         src.display()
     )));
-    plan.store.checkout(plan.applied.commit, &src, &slot_name)?;
+    store.checkout(commit, &src, &slot_name)?;
 
     let make = Make::new(req.arch, &src, &obj, &slot.join("build.log"))?;
     on(Event::Stage("configuring"));
@@ -427,9 +450,9 @@ pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
     let desc = serde_json::json!({
         "name": req.name,
         "arch": req.arch,
-        "base_commit": plan.base.to_string(),
-        "commit": plan.applied.commit.to_string(),
-        "tree": plan.applied.tree.to_string(),
+        "base_commit": plan.resolved.base,
+        "commit": plan.resolved.commit,
+        "tree": plan.resolved.tree,
         "steps": req.steps.iter().map(|s| s.describe()).collect::<Vec<_>>(),
         "release": release.trim(),
     });
@@ -478,8 +501,19 @@ fn copy_gdb_scripts(obj: &Path, out: &Path) -> Result<(), Error> {
     copy_tree(&obj.join("scripts/gdb/linux"), &out.join("scripts/gdb/linux"))
 }
 
-fn short(oid: git2::Oid) -> String {
-    oid.to_string()[..12].to_string()
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// The artifacts of `plan`, when the cache holds them whole.
+fn built(req: &Request, plan: &Plan) -> Result<Option<Artifacts>, Error> {
+    let out = cache::dir("kernels/built")?.join(format!("{}-{}", req.arch, plan.key));
+    let _lock = cache::lock(&out)?;
+    if !cache::is_complete(&out) {
+        return Ok(None);
+    }
+    cache::touch(&out);
+    artifacts(req, plan, &out).map(Some)
 }
 
 fn artifacts(req: &Request, plan: &Plan, out: &Path) -> Result<Artifacts, Error> {
@@ -494,9 +528,9 @@ fn artifacts(req: &Request, plan: &Plan, out: &Path) -> Result<Artifacts, Error>
         release,
         origin: format!(
             "built from tree {} ({} step(s) on {})",
-            short(plan.applied.tree),
+            short(&plan.resolved.tree),
             req.steps.len(),
-            short(plan.base)
+            short(&plan.resolved.base)
         ),
         image: out.join("image"),
         modules,

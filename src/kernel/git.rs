@@ -99,23 +99,29 @@ const BASE_REF: &str = "refs/repro/base";
 /// What the top of every kernel source tree holds.
 const KERNEL_TOP: [&str; 6] = ["Makefile", "Kconfig", "arch", "fs", "kernel", "scripts"];
 
+/// The store directory of `tarball` under `cache_dir`, named by its path, size and mtime (so a
+/// new tarball at the same path gets a store of its own), and the mtime in seconds.
+pub fn tarball_store(cache_dir: &Path, tarball: &Path) -> Result<(PathBuf, u64), Error> {
+    let meta = std::fs::metadata(tarball).map_err(|source| Error::Io {
+        path: tarball.to_path_buf(),
+        source,
+    })?;
+    let mtime = crate::cache::mtime(&meta).as_secs();
+    let key = crate::cache::key(&[
+        tarball.to_string_lossy().as_bytes(),
+        &meta.len().to_le_bytes(),
+        &mtime.to_le_bytes(),
+    ]);
+    Ok((cache_dir.join(format!("tar-{key}.git")), mtime))
+}
+
 impl Store {
     /// Opens (creating if needed) the store for `origin` under `cache_dir` and resolves the base
     /// commit. A tarball is imported on first use.
     pub fn open(cache_dir: &Path, origin: &Origin, log: &dyn Fn(&str)) -> Result<(Store, Oid), Error> {
         match origin {
             Origin::Tarball(path) => {
-                let meta = std::fs::metadata(path).map_err(|source| Error::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                let mtime = crate::cache::mtime(&meta).as_secs();
-                let key = crate::cache::key(&[
-                    path.to_string_lossy().as_bytes(),
-                    &meta.len().to_le_bytes(),
-                    &mtime.to_le_bytes(),
-                ]);
-                let dir = cache_dir.join(format!("tar-{key}.git"));
+                let (dir, mtime) = tarball_store(cache_dir, path)?;
                 // One import at a time: builds that start together on a cold cache (a nightly)
                 // would otherwise unpack into the same directory and hash each other's halves.
                 let _lock = crate::cache::lock(&dir).map_err(|e| Error::Io {

@@ -10,6 +10,7 @@ pub mod config;
 mod debian;
 pub mod git;
 pub mod headers;
+mod series_memo;
 
 pub use artifacts::{Artifacts, DebugInfo, Headers};
 pub use debian::{available, changelog};
