@@ -31,7 +31,9 @@
  * Two agents start in each boot. The bring-up (rc.sh) starts `agent hold` early, on the CPU it
  * leaves idle: it opens the port and holds its hello until the bring-up has created UP_FILE.
  * init starts the other once the bring-up is over, and respawns it; it waits on LOCK_FILE,
- * which the agent serving the port holds, so it takes over only if the first one ends.
+ * which the agent serving the port holds, so it takes over only if the first one ends. The
+ * early one says it holds the lock in HELD_FILE, which the bring-up waits for before it ends:
+ * its exec (the binary read from disk) could otherwise lose the lock to init's.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -60,6 +62,7 @@
 #define WRITE_FAILED "repro: cannot write the file to run"
 #define WRITE_FAILED_STATUS 97
 #define LOCK_FILE "/run/repro/agent.lock"
+#define HELD_FILE "/run/repro/agent.held"
 #define UP_DIR "/run/repro"
 #define UP_FILE UP_DIR "/up"
 
@@ -468,6 +471,8 @@ int main(int argc, char **argv)
         fcntl(port, F_SETFD, FD_CLOEXEC); /* the commands must not hold the channel */
     } else if (!on_cmdline("repro.noagent")) {
         take_lock();
+        if (hold)
+            close(open(HELD_FILE, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
         port = open_port();
     }
     if (port < 0) {

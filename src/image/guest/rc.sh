@@ -55,4 +55,7 @@ chmod 600 /root/.ssh/authorized_keys
 # that level.
 [ -z "$level" ] || echo "$level" > /proc/sys/kernel/printk
 echo "repro-guest: up $(uname -r)"
+# The early agent holds its lock before init starts the stand-in (at most a second's wait).
+i=0
+while [ -z "$noagent" ] && [ ! -e /run/repro/agent.held ] && [ $i -lt 200 ]; do usleep 5000; i=$((i + 1)); done
 : > /run/repro/up
