@@ -317,24 +317,23 @@ fn identity(path: &Path) -> Option<String> {
     ))
 }
 
-/// The plan the series' memo gives ([`super::series_memo`]), without opening the store.
-fn remembered(req: &Request) -> Result<Option<Plan>, Error> {
-    let memo = series_memo::path(&cache::dir("git")?, req.origin, req.steps)?;
-    match memo.as_deref().and_then(series_memo::read) {
+/// The plan the series' memo at `memo` gives ([`super::series_memo`]), without opening the
+/// store.
+fn remembered(req: &Request, memo: Option<&Path>) -> Result<Option<Plan>, Error> {
+    match memo.and_then(series_memo::read) {
         Some(resolved) => keyed(req, resolved).map(Some),
         None => Ok(None),
     }
 }
 
 /// The plan, resolved in the store (which a build checks out from, at the commit also given);
-/// remembered for the next.
-fn resolve(req: &Request, log: &dyn Fn(&str)) -> Result<(Plan, Store, git2::Oid), Error> {
-    let git_dir = cache::dir("git")?;
-    let (store, base) = Store::open(&git_dir, req.origin, log)?;
+/// remembered at `memo` for the next.
+fn resolve(req: &Request, memo: Option<&Path>, log: &dyn Fn(&str)) -> Result<(Plan, Store, git2::Oid), Error> {
+    let (store, base) = Store::open(&cache::dir("git")?, req.origin, log)?;
     let applied = store.apply(base, req.steps, log)?;
     let resolved = series_memo::Resolved::new(base, &applied);
-    if let Some(memo) = series_memo::path(&git_dir, req.origin, req.steps)? {
-        series_memo::write(&memo, &resolved);
+    if let Some(memo) = memo {
+        series_memo::write(memo, &resolved);
     }
     Ok((keyed(req, resolved)?, store, applied.commit))
 }
@@ -370,17 +369,19 @@ struct Plan {
 /// Builds (or finds in the cache) the kernel `req` describes.
 pub fn build(req: &Request, on: &dyn Fn(Event)) -> Result<Artifacts, Error> {
     let log = |m: &str| on(Event::Stage(m));
-    if let Some(plan) = remembered(req)? {
-        if let Some(found) = built(req, &plan)? {
+    let memo = series_memo::path(&cache::dir("git")?, req.origin, req.steps)?;
+    if let Some(plan) = remembered(req, memo.as_deref())? {
+        let out = built_dir(req, &plan)?;
+        let _lock = cache::lock(&out)?;
+        if let Some(found) = found(req, &plan, &out)? {
             return Ok(found);
         }
     }
-    let (plan, store, commit) = resolve(req, &log)?;
-    let out = cache::dir("kernels/built")?.join(format!("{}-{}", req.arch, plan.key));
+    let (plan, store, commit) = resolve(req, memo.as_deref(), &log)?;
+    let out = built_dir(req, &plan)?;
     let _lock = cache::lock(&out)?;
-    if cache::is_complete(&out) {
-        cache::touch(&out);
-        return artifacts(req, &plan, &out);
+    if let Some(found) = found(req, &plan, &out)? {
+        return Ok(found);
     }
     let slot_name = format!("{}-{}", req.arch, plan.recipe_key);
     let slot = cache::dir("kbuild")?.join(&slot_name);
@@ -505,15 +506,18 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-/// The artifacts of `plan`, when the cache holds them whole.
-fn built(req: &Request, plan: &Plan) -> Result<Option<Artifacts>, Error> {
-    let out = cache::dir("kernels/built")?.join(format!("{}-{}", req.arch, plan.key));
-    let _lock = cache::lock(&out)?;
-    if !cache::is_complete(&out) {
+/// Where the artifacts of `plan` are cached.
+fn built_dir(req: &Request, plan: &Plan) -> Result<PathBuf, Error> {
+    Ok(cache::dir("kernels/built")?.join(format!("{}-{}", req.arch, plan.key)))
+}
+
+/// The artifacts of `plan` in `out` (whose lock the caller holds), when they are whole there.
+fn found(req: &Request, plan: &Plan, out: &Path) -> Result<Option<Artifacts>, Error> {
+    if !cache::is_complete(out) {
         return Ok(None);
     }
-    cache::touch(&out);
-    artifacts(req, plan, &out).map(Some)
+    cache::touch(out);
+    artifacts(req, plan, out).map(Some)
 }
 
 fn artifacts(req: &Request, plan: &Plan, out: &Path) -> Result<Artifacts, Error> {

@@ -20,8 +20,6 @@ pub struct Resolved {
     pub base: String,
     pub commit: String,
     pub tree: String,
-    /// The base's commit time (the build's timestamp).
-    pub time: i64,
 }
 
 impl Resolved {
@@ -30,7 +28,6 @@ impl Resolved {
             base: base.to_string(),
             commit: applied.commit.to_string(),
             tree: applied.tree.to_string(),
-            time: applied.time,
         }
     }
 
@@ -88,12 +85,12 @@ pub fn write(memo: &Path, resolved: &Resolved) {
 }
 
 fn render(r: &Resolved) -> String {
-    format!("{} {} {} {}\n", r.base, r.commit, r.tree, r.time)
+    format!("{} {} {}\n", r.base, r.commit, r.tree)
 }
 
 fn parse(text: &str) -> Option<Resolved> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let [base, commit, tree, time] = words[..] else {
+    let [base, commit, tree] = words[..] else {
         return None;
     };
     let id = |w: &str| (w.len() == 40 && w.bytes().all(|b| b.is_ascii_hexdigit())).then(|| w.to_string());
@@ -101,7 +98,6 @@ fn parse(text: &str) -> Option<Resolved> {
         base: id(base)?,
         commit: id(commit)?,
         tree: id(tree)?,
-        time: time.parse().ok()?,
     })
 }
 
