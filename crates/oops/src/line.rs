@@ -93,7 +93,11 @@ impl Splitter {
 /// prompt), everything before that timestamp is dropped too. Trailing whitespace is removed;
 /// the message's own leading whitespace (frame indentation) is kept.
 pub(crate) fn clean(bytes: &[u8]) -> String {
-    let decoded = String::from_utf8_lossy(bytes);
+    // Valid UTF-8 (nearly every line) is checked by std's word-at-a-time ASCII path.
+    let decoded = match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
     let p = patterns::get();
     let mut s: &str = &decoded;
     let mut had_stamp = false;
