@@ -86,8 +86,9 @@ const NOT_FOR_DRIVERS: &[&str] = &[
     "repro::guest",
     "repro::console",
 ];
-/// What the oops crate may depend on: nothing that could do I/O.
-const OOPS_DEPENDENCIES: &[&str] = &["memchr", "regex", "serde"];
+/// What the oops crate may depend on: nothing that could do I/O. (`regex-automata` is the
+/// engine under `regex`; the crate walks a lazy DFA of it to skip lines.)
+const OOPS_DEPENDENCIES: &[&str] = &["memchr", "regex", "regex-automata", "serde"];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

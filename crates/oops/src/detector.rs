@@ -47,12 +47,11 @@ struct HeaderMatch {
 }
 
 fn match_header(text: &str) -> Option<HeaderMatch> {
-    // Every header starts with a letter or `[` (patterns test): an indented line (a frame, a
-    // register dump) never is one, and most report lines are indented.
-    if !text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '[') {
+    // Most lines cannot start a header (a frame, a register dump, a plain message).
+    let p = patterns::get();
+    if !p.header_lead.may_match(text) {
         return None;
     }
-    let p = patterns::get();
     let first = p.headers.matches(text).into_iter().next()?;
     let c = p.header_res[first].captures(text)?;
     Some(HeaderMatch {

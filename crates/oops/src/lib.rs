@@ -21,6 +21,7 @@
 mod analyze;
 mod detector;
 mod frame;
+mod lead;
 mod line;
 mod paste;
 mod patterns;

@@ -4,6 +4,7 @@
 //! All regexes are for the `regex` crate, which matches in time linear in the input (no
 //! backtracking), so no line can make the parser slow.
 
+use crate::lead::{Gated, Lead};
 use crate::report::CrashKind;
 use regex::{Regex, RegexSet};
 use std::sync::OnceLock;
@@ -477,6 +478,8 @@ pub(crate) fn in_table(table: &[&str], func: &str) -> bool {
 /// All compiled patterns.
 pub(crate) struct Patterns {
     pub headers: RegexSet,
+    /// The starts a header can have.
+    pub header_lead: Lead,
     pub header_res: Vec<Regex>,
     pub line_prefix: Regex,
     pub stamp_anywhere: Regex,
@@ -491,15 +494,15 @@ pub(crate) struct Patterns {
     pub marker: Regex,
     pub regdump: Regex,
     pub tail: RegexSet,
-    pub end_trace: Regex,
-    pub end_panic: Regex,
-    pub sanitizer_end: Regex,
+    pub end_trace: Gated,
+    pub end_panic: Gated,
+    pub sanitizer_end: Gated,
     pub ignore_next_trace: Regex,
-    pub cpu_line: Regex,
-    pub taint_line: Regex,
-    pub ident_line: Regex,
-    pub process_line: Regex,
-    pub task_line: Regex,
+    pub cpu_line: Gated,
+    pub taint_line: Gated,
+    pub ident_line: Gated,
+    pub process_line: Gated,
+    pub task_line: Gated,
     pub access: Regex,
     pub lock_at: Regex,
     /// A bare function name at the start of the text (`crash_wq_fn [crashmod]`, `foo+0x1/0x2`).
@@ -512,10 +515,15 @@ fn re(s: &str) -> Regex {
     Regex::new(s).unwrap_or_else(|e| panic!("bad built-in pattern {s:?}: {e}"))
 }
 
+fn gated(s: &str) -> Gated {
+    Gated::new(re(s))
+}
+
 fn build() -> Patterns {
     let sym_re = sym!();
     Patterns {
         headers: RegexSet::new(HEADERS.iter().map(|d| d.re)).expect("header patterns"),
+        header_lead: Lead::of(&HEADERS.iter().map(|d| d.re).collect::<Vec<_>>()),
         header_res: HEADERS.iter().map(|d| re(d.re)).collect(),
         line_prefix: re(concat!(
             r"^(?:<\d{1,3}>)?",
@@ -544,17 +552,17 @@ fn build() -> Patterns {
         marker: re(r"^\s*<(/?)([A-Z#_]+)>\s*$"),
         regdump: re(REGDUMP),
         tail: RegexSet::new(TAIL_LINES).expect("tail patterns"),
-        end_trace: re(r"^-+\[ end trace"),
-        end_panic: re(r"^-+\[ end Kernel panic"),
-        sanitizer_end: re(r"^={20,}\s*$"),
+        end_trace: gated(r"^-+\[ end trace"),
+        end_panic: gated(r"^-+\[ end Kernel panic"),
+        sanitizer_end: gated(r"^={20,}\s*$"),
         ignore_next_trace: re(r"RCU grace-period kthread stack dump:|Stack dump where RCU GP kthread last ran:"),
-        cpu_line: re(
+        cpu_line: gated(
             r"^CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?)(?: Kdump: loaded)? (?:Not tainted|Tainted: ([A-Z ]+?)) +(\S+)(?: #|\s*$)",
         ),
-        taint_line: re(r"^\s+(?:Not tainted|Tainted: ([A-Z ]+?)) +(\S+)(?: #|\s*$)"),
-        ident_line: re(r"^(\d\S*) #\S+ (?:Not tainted|Tainted: ([A-Z ]+?))\s*$"),
-        process_line: re(r"^Process (.+?) \(pid: (\d+), stack limit"),
-        task_line: re(r"^task:(\S+)\s+state:.*?\bpid:\s*(\d+)"),
+        taint_line: gated(r"^\s+(?:Not tainted|Tainted: ([A-Z ]+?)) +(\S+)(?: #|\s*$)"),
+        ident_line: gated(r"^(\d\S*) #\S+ (?:Not tainted|Tainted: ([A-Z ]+?))\s*$"),
+        process_line: gated(r"^Process (.+?) \(pid: (\d+), stack limit"),
+        task_line: gated(r"^task:(\S+)\s+state:.*?\bpid:\s*(\d+)"),
         access: re(r"^(Read|Write) (?:of size \d+|at addr)"),
         lock_at: re(&format!(r", at: {sym_re}\+0x")),
         symbol: re(r"^([A-Za-z_][A-Za-z0-9_.]*)(?:\+0x|\s|$)"),
@@ -579,21 +587,72 @@ mod tests {
         assert_eq!(p.header_res.len(), HEADERS.len());
     }
 
-    /// The detector skips lines that start otherwise: no header may start with anything but a
-    /// letter or `[`, in any of its optional prefixes.
+    /// The header set's lead (the starts a match can have) skips the lines a report is mostly
+    /// made of. It is worked out only for a set whose every pattern is anchored.
     #[test]
-    fn every_header_starts_with_a_letter_or_a_bracket() {
+    fn every_header_is_anchored_and_most_report_lines_cannot_start_one() {
         for d in HEADERS {
-            let mut body = d.re.strip_prefix('^').unwrap_or_else(|| panic!("unanchored: {}", d.re));
-            while let Some(b) = body.strip_prefix("(?:").or_else(|| body.strip_prefix('(')) {
-                body = b;
-            }
-            assert!(
-                body.starts_with(|c: char| c.is_ascii_alphabetic()) || body.starts_with("\\["),
-                "{}",
-                d.re
-            );
+            assert!(d.re.starts_with('^'), "unanchored: {}", d.re);
         }
+        let lead = &get().header_lead;
+        for line in [
+            "RIP: 0010:nfs_updatepage+0x2b5/0x960 [nfs]",
+            "RAX: 0000000000000000 RBX: ffff888003b0e000 RCX: 0000000000000000",
+            "Code: 48 89 df e8 6b",
+            "Call Trace:",
+            " <TASK>",
+            " ? nfs_updatepage+0x2b5/0x960 [nfs]",
+            "CPU: 0 PID: 55 Comm: dd Not tainted 6.1.0 #1",
+            "Hardware name: QEMU Standard PC (i440FX + PIIX, 1996)",
+            "Modules linked in: nfs lockd",
+            "x29: ffff800008003e40 x28: ffff000003a9c000",
+        ] {
+            assert!(!lead.may_match(line), "{line:?}");
+        }
+        for line in [
+            "BUG: kernel NULL pointer dereference, address: 0",
+            "Oops: general protection fault",
+        ] {
+            assert!(lead.may_match(line), "{line:?}");
+        }
+    }
+
+    /// A gate changes no answer: on every line of every fixture log, cleaned as the detector
+    /// cleans it, a gated pattern matches exactly when its regex alone does, and no line the
+    /// header set matches is one its lead skips.
+    #[test]
+    fn the_gates_skip_only_lines_their_patterns_cannot_match() {
+        let p = get();
+        let gated = [
+            &p.end_trace,
+            &p.end_panic,
+            &p.sanitizer_end,
+            &p.cpu_line,
+            &p.taint_line,
+            &p.ident_line,
+            &p.process_line,
+            &p.task_line,
+        ];
+        let plain: Vec<Regex> = gated.iter().map(|g| re(g.as_str())).collect();
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let (mut lines, mut headers) = (0, 0);
+        for e in std::fs::read_dir(data).unwrap() {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            for raw in bytes.split(|b| *b == b'\n') {
+                let text = crate::line::clean(raw);
+                for t in [text.as_str(), text.trim_start()] {
+                    lines += 1;
+                    if p.headers.is_match(t) {
+                        headers += 1;
+                        assert!(p.header_lead.may_match(t), "{t:?}");
+                    }
+                    for (g, r) in gated.iter().zip(&plain) {
+                        assert_eq!(g.is_match(t), r.is_match(t), "{} on {t:?}", r.as_str());
+                    }
+                }
+            }
+        }
+        assert!(lines > 1000 && headers > 50, "{lines} lines, {headers} headers");
     }
 
     #[test]
